@@ -1,0 +1,134 @@
+// The only file that loads the native addon, and the exact TypeScript shape of what it exports.
+// Everything else in lib/ goes through these types.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { Gpt2Error } from './errors.js';
+
+// ---- the model and its engine ----
+
+export interface NativeModelOptions {
+  threads?: number;
+  contextSize?: number;
+  maxSequences?: number;
+  batchSize?: number;
+  kvF32?: boolean;
+}
+
+export interface NativeModelInfo {
+  architecture: 'gpt2';
+  name: string;
+  path: string;
+  layers: number;
+  embeddingSize: number;
+  heads: number;
+  feedForwardSize: number;
+  contextLength: number;
+  vocabSize: number;
+  parameterCount: number;
+  tensorType: string;
+  weightBytes: number;
+  tiedOutput: boolean;
+  eosTokenId: number;
+  contextSize: number;
+  maxSequences: number;
+  batchSize: number;
+  threads: number;
+  kvCacheBytes: number;
+  computeBufferBytes: number;
+}
+
+export interface NativeRequest {
+  kind: 'generate' | 'evaluate';
+  prompt: Uint32Array;
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  seed?: number;
+  ignoreEos?: boolean;
+  allLogits?: boolean;
+  /** tokens the consumer can take before the engine must wait for a grant() */
+  credit?: number;
+}
+
+/** One engine report about one request; the engine sends all of a step's reports at once. */
+export interface NativeEvent {
+  id: number;
+  tokens: Uint32Array;
+  text: string;
+  done: boolean;
+  finishReason?: 'stop' | 'length' | 'abort' | 'error';
+  promptTokens?: number;
+  completionTokens?: number;
+  errorCode?: string;
+  errorMessage?: string;
+  logits?: Float32Array;
+}
+
+export interface NativeStats {
+  activeSequences: number;
+  queuedSequences: number;
+  slots: number;
+  kvUsed: number;
+  kvCapacity: number;
+  promptTokens: number;
+  generatedTokens: number;
+  steps: number;
+  busySeconds: number;
+}
+
+export interface NativeModel {
+  info(): NativeModelInfo;
+  tokenizer(): NativeTokenizer;
+  submit(request: NativeRequest): number;
+  grant(id: number, tokens: number): void;
+  cancel(id: number): void;
+  stats(): NativeStats;
+  dispose(): Promise<void>;
+}
+
+// ---- tokenizer section (native/addon/tokenizer_wrap.cpp) ----
+// BEGIN TOKENIZER
+export interface NativeTokenizer {
+  [key: string]: unknown;
+}
+// END TOKENIZER
+
+export interface NativeBinding {
+  loadModel(path: string, options: NativeModelOptions, onEvents: (events: NativeEvent[]) => void): Promise<NativeModel>;
+  setLogger(fn: ((level: number, source: string, text: string) => void) | null, minLevel?: number): void;
+  [key: string]: unknown;
+}
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'gpt2-node') return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Gpt2Error('ERR_NO_BINARY', 'cannot find the gpt2-node package root');
+    dir = parent;
+  }
+}
+
+function load(): NativeBinding {
+  const root = packageRoot();
+  const candidates = [
+    process.env.GPT2_NODE_BINARY,
+    join(root, 'build', 'Release', 'gpt2_node.node'),
+    join(root, 'build', 'Debug', 'gpt2_node.node'),
+  ].filter((p): p is string => !!p);
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new Gpt2Error('ERR_NO_BINARY',
+      `the gpt2-node native addon is not built (looked in ${candidates.join(', ')}); run \`npm install\` in ${root}`);
+  }
+  const require = createRequire(import.meta.url);
+  return require(found) as NativeBinding;
+}
+
+export const binding: NativeBinding = load();

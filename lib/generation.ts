@@ -1,0 +1,175 @@
+// A running generation as an async iterator with backpressure.
+//
+// The engine may run ahead of the consumer by at most `highWaterMark` tokens: it starts with that
+// much credit, spends one per token, and gets one back for each token the consumer pulls. A
+// consumer that stops pulling therefore pauses its own sequence (and only its own) in the
+// engine; nothing is buffered without bound.
+import type { NativeEvent, NativeModel } from './binding.js';
+import { Gpt2Error } from './errors.js';
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+}
+
+export interface Chunk {
+  /** New text; never ends inside a UTF-8 sequence. May be empty. */
+  text: string;
+  /** The token ids this chunk's text came from. */
+  tokens: Uint32Array;
+  /** Set on the last chunk only. */
+  finishReason?: FinishReason;
+  /** Set on the last chunk only. */
+  usage?: Usage;
+}
+
+/** What a request handler gets from the model's event dispatcher. */
+export interface EventSink {
+  onEvent(e: NativeEvent): void;
+}
+
+export interface RequestRegistry {
+  register(id: number, sink: EventSink): void;
+  unregister(id: number): void;
+}
+
+export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
+  readonly #native: NativeModel;
+  readonly #registry: RequestRegistry;
+  readonly #hwm: number;
+  readonly #promptTokens: number;
+  readonly #buffer: Chunk[] = [];
+  #waiter: { resolve: (r: IteratorResult<Chunk>) => void; reject: (e: unknown) => void } | undefined;
+  #id = -1;
+  #finished = false;      // the engine reported the end (or it never started)
+  #failure: Error | undefined;
+  #signal: AbortSignal | undefined;
+  #onAbort: (() => void) | undefined;
+
+  constructor(native: NativeModel, registry: RequestRegistry, prompt: Uint32Array,
+    options: { maxTokens: number; temperature: number; topK: number; topP: number; minP: number; seed: number;
+      ignoreEos: boolean; highWaterMark: number; signal?: AbortSignal }) {
+    this.#native = native;
+    this.#registry = registry;
+    this.#hwm = options.highWaterMark;
+    this.#promptTokens = prompt.length;
+    this.#signal = options.signal;
+    if (this.#signal?.aborted) {
+      this.#end({ text: '', tokens: new Uint32Array(0), finishReason: 'abort', usage: this.#usage(0) });
+      return;
+    }
+    this.#id = native.submit({
+      kind: 'generate', prompt, maxTokens: options.maxTokens, temperature: options.temperature, topK: options.topK,
+      topP: options.topP, minP: options.minP, seed: options.seed, ignoreEos: options.ignoreEos, credit: this.#hwm,
+    });
+    registry.register(this.#id, this);
+    if (this.#signal) {
+      this.#onAbort = () => this.#cancel();
+      this.#signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  #usage(completion: number): Usage {
+    return { promptTokens: this.#promptTokens, completionTokens: completion, totalTokens: this.#promptTokens + completion };
+  }
+
+  #cancel(): void {
+    if (!this.#finished && this.#id >= 0) {
+      try { this.#native.cancel(this.#id); } catch { /* disposed: the engine ends it anyway */ }
+    }
+  }
+
+  #cleanup(): void {
+    if (this.#onAbort) this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#onAbort = undefined;
+    if (this.#id >= 0) this.#registry.unregister(this.#id);
+  }
+
+  #end(last: Chunk | undefined, failure?: Error): void {
+    this.#finished = true;
+    this.#failure = failure;
+    if (last) this.#push(last);
+    this.#cleanup();
+    if (this.#waiter && this.#buffer.length === 0) this.#settleWaiter();
+  }
+
+  #push(chunk: Chunk): void {
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      this.#consumed(chunk);
+      w.resolve({ value: chunk, done: false });
+    } else {
+      this.#buffer.push(chunk);
+    }
+  }
+
+  /** A chunk left the buffer: the engine may produce that many more tokens. */
+  #consumed(chunk: Chunk): void {
+    if (!this.#finished && chunk.tokens.length > 0 && this.#id >= 0) {
+      try { this.#native.grant(this.#id, chunk.tokens.length); } catch { /* disposed meanwhile */ }
+    }
+  }
+
+  #settleWaiter(): void {
+    const w = this.#waiter!;
+    this.#waiter = undefined;
+    if (this.#failure) {
+      const f = this.#failure;
+      this.#failure = undefined;
+      w.reject(f);
+    } else {
+      w.resolve({ value: undefined, done: true });
+    }
+  }
+
+  onEvent(e: NativeEvent): void {
+    if (e.tokens.length > 0 || e.text.length > 0) this.#push({ text: e.text, tokens: e.tokens });
+    if (!e.done) return;
+    if (e.finishReason === 'error') {
+      this.#end(undefined, new Gpt2Error(e.errorCode ?? 'ERR_INTERNAL', e.errorMessage ?? 'generation failed'));
+    } else {
+      this.#end({ text: '', tokens: new Uint32Array(0), finishReason: e.finishReason as FinishReason, usage: this.#usage(e.completionTokens ?? 0) });
+    }
+  }
+
+  next(): Promise<IteratorResult<Chunk>> {
+    if (this.#waiter) return Promise.reject(new Gpt2Error('ERR_CONCURRENT_NEXT', 'next() called while a previous next() is pending'));
+    const chunk = this.#buffer.shift();
+    if (chunk) {
+      this.#consumed(chunk);
+      return Promise.resolve({ value: chunk, done: false });
+    }
+    if (this.#finished) {
+      if (this.#failure) {
+        const f = this.#failure;
+        this.#failure = undefined;
+        return Promise.reject(f);
+      }
+      return Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise((resolve, reject) => { this.#waiter = { resolve, reject }; });
+  }
+
+  /** Called by `break` in a for-await loop: stops the generation and frees its slot. */
+  return(): Promise<IteratorResult<Chunk>> {
+    this.#cancel();
+    this.#buffer.length = 0;
+    this.#finished = true;
+    this.#failure = undefined;
+    this.#cleanup();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** Tokens buffered here and not yet pulled (for tests and stats). */
+  get buffered(): number {
+    return this.#buffer.reduce((n, c) => n + c.tokens.length, 0);
+  }
+}

@@ -1,0 +1,8 @@
+// gpt2-node: run GPT-2-family models in Node.js and Electron.
+export { Gpt2Error } from './errors.js';
+export { loadModel, Model } from './model.js';
+export type { Completion, EvaluateOptions, GenerateOptions, LoadModelOptions, ModelInfo, ModelStats, Prompt } from './model.js';
+export { Generation } from './generation.js';
+export type { Chunk, FinishReason, Usage } from './generation.js';
+export { setLogger } from './logger.js';
+export type { LogLevel } from './logger.js';

@@ -1,0 +1,31 @@
+// The export table and the environment's cleanup hook; nothing else.
+#include "addon/addon_data.h"
+#include "addon/model_wrap.h"
+#include "addon/tokenizer_wrap.h"
+#include "addon/log_wrap.h"
+
+#include <napi.h>
+
+namespace gpt2::addon {
+
+static Napi::Object init(Napi::Env env, Napi::Object exports) {
+    auto * data = new addon_data();
+    env.SetInstanceData<addon_data>(data);   // deleted by node with the environment
+    // Stop engine threads before the environment goes away (process exit, worker exit, Electron
+    // window close): nothing may call into JS after teardown.
+    env.AddCleanupHook([data] {
+        auto live = data->live_models;
+        for (ModelWrap * m : live) m->shutdown();
+        data->live_models.clear();
+        log_shutdown(data);
+    });
+    ModelWrap::Init(env, exports);
+    TokenizerWrap::Init(env, exports);
+    log_init(env, exports);
+    return exports;
+}
+
+} // namespace gpt2::addon
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) { return gpt2::addon::init(env, exports); }
+NODE_API_MODULE(gpt2_node, Init)

@@ -1,0 +1,396 @@
+#include "addon/model_wrap.h"
+
+#include "addon/addon_data.h"
+#include "addon/errors.h"
+#include "addon/tokenizer_wrap.h"
+
+#include <cmath>
+
+namespace gpt2::addon {
+
+// ---- engine → JS notification ------------------------------------------------------------------
+
+void model_state::poke() {
+    if (!ready.load()) return;
+    if (poke_pending.exchange(true)) return;   // a call is queued already; it will take our events
+    auto self = shared_from_this();
+    napi_status st = tsfn.NonBlockingCall([self](Napi::Env env, Napi::Function) {
+        if (self->owner) self->owner->deliver(env);
+    });
+    if (st != napi_ok) poke_pending.store(false);
+}
+
+static Napi::Array events_to_js(Napi::Env env, std::vector<event> & events) {
+    Napi::Array arr = Napi::Array::New(env, events.size());
+    for (size_t i = 0; i < events.size(); ++i) {
+        event & e = events[i];
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("id", Napi::Number::New(env, (double) e.id));
+        Napi::Uint32Array toks = Napi::Uint32Array::New(env, e.tokens.size());
+        std::copy(e.tokens.begin(), e.tokens.end(), toks.Data());
+        o.Set("tokens", toks);
+        o.Set("text", Napi::String::New(env, e.text));
+        o.Set("done", Napi::Boolean::New(env, e.done));
+        if (e.done) {
+            o.Set("finishReason", Napi::String::New(env, e.finish_reason));
+            o.Set("promptTokens", Napi::Number::New(env, e.n_prompt));
+            o.Set("completionTokens", Napi::Number::New(env, e.n_generated));
+            if (!e.error_code.empty()) {
+                o.Set("errorCode", Napi::String::New(env, e.error_code));
+                o.Set("errorMessage", Napi::String::New(env, e.error_message));
+            }
+            if (!e.logits.empty()) {
+                Napi::Float32Array lg = Napi::Float32Array::New(env, e.logits.size());   // JS-owned copy (no external buffers)
+                std::copy(e.logits.begin(), e.logits.end(), lg.Data());
+                o.Set("logits", lg);
+            }
+        }
+        arr.Set((uint32_t) i, o);
+    }
+    return arr;
+}
+
+void ModelWrap::deliver(Napi::Env env) {
+    state_->poke_pending.store(false);
+    if (!state_->eng) return;
+    std::vector<event> events = state_->eng->take_events();
+    if (events.empty()) return;
+    for (const event & e : events) if (e.done) requests_.erase(e.id);
+    if (requests_.empty() && tsfn_ref_) {
+        state_->tsfn.Unref(env);   // idle: do not keep the process alive
+        tsfn_ref_ = false;
+    }
+    Napi::HandleScope scope(env);
+    on_events_.Call({ events_to_js(env, events) });
+}
+
+// ---- loading -----------------------------------------------------------------------------------
+
+class load_worker : public Napi::AsyncWorker {
+public:
+    load_worker(Napi::Env env, std::string path, decoder_params params, Napi::Function on_events)
+        : Napi::AsyncWorker(env, "gpt2-node:load"), deferred_(Napi::Promise::Deferred::New(env)),
+          path_(std::move(path)), params_(params), state_(std::make_shared<model_state>()) {
+        on_events_ = Napi::Persistent(on_events);
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+    void Execute() override {
+        try {
+            state_->mdl = model_load_gguf(path_);
+            std::weak_ptr<model_state> weak = state_;
+            state_->eng = std::make_unique<engine>(state_->mdl, params_, [weak] {
+                if (auto s = weak.lock()) s->poke();
+            });
+        } catch (const gpt2::error & e) {
+            code_ = e.code(); message_ = e.what(); kind_ = e.kind();
+        } catch (const std::exception & e) {
+            code_ = "ERR_INTERNAL"; message_ = e.what();
+        }
+    }
+
+    void OnOK() override {
+        Napi::Env env = Env();
+        if (!code_.empty()) {
+            deferred_.Reject(to_js_error(env, code_, message_, kind_).Value());
+            return;
+        }
+        Napi::Object obj = data_of(env).model_ctor.New({});
+        ModelWrap * wrap = ModelWrap::Unwrap(obj);
+        wrap->state_ = state_;
+        wrap->on_events_ = std::move(on_events_);
+        state_->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}),
+                                                     "gpt2-node:events", 0, 1,
+                                                     [](Napi::Env) {});
+        state_->owner = wrap;
+        state_->tsfn.Unref(env);
+        wrap->Ref();                                     // alive until dispose() or teardown
+        data_of(env).live_models.insert(wrap);
+        state_->ready.store(true);
+        deferred_.Resolve(obj);
+    }
+
+    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
+
+private:
+    Napi::Promise::Deferred      deferred_;
+    std::string                  path_;
+    decoder_params               params_;
+    std::shared_ptr<model_state> state_;
+    Napi::FunctionReference      on_events_;
+    std::string                  code_, message_;
+    error_kind                   kind_ = error_kind::coded;
+};
+
+static bool read_uint_opt(Napi::Env env, Napi::Object o, const char * key, uint32_t max, uint32_t & out) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) return true;
+    if (!v.IsNumber()) {
+        Napi::TypeError::New(env, std::string("Expected integer for ") + key).ThrowAsJavaScriptException();
+        return false;
+    }
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= max) || std::floor(d) != d) {
+        Napi::RangeError::New(env, std::string("Expected integer between 0 and ") + std::to_string(max) + " for " + key +
+                                   " but received " + v.ToString().Utf8Value()).ThrowAsJavaScriptException();
+        return false;
+    }
+    out = (uint32_t) d;
+    return true;
+}
+
+Napi::Value ModelWrap::Load(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsObject() || !info[2].IsFunction()) {
+        GPT2_THROW_TYPE(env, "loadModel(path: string, options: object, onEvents: function)");
+    }
+    Napi::Object o = info[1].As<Napi::Object>();
+    decoder_params p;
+    if (!read_uint_opt(env, o, "threads", 512, p.n_threads)) return Napi::Value();
+    if (!read_uint_opt(env, o, "contextSize", 1u << 20, p.n_ctx)) return Napi::Value();
+    if (!read_uint_opt(env, o, "maxSequences", 4096, p.n_seq)) return Napi::Value();
+    if (!read_uint_opt(env, o, "batchSize", 1u << 16, p.n_batch)) return Napi::Value();
+    if (p.n_seq == 0) p.n_seq = 1;
+    Napi::Value kv32 = o.Get("kvF32");
+    p.kv_f32 = kv32.IsBoolean() && kv32.As<Napi::Boolean>().Value();
+
+    auto * w = new load_worker(env, info[0].As<Napi::String>().Utf8Value(), p, info[2].As<Napi::Function>());
+    Napi::Promise promise = w->promise();
+    w->Queue();
+    return promise;
+}
+
+// ---- the object --------------------------------------------------------------------------------
+
+void ModelWrap::Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = DefineClass(env, "NativeModel", {
+        InstanceMethod<&ModelWrap::Info>("info"),
+        InstanceMethod<&ModelWrap::Tokenizer>("tokenizer"),
+        InstanceMethod<&ModelWrap::Submit>("submit"),
+        InstanceMethod<&ModelWrap::Grant>("grant"),
+        InstanceMethod<&ModelWrap::Cancel>("cancel"),
+        InstanceMethod<&ModelWrap::Stats>("stats"),
+        InstanceMethod<&ModelWrap::Dispose>("dispose"),
+    });
+    data_of(env).model_ctor = Napi::Persistent(ctor);
+    exports.Set("loadModel", Napi::Function::New(env, &ModelWrap::Load, "loadModel"));
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<ModelWrap>(info) {}
+
+ModelWrap::~ModelWrap() { shutdown(); }
+
+void ModelWrap::shutdown() {
+    if (!state_) return;
+    state_->ready.store(false);
+    state_->owner = nullptr;
+    if (state_->eng) state_->eng->stop();
+    state_->eng.reset();
+    state_->mdl.reset();
+    if (!disposed_ && state_->tsfn) state_->tsfn.Release();
+    disposed_ = true;
+}
+
+bool ModelWrap::check_alive(Napi::Env env) {
+    if (!disposed_ && state_ && state_->eng) return true;
+    to_js_error(env, "ERR_DISPOSED", "the model has been disposed").ThrowAsJavaScriptException();
+    return false;
+}
+
+Napi::Value ModelWrap::Info(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (!check_alive(env)) return Napi::Value();
+    const model & m = *state_->mdl;
+    const decoder & d = state_->eng->dec();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("architecture", "gpt2");
+    o.Set("name", m.name);
+    o.Set("path", m.path);
+    o.Set("layers", m.hp.n_layer);
+    o.Set("embeddingSize", m.hp.n_embd);
+    o.Set("heads", m.hp.n_head);
+    o.Set("feedForwardSize", m.hp.n_ff);
+    o.Set("contextLength", m.hp.n_ctx);
+    o.Set("vocabSize", m.hp.n_vocab);
+    o.Set("parameterCount", (double) m.n_params);
+    o.Set("tensorType", m.weight_type);
+    o.Set("weightBytes", (double) m.n_bytes);
+    o.Set("tiedOutput", m.tied_output);
+    o.Set("eosTokenId", m.vocab->eos_id());
+    o.Set("contextSize", d.params().n_ctx);
+    o.Set("maxSequences", d.params().n_seq);
+    o.Set("batchSize", d.params().n_batch);
+    o.Set("threads", d.params().n_threads);
+    o.Set("kvCacheBytes", (double) d.kv_bytes());
+    o.Set("computeBufferBytes", (double) d.compute_bytes());
+    return o;
+}
+
+Napi::Value ModelWrap::Tokenizer(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (!check_alive(env)) return Napi::Value();
+    return TokenizerWrap::NewInstance(env, state_->mdl->vocab);
+}
+
+static bool get_number(Napi::Object o, const char * key, double & out) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) return true;
+    if (!v.IsNumber()) {
+        Napi::TypeError::New(o.Env(), std::string("Expected number for ") + key).ThrowAsJavaScriptException();
+        return false;
+    }
+    out = v.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(out)) {
+        Napi::RangeError::New(o.Env(), std::string("Expected finite number for ") + key).ThrowAsJavaScriptException();
+        return false;
+    }
+    return true;
+}
+
+// submit({ kind, prompt: Uint32Array, maxTokens, temperature, topK, topP, minP, seed, ignoreEos,
+//          allLogits, credit }) → request id
+Napi::Value ModelWrap::Submit(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (!check_alive(env)) return Napi::Value();
+    if (info.Length() < 1 || !info[0].IsObject()) GPT2_THROW_TYPE(env, "submit(request: object)");
+    Napi::Object o = info[0].As<Napi::Object>();
+    Napi::Value prompt = o.Get("prompt");
+    if (!prompt.IsTypedArray() || prompt.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+        GPT2_THROW_TYPE(env, "Expected Uint32Array for prompt");
+    }
+    Napi::Uint32Array ids = prompt.As<Napi::Uint32Array>();
+
+    auto r = std::make_shared<request>();
+    Napi::Value kind = o.Get("kind");
+    r->kind = kind.IsString() && kind.As<Napi::String>().Utf8Value() == "evaluate" ? request_kind::evaluate : request_kind::generate;
+    r->prompt.assign(ids.Data(), ids.Data() + ids.ElementLength());
+    double max_tokens = 16, temperature = 1, top_k = 0, top_p = 1, min_p = 0, seed = 0, credit = 1;
+    if (!get_number(o, "maxTokens", max_tokens) || !get_number(o, "temperature", temperature) ||
+        !get_number(o, "topK", top_k) || !get_number(o, "topP", top_p) || !get_number(o, "minP", min_p) ||
+        !get_number(o, "seed", seed) || !get_number(o, "credit", credit)) {
+        return Napi::Value();
+    }
+    if (max_tokens < 1 || max_tokens > 4294967295.0) GPT2_THROW_RANGE(env, "maxTokens out of range");
+    if (temperature < 0) GPT2_THROW_RANGE(env, "temperature must be ≥ 0");
+    if (top_k < 0 || top_k > 4294967295.0) GPT2_THROW_RANGE(env, "topK out of range");
+    if (!(top_p > 0 && top_p <= 1)) GPT2_THROW_RANGE(env, "topP must be in (0, 1]");
+    if (!(min_p >= 0 && min_p <= 1)) GPT2_THROW_RANGE(env, "minP must be in [0, 1]");
+    if (seed < 0 || seed > 9007199254740991.0) GPT2_THROW_RANGE(env, "seed out of range");
+    r->max_tokens           = (uint32_t) max_tokens;
+    r->sampling.temperature = (float) temperature;
+    r->sampling.top_k       = (uint32_t) top_k;
+    r->sampling.top_p       = (float) top_p;
+    r->sampling.min_p       = (float) min_p;
+    r->sampling.seed        = (uint64_t) seed;
+    r->ignore_eos           = o.Get("ignoreEos").ToBoolean().Value();
+    r->all_logits           = o.Get("allLogits").ToBoolean().Value();
+    r->credit.store((int64_t) std::max(0.0, credit));
+    r->id = next_id_++;
+
+    try {
+        state_->eng->submit(r);
+    } catch (const std::exception & e) {
+        to_js_error(env, e).ThrowAsJavaScriptException();
+        return Napi::Value();
+    }
+    requests_.emplace(r->id, r);
+    if (!tsfn_ref_) {
+        state_->tsfn.Ref(env);   // requests in flight keep the process alive
+        tsfn_ref_ = true;
+    }
+    return Napi::Number::New(env, (double) r->id);
+}
+
+static bool read_id(const Napi::CallbackInfo & info, uint64_t & id) {
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+        Napi::TypeError::New(info.Env(), "Expected request id").ThrowAsJavaScriptException();
+        return false;
+    }
+    id = (uint64_t) info[0].As<Napi::Number>().Int64Value();
+    return true;
+}
+
+Napi::Value ModelWrap::Grant(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    uint64_t id;
+    if (!read_id(info, id)) return Napi::Value();
+    if (info.Length() < 2 || !info[1].IsNumber()) GPT2_THROW_TYPE(env, "Expected number of tokens to grant");
+    if (disposed_) return env.Undefined();
+    auto it = requests_.find(id);
+    if (it != requests_.end()) state_->eng->grant(it->second, info[1].As<Napi::Number>().Int64Value());
+    return env.Undefined();
+}
+
+Napi::Value ModelWrap::Cancel(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    uint64_t id;
+    if (!read_id(info, id)) return Napi::Value();
+    if (disposed_) return env.Undefined();
+    auto it = requests_.find(id);
+    if (it != requests_.end()) state_->eng->cancel(it->second);
+    return env.Undefined();
+}
+
+Napi::Value ModelWrap::Stats(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (!check_alive(env)) return Napi::Value();
+    engine_stats s = state_->eng->stats();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("activeSequences", s.active);
+    o.Set("queuedSequences", s.queued);
+    o.Set("slots", s.slots);
+    o.Set("kvUsed", (double) s.kv_used);
+    o.Set("kvCapacity", (double) s.kv_capacity);
+    o.Set("promptTokens", (double) s.tokens_prompt);
+    o.Set("generatedTokens", (double) s.tokens_generated);
+    o.Set("steps", (double) s.steps);
+    o.Set("busySeconds", s.busy_seconds);
+    return o;
+}
+
+// ---- disposal ----------------------------------------------------------------------------------
+
+class dispose_worker : public Napi::AsyncWorker {
+public:
+    dispose_worker(Napi::Env env, ModelWrap * wrap)
+        : Napi::AsyncWorker(env, "gpt2-node:dispose"), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap),
+          state_(wrap->state_) {}
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+    void Execute() override {
+        state_->eng->stop();   // joins the engine thread; in-flight requests end with ERR_DISPOSED
+    }
+
+    void OnOK() override {
+        Napi::Env env = Env();
+        wrap_->deliver(env);   // the final events, before anything is freed
+        state_->ready.store(false);
+        state_->eng.reset();
+        state_->mdl.reset();
+        state_->tsfn.Release();
+        data_of(env).live_models.erase(wrap_);
+        wrap_->Unref();
+        deferred_.Resolve(env.Undefined());
+    }
+
+private:
+    Napi::Promise::Deferred      deferred_;
+    ModelWrap *                  wrap_;
+    std::shared_ptr<model_state> state_;
+};
+
+Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (disposed_ || !state_ || !state_->eng) {
+        auto d = Napi::Promise::Deferred::New(env);
+        d.Resolve(env.Undefined());
+        return d.Promise();
+    }
+    disposed_ = true;
+    auto * w = new dispose_worker(env, this);
+    Napi::Promise p = w->promise();
+    w->Queue();
+    return p;
+}
+
+} // namespace gpt2::addon

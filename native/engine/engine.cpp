@@ -1,0 +1,295 @@
+#include "engine/engine.h"
+
+#include "util/error.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace gpt2 {
+
+engine::engine(std::shared_ptr<const model> m, const decoder_params & p, std::function<void()> notify)
+    : model_(std::move(m)), notify_(std::move(notify)) {
+    decoder_ = std::make_unique<decoder>(model_, p);
+    decoder_->set_abort_flag(&abort_step_);
+    const uint32_t n_seq = decoder_->params().n_seq;
+    for (uint32_t s = n_seq; s-- > 0;) free_slots_.push_back(s);   // hand out slot 0 first
+    stats_.slots       = n_seq;
+    stats_.kv_capacity = (uint64_t) n_seq * decoder_->params().n_ctx;
+    thread_ = std::thread([this] { run(); });
+}
+
+engine::~engine() { stop(); }
+
+void engine::submit(std::shared_ptr<request> r) {
+    const decoder_params & p = decoder_->params();
+    if (r->prompt.empty()) throw range_error("the prompt must hold at least one token");
+    if (r->prompt.size() > p.n_ctx) {
+        throw range_error("Expected at most " + std::to_string(p.n_ctx) + " prompt tokens (the context size) but received " +
+                          std::to_string(r->prompt.size()));
+    }
+    const uint32_t n_vocab = model_->hp.n_vocab;
+    for (size_t i = 0; i < r->prompt.size(); ++i) {
+        if (r->prompt[i] >= n_vocab) {
+            throw range_error("Expected integer between 0 and " + std::to_string(n_vocab - 1) + " for prompt[" + std::to_string(i) +
+                              "] but received " + std::to_string(r->prompt[i]));
+        }
+    }
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stop_) throw error("ERR_DISPOSED", "the model has been disposed");
+        queue_.push_back(std::move(r));
+        stats_.queued = (uint32_t) queue_.size();
+    }
+    cv_.notify_one();
+}
+
+void engine::grant(const std::shared_ptr<request> & r, int64_t n) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        r->credit.fetch_add(n);
+    }
+    cv_.notify_one();
+}
+
+void engine::cancel(const std::shared_ptr<request> & r) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        r->cancelled.store(true);
+        // Stop the running forward pass if it only serves cancelled requests (a long prefill).
+        if (!step_reqs_.empty() &&
+            std::all_of(step_reqs_.begin(), step_reqs_.end(), [](request * q) { return q->cancelled.load(); })) {
+            abort_step_.store(true);
+        }
+    }
+    cv_.notify_one();
+}
+
+std::vector<event> engine::take_events() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<event> out;
+    out.swap(events_);
+    return out;
+}
+
+void engine::stop() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stop_ && !thread_.joinable()) return;
+        stop_ = true;
+        abort_step_.store(true);
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+}
+
+engine_stats engine::stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+}
+
+void engine::emit(event && e) {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(std::move(e));
+}
+
+bool engine::runnable(const sequence & s) const {
+    const request & r = *s.req;
+    if (r.cancelled.load()) return true;                       // to be finished
+    if (s.n_prefilled < r.prompt.size()) return true;          // prefill needs no credit
+    return s.has_pending && r.credit.load() > 0;
+}
+
+bool engine::any_runnable() const {
+    return std::any_of(active_.begin(), active_.end(), [this](const std::unique_ptr<sequence> & s) { return runnable(*s); });
+}
+
+void engine::finish(sequence & s, const char * reason, const std::string & code, const std::string & message) {
+    event e;
+    e.id            = s.req->id;
+    e.done          = true;
+    e.finish_reason = reason;
+    e.error_code    = code;
+    e.error_message = message;
+    e.n_prompt      = (uint32_t) s.req->prompt.size();
+    e.n_generated   = s.n_generated;
+    if (s.text) e.text = s.text->flush();
+    e.logits        = std::move(s.logits);
+    emit(std::move(e));
+    free_slots_.push_back(s.slot);
+    s.req.reset();   // marks the sequence as finished
+}
+
+void engine::run() {
+    const decoder_params & p = decoder_->params();
+    const uint32_t n_vocab = model_->hp.n_vocab;
+    const uint32_t eos     = (uint32_t) model_->vocab->eos_id();
+    batch b;
+    std::vector<float> logits;
+    struct step_entry { sequence * s; uint32_t n; bool prefill; batch::logits want; };
+    std::vector<step_entry> step;
+
+    for (;;) {
+        {
+            std::unique_lock<std::mutex> lock(mu_);
+            cv_.wait(lock, [&] { return stop_ || (!queue_.empty() && !free_slots_.empty()) || any_runnable(); });
+            if (stop_) break;
+            // admit waiting requests into free slots, first come first served
+            while (!queue_.empty() && !free_slots_.empty()) {
+                auto s = std::make_unique<sequence>();
+                s->req  = std::move(queue_.front());
+                queue_.pop_front();
+                s->slot = free_slots_.back();
+                free_slots_.pop_back();
+                s->smp  = std::make_unique<sampler>(s->req->sampling);
+                if (s->req->kind == request_kind::generate) s->text = std::make_unique<stream_decoder>(model_->vocab);
+                active_.push_back(std::move(s));
+            }
+            stats_.queued = (uint32_t) queue_.size();
+        }
+
+        // finish cancelled sequences, drop finished ones
+        for (auto & s : active_) if (s->req && s->req->cancelled.load()) finish(*s, "abort");
+        active_.erase(std::remove_if(active_.begin(), active_.end(), [](const std::unique_ptr<sequence> & s) { return !s->req; }),
+                      active_.end());
+
+        // one batch: every decoding sequence's next token first, then prompt chunks in the room left
+        b.clear();
+        step.clear();
+        uint32_t budget = p.n_batch;
+        for (auto & s : active_) {
+            if (budget == 0) break;
+            if (s->has_pending && s->req->credit.load() > 0) {
+                b.add_segment(s->slot, s->n_past, &s->pending, 1, batch::logits::last);
+                step.push_back({ s.get(), 1, false, batch::logits::last });
+                --budget;
+            }
+        }
+        for (auto & s : active_) {
+            const request & r = *s->req;
+            if (budget == 0) break;
+            if (s->n_prefilled >= r.prompt.size()) continue;
+            const uint32_t n = std::min<uint32_t>({ (uint32_t) r.prompt.size() - s->n_prefilled, budget, p.n_ctx - s->n_past });
+            const bool last_chunk = s->n_prefilled + n == r.prompt.size();
+            const batch::logits want = r.kind == request_kind::evaluate && r.all_logits ? batch::logits::all
+                                     : last_chunk ? batch::logits::last : batch::logits::none;
+            b.add_segment(s->slot, s->n_past, r.prompt.data() + s->n_prefilled, n, want);
+            step.push_back({ s.get(), n, true, want });
+            budget -= n;
+        }
+        if (step.empty()) {
+            notify_();
+            continue;   // nothing runnable after all (credit withdrawn meanwhile): wait again
+        }
+
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            step_reqs_.clear();
+            for (auto & e : step) step_reqs_.push_back(e.s->req.get());
+            abort_step_.store(stop_ || std::all_of(step_reqs_.begin(), step_reqs_.end(), [](request * q) { return q->cancelled.load(); }));
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        decode_status st = decode_status::ok;
+        std::string err_code, err_msg;
+        try {
+            st = decoder_->decode(b, logits);
+        } catch (const error & e) {
+            err_code = e.code();
+            err_msg  = e.what();
+        } catch (const std::exception & e) {
+            err_code = "ERR_INTERNAL";
+            err_msg  = e.what();
+        }
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            step_reqs_.clear();
+        }
+
+        if (!err_code.empty()) {
+            for (auto & e : step) finish(*e.s, "error", err_code, err_msg);
+        } else if (st == decode_status::aborted) {
+            // nothing advanced: cancelled sequences finish at the top of the loop, others retry
+        } else {
+            size_t row = 0;
+            uint64_t n_prompt_tokens = 0, n_gen_tokens = 0;
+            for (auto & e : step) {
+                sequence & s = *e.s;
+                request & r  = *s.req;
+                s.n_past += e.n;
+                if (e.prefill) { s.n_prefilled += e.n; n_prompt_tokens += e.n; }
+                else           { s.has_pending = false; }
+                const size_t n_rows = e.want == batch::logits::all ? e.n : e.want == batch::logits::last ? 1 : 0;
+                const float * rows = logits.data() + row * n_vocab;
+                row += n_rows;
+                if (n_rows == 0) continue;
+
+                if (r.kind == request_kind::evaluate) {
+                    const bool keep_all = r.all_logits;
+                    if (keep_all) s.logits.insert(s.logits.end(), rows, rows + n_rows * n_vocab);
+                    if (s.n_prefilled == r.prompt.size()) {
+                        if (!keep_all) s.logits.assign(rows + (n_rows - 1) * n_vocab, rows + n_rows * n_vocab);
+                        finish(s, "stop");
+                    }
+                    continue;
+                }
+
+                const uint32_t tok = s.smp->sample(rows + (n_rows - 1) * n_vocab, n_vocab);
+                ++n_gen_tokens;
+                if (tok == eos && !r.ignore_eos) { finish(s, "stop"); continue; }
+                ++s.n_generated;
+                event ev;
+                ev.id = r.id;
+                ev.tokens.push_back(tok);
+                ev.text = s.text->push(tok);
+                r.credit.fetch_sub(1);
+                emit(std::move(ev));
+                if (s.n_generated >= r.max_tokens || s.n_past >= p.n_ctx) { finish(s, "length"); continue; }
+                s.pending = tok;
+                s.has_pending = true;
+            }
+            std::lock_guard<std::mutex> lock(mu_);
+            stats_.tokens_prompt    += n_prompt_tokens;
+            stats_.tokens_generated += n_gen_tokens;
+        }
+
+        active_.erase(std::remove_if(active_.begin(), active_.end(), [](const std::unique_ptr<sequence> & s) { return !s->req; }),
+                      active_.end());
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            stats_.steps += 1;
+            stats_.busy_seconds += dt;
+            stats_.active = (uint32_t) active_.size();
+            uint64_t used = 0;
+            for (auto & s : active_) used += s->n_past;
+            stats_.kv_used = used;
+        }
+        if (active_.empty()) decoder_->pause();
+        notify_();
+    }
+
+    // Disposed: end everything still running or waiting.
+    for (auto & s : active_) if (s->req) finish(*s, "error", "ERR_DISPOSED", "the model was disposed during generation");
+    active_.clear();
+    std::deque<std::shared_ptr<request>> waiting;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        waiting.swap(queue_);
+    }
+    for (auto & r : waiting) {
+        event e;
+        e.id = r->id;
+        e.done = true;
+        e.finish_reason = "error";
+        e.error_code = "ERR_DISPOSED";
+        e.error_message = "the model was disposed before the request started";
+        emit(std::move(e));
+    }
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.active = 0;
+        stats_.queued = 0;
+    }
+    notify_();
+}
+
+} // namespace gpt2

@@ -1,0 +1,90 @@
+// The engine: one thread per model context that runs the decode loop for every request.
+//
+// Each step it builds one batch holding the next token of every running sequence that has
+// credit (a consumer that stops pulling withdraws its credit, and only its own sequence pauses)
+// plus prompt chunks of sequences being admitted, runs one forward pass, samples, and reports
+// all new tokens through one notification. Requests beyond the KV slots wait in FIFO order.
+#pragma once
+
+#include "engine/request.h"
+#include "gpt/decoder.h"
+#include "tokenizer/tokenizer.h"
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace gpt2 {
+
+struct engine_stats {
+    uint32_t active = 0, queued = 0, slots = 0;
+    uint64_t kv_used = 0, kv_capacity = 0;      // positions
+    uint64_t tokens_prompt = 0, tokens_generated = 0, steps = 0;
+    double   busy_seconds = 0.0;
+};
+
+class engine {
+public:
+    // `notify` is called on the engine thread after events were queued; it must be cheap and
+    // must not call back into the engine (the addon pokes a thread-safe function with it).
+    engine(std::shared_ptr<const model> m, const decoder_params & p, std::function<void()> notify);
+    ~engine();   // stop()
+
+    void submit(std::shared_ptr<request> r);
+    void grant(const std::shared_ptr<request> & r, int64_t n);   // more credit
+    void cancel(const std::shared_ptr<request> & r);
+    std::vector<event> take_events();
+
+    // Ends every request with ERR_DISPOSED and joins the thread. Idempotent.
+    void stop();
+
+    engine_stats stats() const;
+    const decoder & dec() const { return *decoder_; }
+
+private:
+    struct sequence {
+        std::shared_ptr<request> req;
+        uint32_t                 slot = 0;
+        uint32_t                 n_past = 0;       // positions in the cache
+        uint32_t                 n_prefilled = 0;  // prompt tokens in the cache
+        uint32_t                 n_generated = 0;
+        uint32_t                 pending = 0;      // sampled token not yet in the cache
+        bool                     has_pending = false;
+        std::unique_ptr<sampler> smp;
+        std::unique_ptr<stream_decoder> text;
+        std::vector<float>       logits;           // evaluate: collected rows
+    };
+
+    void run();
+    bool runnable(const sequence & s) const;
+    bool any_runnable() const;
+    void finish(sequence & s, const char * reason, const std::string & code = {}, const std::string & message = {});
+    void emit(event && e);
+
+    std::shared_ptr<const model>        model_;
+    std::unique_ptr<decoder>            decoder_;
+    std::function<void()>               notify_;
+
+    mutable std::mutex                  mu_;
+    std::condition_variable             cv_;
+    std::deque<std::shared_ptr<request>> queue_;
+    bool                                stop_ = false;
+    std::atomic<bool>                   abort_step_ { false };
+    std::vector<event>                  events_;
+    std::vector<request *>              step_reqs_;   // requests in the forward pass now running
+
+    // engine thread only
+    std::vector<std::unique_ptr<sequence>> active_;
+    std::vector<uint32_t>               free_slots_;
+
+    // stats (guarded by mu_)
+    engine_stats                        stats_;
+    std::thread                         thread_;
+};
+
+} // namespace gpt2

@@ -1,0 +1,46 @@
+// What a caller submits to the engine, and what the engine reports back.
+#pragma once
+
+#include "engine/sampler.h"
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gpt2 {
+
+enum class request_kind {
+    generate,   // prefill the prompt, then sample tokens until a stop condition
+    evaluate,   // prefill only and return logits (the last row, or every row)
+};
+
+struct request {
+    uint64_t              id = 0;
+    request_kind          kind = request_kind::generate;
+    std::vector<uint32_t> prompt;                 // non-empty, ids < n_vocab, length ≤ n_ctx
+    sampler_params        sampling;
+    uint32_t              max_tokens  = 16;       // generate: tokens to sample at most
+    bool                  ignore_eos  = false;
+    bool                  all_logits  = false;    // evaluate: every row, not only the last
+
+    // Shared with the JS thread.
+    std::atomic<bool>     cancelled { false };
+    std::atomic<int64_t>  credit { 0 };           // tokens the consumer can still take (backpressure)
+};
+
+// One report about one request; the engine batches them per step.
+struct event {
+    uint64_t              id = 0;
+    std::vector<uint32_t> tokens;        // newly sampled tokens
+    std::string           text;          // their text, never ending inside a UTF-8 sequence
+    bool                  done = false;
+    std::string           finish_reason; // "stop" | "length" | "abort" | "error" (when done)
+    std::string           error_code;    // when finish_reason == "error"
+    std::string           error_message;
+    uint32_t              n_prompt = 0;  // when done: usage
+    uint32_t              n_generated = 0;
+    std::vector<float>    logits;        // evaluate: rows × n_vocab
+};
+
+} // namespace gpt2

@@ -1,0 +1,181 @@
+#include "gpt/decoder.h"
+
+#include "gpt/graph.h"
+#include "util/error.h"
+
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+#include "ggml.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+namespace gpt2 {
+
+uint32_t default_thread_count() {
+    // Hardware threads count SMT siblings, which do not help matmuls; ggml's spinning workers on
+    // oversubscribed cores hurt badly (the JS thread needs a core too). Take half, within [1, 4].
+    unsigned hw = std::thread::hardware_concurrency();
+    if (hw == 0) hw = 2;
+    return std::clamp<uint32_t>(hw / 2, 1, 4);
+}
+
+static bool abort_cb(void * data) {
+    auto * flag = static_cast<const std::atomic<bool> *>(data);
+    return flag && flag->load(std::memory_order_relaxed);
+}
+
+decoder::decoder(std::shared_ptr<const model> m, const decoder_params & p) : model_(std::move(m)), params_(p) {
+    const hparams & hp = model_->hp;
+    if (params_.n_ctx == 0) params_.n_ctx = hp.n_ctx;
+    if (params_.n_ctx > hp.n_ctx) {
+        throw range_error("contextSize " + std::to_string(params_.n_ctx) + " exceeds the model's " +
+                          std::to_string(hp.n_ctx) + " learned positions");
+    }
+    if (params_.n_seq == 0) throw range_error("the number of sequences must be at least 1");
+    if (params_.n_batch == 0) params_.n_batch = 512;
+    if (params_.n_threads == 0) params_.n_threads = default_thread_count();
+
+    backend_ = ggml_backend_cpu_init();
+    if (!backend_) throw error("ERR_BACKEND", "cannot initialize the CPU backend");
+
+    ggml_threadpool_params tpp = ggml_threadpool_params_default((int) params_.n_threads);
+    threadpool_ = ggml_threadpool_new(&tpp);
+    if (!threadpool_) throw error("ERR_BACKEND", "cannot create a thread pool of " + std::to_string(params_.n_threads) + " threads");
+    ggml_backend_cpu_set_threadpool(backend_, threadpool_);
+    ggml_backend_cpu_set_n_threads(backend_, (int) params_.n_threads);
+    ggml_backend_cpu_set_abort_callback(backend_, abort_cb, nullptr);
+
+    kv_ = std::make_unique<kv_cache>(hp, params_.n_ctx, params_.n_seq,
+                                     params_.kv_f32 ? GGML_TYPE_F32 : GGML_TYPE_F16,
+                                     ggml_backend_get_default_buffer_type(backend_));
+
+    galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
+
+    // Reserve the compute buffer once for the worst single-sequence batch: a full chunk at the end
+    // of the context with logits for every row. Other shapes reuse it (or grow it once).
+    batch worst;
+    const uint32_t n = std::min(params_.n_batch, params_.n_ctx);
+    std::vector<uint32_t> ids(n, 0);
+    worst.add_segment(0, params_.n_ctx - n, ids.data(), n, batch::logits::all);
+    meta_.resize(ggml_tensor_overhead() * graph_max_nodes(*model_, 1) * 2 + ggml_graph_overhead_custom(graph_max_nodes(*model_, 1), false));
+    ggml_init_params ip = { meta_.size(), meta_.data(), true };
+    ggml_context * ctx = ggml_init(ip);
+    ggml_cgraph * gf = graph_build(ctx, *model_, *kv_, worst);
+    const bool ok = ggml_gallocr_reserve(galloc_, gf);
+    ggml_free(ctx);
+    if (!ok) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute buffer");
+}
+
+decoder::~decoder() {
+    if (galloc_) ggml_gallocr_free(galloc_);
+    kv_.reset();
+    if (backend_) ggml_backend_free(backend_);
+    if (threadpool_) ggml_threadpool_free(threadpool_);
+}
+
+size_t decoder::compute_bytes() const { return ggml_gallocr_get_buffer_size(galloc_, 0); }
+
+void decoder::pause() {
+    if (threadpool_ && !paused_) {
+        ggml_threadpool_pause(threadpool_);
+        paused_ = true;
+    }
+}
+
+void decoder::check(const batch & b) const {
+    const uint32_t T = (uint32_t) b.tokens.size();
+    if (T == 0) throw range_error("empty batch");
+    if (T > params_.n_batch) throw range_error("batch of " + std::to_string(T) + " tokens exceeds n_batch " + std::to_string(params_.n_batch));
+    if (b.pos.size() != T) throw range_error("batch pos and tokens differ in length");
+    const uint32_t n_vocab = model_->hp.n_vocab;
+    for (uint32_t i = 0; i < T; ++i) {
+        if (b.tokens[i] < 0 || (uint32_t) b.tokens[i] >= n_vocab) {
+            throw range_error("Expected integer between 0 and " + std::to_string(n_vocab - 1) + " for token id but received " + std::to_string(b.tokens[i]));
+        }
+    }
+    uint32_t next = 0;
+    std::vector<bool> seen(params_.n_seq, false);
+    for (const batch_segment & s : b.segments) {
+        if (s.slot >= params_.n_seq) throw range_error("segment slot " + std::to_string(s.slot) + " out of range");
+        if (seen[s.slot]) throw range_error("two segments of one batch use slot " + std::to_string(s.slot));
+        seen[s.slot] = true;
+        if (s.n_tokens == 0 || s.first != next) throw range_error("batch segments must be contiguous and non-empty");
+        if ((uint64_t) s.n_past + s.n_tokens > params_.n_ctx) {
+            throw error("ERR_CONTEXT_FULL", "sequence would reach position " + std::to_string(s.n_past + s.n_tokens) +
+                        " but the context holds " + std::to_string(params_.n_ctx));
+        }
+        for (uint32_t i = 0; i < s.n_tokens; ++i) {
+            if ((uint32_t) b.pos[s.first + i] != s.n_past + i) throw range_error("batch positions must follow n_past");
+        }
+        next += s.n_tokens;
+    }
+    if (next != T) throw range_error("batch segments do not cover the batch");
+    for (size_t i = 0; i < b.out_rows.size(); ++i) {
+        if (b.out_rows[i] < 0 || (uint32_t) b.out_rows[i] >= T || (i > 0 && b.out_rows[i] <= b.out_rows[i - 1])) {
+            throw range_error("batch out_rows must be ascending indices into the batch");
+        }
+    }
+}
+
+decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
+    check(b_in);
+    // The graph needs at least one output row; compute the last one and discard it if none was asked.
+    const batch * bp = &b_in;
+    batch with_out;
+    if (b_in.out_rows.empty()) {
+        with_out = b_in;
+        with_out.out_rows.push_back((int32_t) b_in.tokens.size() - 1);
+        bp = &with_out;
+    }
+    const batch & b = *bp;
+
+    const size_t n_nodes = graph_max_nodes(*model_, b.segments.size());
+    const size_t need = ggml_tensor_overhead() * n_nodes * 2 + ggml_graph_overhead_custom(n_nodes, false);
+    if (meta_.size() < need) meta_.resize(need);
+    ggml_init_params ip = { meta_.size(), meta_.data(), true };
+    ggml_context * ctx = ggml_init(ip);
+    struct ctx_guard { ggml_context * c; ~ctx_guard() { ggml_free(c); } } guard { ctx };
+
+    ggml_cgraph * gf = graph_build(ctx, *model_, *kv_, b);
+    if (!ggml_gallocr_alloc_graph(galloc_, gf)) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute graph");
+
+    ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "tokens"), b.tokens.data(), 0, b.tokens.size() * sizeof(int32_t));
+    ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "pos"), b.pos.data(), 0, b.pos.size() * sizeof(int32_t));
+    if (ggml_tensor * out = ggml_graph_get_tensor(gf, "out_ids")) {
+        ggml_backend_tensor_set(out, b.out_rows.data(), 0, b.out_rows.size() * sizeof(int32_t));
+    }
+    const ggml_fp16_t zero = ggml_fp32_to_fp16(0.0f);
+    const ggml_fp16_t ninf = ggml_fp32_to_fp16(-INFINITY);
+    for (size_t s = 0; s < b.segments.size(); ++s) {
+        const batch_segment & seg = b.segments[s];
+        if (seg.n_tokens == 1) continue;
+        ggml_tensor * mask = ggml_graph_get_tensor(gf, ("kq_mask." + std::to_string(s)).c_str());
+        const uint32_t n_kv = seg.n_past + seg.n_tokens;
+        mask_buf_.resize((size_t) n_kv * seg.n_tokens);
+        for (uint32_t i = 0; i < seg.n_tokens; ++i) {
+            for (uint32_t j = 0; j < n_kv; ++j) mask_buf_[(size_t) i * n_kv + j] = j <= seg.n_past + i ? zero : ninf;
+        }
+        ggml_backend_tensor_set(mask, mask_buf_.data(), 0, mask_buf_.size() * sizeof(uint16_t));
+    }
+
+    if (paused_) {
+        ggml_threadpool_resume(threadpool_);
+        paused_ = false;
+    }
+    ggml_backend_cpu_set_abort_callback(backend_, abort_cb, (void *) abort_flag_);
+    const ggml_status st = ggml_backend_graph_compute(backend_, gf);
+    if (st == GGML_STATUS_ABORTED) return decode_status::aborted;
+    if (st != GGML_STATUS_SUCCESS) throw error("ERR_COMPUTE", std::string("graph computation failed: ") + ggml_status_to_string(st));
+
+    ggml_tensor * out = ggml_graph_get_tensor(gf, "logits");
+    const size_t n_out = b_in.out_rows.size();
+    logits.resize(n_out * model_->hp.n_vocab);
+    if (n_out > 0) ggml_backend_tensor_get(out, logits.data(), 0, logits.size() * sizeof(float));
+    return decode_status::ok;
+}
+
+} // namespace gpt2

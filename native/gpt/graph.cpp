@@ -1,0 +1,142 @@
+// The GPT-2 forward pass (Radford et al. 2019): pre-LayerNorm blocks of causal multi-head
+// self-attention and a GELU MLP, learned position embeddings, final LayerNorm, LM head.
+//
+// ggml dims are column-first: [n_embd, n_tokens] is n_tokens columns of n_embd values, and
+// ggml_mul_mat(w, x) computes x · wᵀ, i.e. PyTorch's F.linear(x, w) with w of ggml shape [in, out].
+#include "gpt/graph.h"
+
+#include "gpt/kv_cache.h"
+#include "gpt/model.h"
+
+#include "ggml.h"
+
+#include <cmath>
+#include <string>
+
+namespace gpt2 {
+
+size_t graph_max_nodes(const model & m, size_t n_segments) {
+    return 64 + m.hp.n_layer * (32 + 16 * n_segments);
+}
+
+// LayerNorm over the embedding dim: (x - mean) / sqrt(var + eps) * g + b
+static ggml_tensor * layer_norm(ggml_context * ctx, ggml_tensor * x, ggml_tensor * g, ggml_tensor * b, float eps) {
+    x = ggml_norm(ctx, x, eps);     // [n_embd, n]
+    x = ggml_mul(ctx, x, g);        // [n_embd, n]
+    return ggml_add(ctx, x, b);     // [n_embd, n]
+}
+
+// F.linear(x, w, b)
+static ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b) {
+    return ggml_add(ctx, ggml_mul_mat(ctx, w, x), b);   // [n_out, n]
+}
+
+ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & kv, const batch & b) {
+    const hparams & hp = m.hp;
+    const int64_t E     = hp.n_embd;
+    const int64_t H     = hp.n_head;
+    const int64_t hd    = hp.n_embd_head();
+    const int64_t T     = (int64_t) b.tokens.size();
+    const int64_t n_out = (int64_t) b.out_rows.size();
+    const bool    all_rows = n_out == T;
+    const float   kq_scale = 1.0f / std::sqrt((float) hd);
+
+    ggml_cgraph * gf = ggml_new_graph_custom(ctx, graph_max_nodes(m, b.segments.size()), false);
+
+    ggml_tensor * tokens = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, T);
+    ggml_set_name(tokens, "tokens");
+    ggml_set_input(tokens);
+    ggml_tensor * pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, T);
+    ggml_set_name(pos, "pos");
+    ggml_set_input(pos);
+    ggml_tensor * out_ids = nullptr;
+    if (!all_rows) {
+        out_ids = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_out);
+        ggml_set_name(out_ids, "out_ids");
+        ggml_set_input(out_ids);
+    }
+    // Causal masks, one per multi-token segment: token i of the segment sees cache cells 0..n_past+i.
+    std::vector<ggml_tensor *> masks(b.segments.size(), nullptr);
+    for (size_t s = 0; s < b.segments.size(); ++s) {
+        const batch_segment & seg = b.segments[s];
+        if (seg.n_tokens == 1) continue;   // a single token sees every cell: no mask
+        masks[s] = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, seg.n_past + seg.n_tokens, seg.n_tokens);
+        ggml_set_name(masks[s], ("kq_mask." + std::to_string(s)).c_str());
+        ggml_set_input(masks[s]);
+    }
+
+    // x = wte[tokens] + wpe[pos]
+    ggml_tensor * x = ggml_add(ctx,
+        ggml_get_rows(ctx, m.token_embd, tokens),        // [E, T]
+        ggml_get_rows(ctx, m.position_embd, pos));       // [E, T]
+
+    for (uint32_t il = 0; il < hp.n_layer; ++il) {
+        const layer & L = m.layers[il];
+
+        // qkv = c_attn(ln_1(x))
+        ggml_tensor * cur = layer_norm(ctx, x, L.attn_norm, L.attn_norm_b, hp.norm_eps);   // [E, T]
+        ggml_tensor * qkv = linear(ctx, cur, L.attn_qkv, L.attn_qkv_b);                    // [3E, T]
+        const size_t  esz = ggml_element_size(qkv);
+
+        // Attention, segment by segment: each sequence attends to its own cache region only.
+        ggml_tensor * attn = nullptr;
+        if (b.segments.size() > 1) attn = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, E, T);
+        for (size_t s = 0; s < b.segments.size(); ++s) {
+            const batch_segment & seg = b.segments[s];
+            const int64_t n    = seg.n_tokens;
+            const int64_t n_kv = seg.n_past + seg.n_tokens;
+            const size_t  off  = seg.first * qkv->nb[1];
+
+            ggml_tensor * q     = ggml_view_3d(ctx, qkv, hd, H, n, hd * esz, qkv->nb[1], off);   // [hd, H, n]
+            ggml_tensor * k_new = ggml_view_2d(ctx, qkv, E, n, qkv->nb[1], off + E * esz);       // [E, n]
+            ggml_tensor * v_new = ggml_view_2d(ctx, qkv, E, n, qkv->nb[1], off + 2 * E * esz);   // [E, n]
+
+            // store this segment's keys and values at cells n_past.. of its slot
+            ggml_tensor * kc = kv.k[il];
+            ggml_tensor * vc = kv.v[il];
+            const size_t cell0 = (size_t) seg.slot * kv.n_ctx;
+            ggml_build_forward_expand(gf, ggml_cpy(ctx, k_new,
+                ggml_view_2d(ctx, kc, E, n, kc->nb[1], (cell0 + seg.n_past) * kc->nb[1])));
+            ggml_build_forward_expand(gf, ggml_cpy(ctx, v_new,
+                ggml_view_2d(ctx, vc, E, n, vc->nb[1], (cell0 + seg.n_past) * vc->nb[1])));
+
+            // the slot's first n_kv cells, per head (nodes run in order, so these see the stores)
+            ggml_tensor * k = ggml_view_3d(ctx, kc, hd, n_kv, H, kc->nb[1], hd * ggml_element_size(kc), cell0 * kc->nb[1]); // [hd, n_kv, H]
+            ggml_tensor * v = ggml_view_3d(ctx, vc, hd, n_kv, H, vc->nb[1], hd * ggml_element_size(vc), cell0 * vc->nb[1]); // [hd, n_kv, H]
+
+            // softmax(q·kᵀ/√hd + mask)·v
+            ggml_tensor * o = ggml_flash_attn_ext(ctx, ggml_permute(ctx, q, 0, 2, 1, 3) /* [hd, n, H] */, k, v,
+                                                  masks[s], kq_scale, 0.0f, 0.0f);                 // [hd, H, n]
+            ggml_flash_attn_ext_set_prec(o, GGML_PREC_F32);
+            o = ggml_reshape_2d(ctx, o, E, n);                                                     // [E, n]
+
+            attn = attn ? ggml_set_2d_inplace(ctx, attn, o, attn->nb[1], seg.first * attn->nb[1]) : o;
+        }
+
+        cur = linear(ctx, attn, L.attn_out, L.attn_out_b);   // [E, T]
+
+        // After the last attention only the sampled rows matter: drop the others before the MLP
+        // and the LM head (the 50257-wide LM head dominates a prefill otherwise).
+        if (il + 1 == hp.n_layer && !all_rows) {
+            cur = ggml_get_rows(ctx, cur, out_ids);   // [E, n_out]
+            x   = ggml_get_rows(ctx, x, out_ids);     // [E, n_out]
+        }
+        x = ggml_add(ctx, x, cur);                    // residual
+
+        // x = x + mlp(ln_2(x)), mlp = c_proj(gelu(c_fc(.)))  (GELU: tanh approximation)
+        cur = layer_norm(ctx, x, L.ffn_norm, L.ffn_norm_b, hp.norm_eps);
+        cur = ggml_gelu(ctx, linear(ctx, cur, L.ffn_up, L.ffn_up_b));   // [F, n]
+        cur = linear(ctx, cur, L.ffn_down, L.ffn_down_b);               // [E, n]
+        x = ggml_add(ctx, x, cur);
+    }
+
+    // logits = lm_head(ln_f(x))
+    x = layer_norm(ctx, x, m.output_norm, m.output_norm_b, hp.norm_eps);   // [E, n_out]
+    ggml_tensor * logits = ggml_mul_mat(ctx, m.output, x);                 // [V, n_out]
+    ggml_set_name(logits, "logits");
+    ggml_set_output(logits);
+    ggml_build_forward_expand(gf, logits);
+    return gf;
+}
+
+} // namespace gpt2

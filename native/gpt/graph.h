@@ -1,0 +1,29 @@
+// Builds the GPT-2 forward graph for one batch. A pure function of (model, cache, batch): it
+// creates tensors in the given (no_alloc) context and returns the graph, nothing else.
+//
+// Inputs (named, marked as inputs, filled by the caller after allocation):
+//   "tokens"  I32 [n_tokens]         token ids
+//   "pos"     I32 [n_tokens]         positions
+//   "out_ids" I32 [n_out]            rows whose logits are computed (absent when all rows are)
+//   "kq_mask.S" F16 [n_kv, n_tokens_S]  causal mask of segment S (only segments of > 1 token)
+// Output: "logits" F32 [n_vocab, n_out].
+#pragma once
+
+#include "gpt/batch.h"
+
+#include <cstddef>
+
+struct ggml_context;
+struct ggml_cgraph;
+
+namespace gpt2 {
+
+struct model;
+struct kv_cache;
+
+ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & kv, const batch & b);
+
+// Upper bound on the graph's node count, to size the graph and its metadata context.
+size_t graph_max_nodes(const model & m, size_t n_segments);
+
+} // namespace gpt2

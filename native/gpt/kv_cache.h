@@ -1,0 +1,38 @@
+// The KV cache: for every layer one K and one V tensor holding `n_seq` independent regions of
+// `n_ctx` positions each. A sequence owns one region (its slot), so attention reads only its own
+// keys and values: cost grows with the sequence's own length, and its numbers never depend on
+// what other slots hold.
+#pragma once
+
+#include "gpt/hparams.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+struct ggml_context;
+struct ggml_tensor;
+struct ggml_backend_buffer;
+struct ggml_backend_buffer_type;
+
+namespace gpt2 {
+
+struct kv_cache {
+    kv_cache(const hparams & hp, uint32_t n_ctx, uint32_t n_seq, int type /* ggml_type */,
+             ggml_backend_buffer_type * buft);
+    ~kv_cache();
+    kv_cache(const kv_cache &) = delete;
+    kv_cache & operator=(const kv_cache &) = delete;
+
+    uint32_t n_ctx = 0;   // positions per slot
+    uint32_t n_seq = 0;   // slots
+    std::vector<ggml_tensor *> k;   // per layer [n_embd, n_ctx·n_seq]
+    std::vector<ggml_tensor *> v;   // per layer [n_embd, n_ctx·n_seq] (not transposed: flash attention layout)
+    size_t bytes() const;
+
+private:
+    ggml_context *        ctx_ = nullptr;
+    ggml_backend_buffer * buf_ = nullptr;
+};
+
+} // namespace gpt2

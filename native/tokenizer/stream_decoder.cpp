@@ -1,0 +1,104 @@
+// UTF-8 decoding with WHATWG replacement (as TextDecoder) and the streaming detokenizer.
+#include "tokenizer.h"
+
+#include "unicode.h"
+
+namespace gpt2 {
+
+namespace {
+
+void append_replacement(std::string & out) { out.append("\xEF\xBF\xBD"); }
+
+}  // namespace
+
+void utf8_decoder::push(const uint8_t * s, size_t n, std::string & out) {
+    size_t i = 0;
+    while (i < n) {
+        const uint8_t b = s[i];
+        if (needed_ == 0) {
+            if (b < 0x80) {
+                // ASCII run
+                size_t j = i + 1;
+                while (j < n && s[j] < 0x80) { ++j; }
+                out.append(reinterpret_cast<const char *>(s + i), j - i);
+                i = j;
+                continue;
+            }
+            lower_ = 0x80;
+            upper_ = 0xBF;
+            if (b >= 0xC2 && b <= 0xDF) {
+                needed_ = 1;
+                cp_ = b & 0x1Fu;
+            } else if (b >= 0xE0 && b <= 0xEF) {
+                if (b == 0xE0) { lower_ = 0xA0; }
+                if (b == 0xED) { upper_ = 0x9F; }
+                needed_ = 2;
+                cp_ = b & 0x0Fu;
+            } else if (b >= 0xF0 && b <= 0xF4) {
+                if (b == 0xF0) { lower_ = 0x90; }
+                if (b == 0xF4) { upper_ = 0x8F; }
+                needed_ = 3;
+                cp_ = b & 0x07u;
+            } else {
+                append_replacement(out);
+            }
+            seen_ = 0;
+            ++i;
+            continue;
+        }
+        if (b < lower_ || b > upper_) {
+            // The sequence cannot complete: one U+FFFD for it, then reprocess this byte.
+            cp_ = 0;
+            needed_ = 0;
+            seen_ = 0;
+            append_replacement(out);
+            continue;
+        }
+        lower_ = 0x80;
+        upper_ = 0xBF;
+        cp_ = (cp_ << 6) | (b & 0x3Fu);
+        ++seen_;
+        ++i;
+        if (seen_ == needed_) {
+            utf8_append(out, cp_);
+            cp_ = 0;
+            needed_ = 0;
+            seen_ = 0;
+        }
+    }
+}
+
+void utf8_decoder::finish(std::string & out) {
+    if (needed_ != 0) {
+        append_replacement(out);
+        cp_ = 0;
+        needed_ = 0;
+        seen_ = 0;
+    }
+}
+
+std::string utf8_sanitize(std::string_view bytes) {
+    std::string out;
+    out.reserve(bytes.size());
+    utf8_decoder dec;
+    dec.push(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size(), out);
+    dec.finish(out);
+    return out;
+}
+
+stream_decoder::stream_decoder(std::shared_ptr<const tokenizer> tok) : tok_(std::move(tok)) {}
+
+std::string stream_decoder::push(uint32_t id) {
+    const std::string_view b = tok_->token_bytes(id);
+    std::string out;
+    dec_.push(reinterpret_cast<const uint8_t *>(b.data()), b.size(), out);
+    return out;
+}
+
+std::string stream_decoder::flush() {
+    std::string out;
+    dec_.finish(out);
+    return out;
+}
+
+}  // namespace gpt2

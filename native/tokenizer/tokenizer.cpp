@@ -1,0 +1,257 @@
+// Construction from vocab + merges, encode (pre-tokenize, whole-piece lookup, BPE merge)
+// and decode. Loading from files is in tokenizer_load.cpp.
+#include "tokenizer.h"
+
+#include "bpe.h"
+#include "byte_level.h"
+#include "pretokenizer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <unordered_set>
+
+namespace gpt2 {
+
+namespace {
+
+std::string quoted_excerpt(std::string_view s) {
+    constexpr size_t k_max = 40;
+    std::string out = "'";
+    out.append(s.substr(0, k_max));
+    if (s.size() > k_max) { out += "..."; }
+    out += "'";
+    return out;
+}
+
+}  // namespace
+
+tokenizer::tokenizer() : d_(new tokenizer_data()) {}
+tokenizer::~tokenizer() = default;
+
+std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> tokens,
+                                                       const std::vector<std::string> & merges,
+                                                       int32_t eos_id,
+                                                       const std::vector<uint32_t> & special_ids) {
+    const size_t n_vocab = tokens.size();
+    if (n_vocab < 256) {
+        throw std::runtime_error("tokenizer: vocabulary has " + std::to_string(n_vocab) +
+                                 " tokens; a byte-level BPE vocabulary needs at least 256");
+    }
+    if (n_vocab > 0x7FFFFFFFu) { throw std::runtime_error("tokenizer: vocabulary is too large"); }
+    if (eos_id < 0 || static_cast<size_t>(eos_id) >= n_vocab) {
+        throw std::runtime_error("tokenizer: eos token id " + std::to_string(eos_id) + " is outside the vocabulary (0.." +
+                                 std::to_string(n_vocab - 1) + ")");
+    }
+
+    std::shared_ptr<tokenizer> tok(new tokenizer());
+    tokenizer_data & d = *tok->d_;
+    d.eos_id = eos_id;
+    d.n_vocab = static_cast<uint32_t>(n_vocab);
+    d.special.assign(n_vocab, 0);
+    d.special[eos_id] = 1;
+    for (uint32_t id : special_ids) {
+        if (id >= n_vocab) {
+            throw std::runtime_error("tokenizer: special token id " + std::to_string(id) + " is outside the vocabulary");
+        }
+        d.special[id] = 1;
+    }
+    for (uint32_t id = 0; id < n_vocab; ++id) {
+        if (d.special[id]) { d.special_ids.push_back(id); }
+    }
+
+    // Token bytes: byte-level decoded for normal tokens, literal UTF-8 for special ones.
+    d.offsets.reserve(n_vocab + 1);
+    d.offsets.push_back(0);
+    std::string bytes;
+    for (uint32_t id = 0; id < n_vocab; ++id) {
+        const std::string & t = tokens[id];
+        if (t.empty()) { throw std::runtime_error("tokenizer: token " + std::to_string(id) + " is empty"); }
+        if (d.special[id]) {
+            d.arena.append(t);
+        } else {
+            if (!byte_level_decode(t, bytes)) {
+                throw std::runtime_error("tokenizer: token " + std::to_string(id) + " " + quoted_excerpt(t) +
+                                         " is not in GPT-2's byte-level alphabet");
+            }
+            d.arena.append(bytes);
+        }
+        d.offsets.push_back(static_cast<uint32_t>(d.arena.size()));
+        if (d.arena.size() > 0xFFFFFFF0u) { throw std::runtime_error("tokenizer: vocabulary text is too large"); }
+    }
+    tokens.clear();
+    tokens.shrink_to_fit();
+
+    // Lookup of normal tokens by bytes.
+    d.vocab.init(n_vocab);
+    for (uint32_t id = 0; id < n_vocab; ++id) {
+        if (d.special[id]) { continue; }
+        const std::string_view b = d.bytes_of(id);
+        const uint32_t prev = d.vocab.insert(b, id, d);
+        if (prev != k_no_token) {
+            throw std::runtime_error("tokenizer: tokens " + std::to_string(prev) + " and " + std::to_string(id) +
+                                     " have the same bytes " + quoted_excerpt(byte_level_encode(b)));
+        }
+    }
+    for (uint32_t b = 0; b < 256; ++b) {
+        const char c = static_cast<char>(b);
+        const uint32_t id = d.vocab.find(std::string_view(&c, 1), d);
+        if (id == k_no_token) {
+            static const char * hex = "0123456789ABCDEF";
+            throw std::runtime_error(std::string("tokenizer: vocabulary has no token for byte 0x") + hex[b >> 4] + hex[b & 15]);
+        }
+        d.byte_token[b] = id;
+    }
+
+    // Merge ranks of the tokens that merges produce (first listing wins).
+    d.rank.assign(n_vocab, k_no_rank);
+    for (size_t r = 0; r < merges.size(); ++r) {
+        const std::string & m = merges[r];
+        const size_t sp = m.find(' ');
+        if (sp == std::string::npos || sp == 0 || sp + 1 >= m.size() || m.find(' ', sp + 1) != std::string::npos) {
+            throw std::runtime_error("tokenizer: merges[" + std::to_string(r) + "] " + quoted_excerpt(m) +
+                                     " is not of the form 'a b'");
+        }
+        std::string a;
+        std::string b;
+        if (!byte_level_decode(std::string_view(m).substr(0, sp), a) ||
+            !byte_level_decode(std::string_view(m).substr(sp + 1), b)) {
+            throw std::runtime_error("tokenizer: merges[" + std::to_string(r) + "] " + quoted_excerpt(m) +
+                                     " is not in GPT-2's byte-level alphabet");
+        }
+        if (d.vocab.find(a, d) == k_no_token || d.vocab.find(b, d) == k_no_token) {
+            throw std::runtime_error("tokenizer: merges[" + std::to_string(r) + "] " + quoted_excerpt(m) +
+                                     " names a token that is not in the vocabulary");
+        }
+        const uint32_t merged = d.vocab.find(a + b, d);
+        if (merged == k_no_token) {
+            throw std::runtime_error("tokenizer: merges[" + std::to_string(r) + "] " + quoted_excerpt(m) +
+                                     " produces a token that is not in the vocabulary");
+        }
+        if (d.rank[merged] == k_no_rank) { d.rank[merged] = static_cast<uint32_t>(r); }
+    }
+
+    // Pair table: every split of a merge-produced token into two tokens (tiktoken's rule).
+    size_t n_pairs = 0;
+    for (uint32_t id = 0; id < n_vocab; ++id) {
+        if (d.rank[id] != k_no_rank) { n_pairs += d.bytes_of(id).size() - 1; }
+    }
+    d.pairs.init(n_pairs);
+    for (uint32_t id = 0; id < n_vocab; ++id) {
+        if (d.rank[id] == k_no_rank) { continue; }
+        const std::string_view t = d.bytes_of(id);
+        for (size_t k = 1; k < t.size(); ++k) {
+            const uint32_t left = d.vocab.find(t.substr(0, k), d);
+            if (left == k_no_token) { continue; }
+            const uint32_t right = d.vocab.find(t.substr(k), d);
+            if (right == k_no_token) { continue; }
+            d.pairs.insert(left, right, d.rank[id], id);
+        }
+    }
+
+    for (uint32_t id : d.special_ids) { d.special_texts.emplace_back(d.bytes_of(id), id); }
+    // Longest first, so that a special token that is a prefix of another loses ties.
+    std::stable_sort(d.special_texts.begin(), d.special_texts.end(),
+                     [](const auto & x, const auto & y) { return x.first.size() > y.first.size(); });
+    return tok;
+}
+
+void tokenizer::encode_into(std::string_view text, bool allow_special, std::vector<uint32_t> & out) const {
+    const tokenizer_data & d = *d_;
+    const auto * s = reinterpret_cast<const uint8_t *>(text.data());
+    const size_t n = text.size();
+    bpe_scratch scratch;
+
+    auto encode_ordinary = [&](size_t begin, size_t end) {
+        size_t pos = begin;
+        while (pos < end) {
+            const size_t piece_end = pretokenize_next(s + begin, end - begin, pos - begin) + begin;
+            const std::string_view piece(text.data() + pos, piece_end - pos);
+            const uint32_t id = d.vocab.find(piece, d);
+            if (id != k_no_token) {
+                out.push_back(id);
+            } else {
+                bpe_encode_piece(d, reinterpret_cast<const uint8_t *>(piece.data()), piece.size(), scratch, out);
+            }
+            pos = piece_end;
+        }
+    };
+
+    if (!allow_special || d.special_texts.empty()) {
+        encode_ordinary(0, n);
+        return;
+    }
+    // Next occurrence of each special text at or after `pos`, cached so the scan stays linear.
+    std::vector<size_t> next(d.special_texts.size(), 0);
+    std::vector<bool> stale(d.special_texts.size(), true);
+    size_t pos = 0;
+    while (pos < n) {
+        size_t best = std::string_view::npos;
+        size_t best_i = 0;
+        for (size_t i = 0; i < d.special_texts.size(); ++i) {
+            if (stale[i] || (next[i] != std::string_view::npos && next[i] < pos)) {
+                next[i] = text.find(d.special_texts[i].first, pos);
+                stale[i] = false;
+            }
+            if (next[i] < best) { best = next[i]; best_i = i; }
+        }
+        if (best == std::string_view::npos) { break; }
+        encode_ordinary(pos, best);
+        out.push_back(d.special_texts[best_i].second);
+        pos = best + d.special_texts[best_i].first.size();
+    }
+    encode_ordinary(pos, n);
+}
+
+std::vector<uint32_t> tokenizer::encode(std::string_view text, bool allow_special) const {
+    std::vector<uint32_t> out;
+    out.reserve(text.size() / 3 + 16);
+    encode_into(text, allow_special, out);
+    return out;
+}
+
+size_t tokenizer::count(std::string_view text, bool allow_special) const {
+    return encode(text, allow_special).size();
+}
+
+void tokenizer::decode_into(const uint32_t * ids, size_t n, std::string & out) const {
+    const tokenizer_data & d = *d_;
+    size_t total = 0;
+    for (size_t i = 0; i < n; ++i) {
+        if (ids[i] >= d.n_vocab) {
+            throw std::out_of_range("token id " + std::to_string(ids[i]) + " at index " + std::to_string(i) +
+                                    " is outside the vocabulary (0.." + std::to_string(d.n_vocab - 1) + ")");
+        }
+        total += d.offsets[ids[i] + 1] - d.offsets[ids[i]];
+    }
+    const size_t base = out.size();
+    out.resize(base + total);
+    char * p = &out[0] + base;
+    for (size_t i = 0; i < n; ++i) {
+        const uint32_t a = d.offsets[ids[i]];
+        const uint32_t len = d.offsets[ids[i] + 1] - a;
+        std::memcpy(p, d.arena.data() + a, len);
+        p += len;
+    }
+}
+
+std::string tokenizer::decode(const uint32_t * ids, size_t n) const {
+    std::string out;
+    decode_into(ids, n, out);
+    return out;
+}
+
+std::string_view tokenizer::token_bytes(uint32_t id) const {
+    if (id >= d_->n_vocab) {
+        throw std::out_of_range("token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                                std::to_string(d_->n_vocab - 1) + ")");
+    }
+    return d_->bytes_of(id);
+}
+
+uint32_t tokenizer::n_vocab() const { return d_->n_vocab; }
+int32_t tokenizer::eos_id() const { return d_->eos_id; }
+bool tokenizer::is_special(uint32_t id) const { return id < d_->n_vocab && d_->special[id] != 0; }
+const std::vector<uint32_t> & tokenizer::special_ids() const { return d_->special_ids; }
+
+}  // namespace gpt2
