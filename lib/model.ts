@@ -14,6 +14,8 @@ export interface LoadModelOptions {
   maxSequences?: number;
   /** Tokens per forward pass (prompt chunk size). Default 512. */
   batchSize?: number;
+  /** Element type of the KV cache. Default 'f16' (half the memory; llama.cpp's default too). */
+  kvCacheType?: 'f16' | 'f32';
 }
 
 export type ModelInfo = Readonly<NativeModelInfo>;
@@ -220,6 +222,7 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
     contextSize: v.optionalInteger('contextSize', o.contextSize, 1, 1 << 20),
     maxSequences: v.optionalInteger('maxSequences', o.maxSequences, 1, 4096),
     batchSize: v.optionalInteger('batchSize', o.batchSize, 1, 1 << 16),
+    kvF32: kvCacheType(o.kvCacheType) === 'f32',
   };
   const sinks = new Map<number, EventSink>();
   const onEvents = (events: NativeEvent[]) => {
@@ -239,6 +242,15 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
     throw wrapNativeError(e);
   }
   return new Model(native, sinks);
+}
+
+function kvCacheType(value: unknown): 'f16' | 'f32' {
+  if (value === undefined) return 'f16';
+  if (value !== 'f16' && value !== 'f32') {
+    const message = `Expected 'f16' or 'f32' for kvCacheType but received ${v.describe(value)}`;
+    throw typeof value === 'string' ? new RangeError(message) : new TypeError(message);
+  }
+  return value;
 }
 
 /** Native errors carry a `code`; make the coded ones Gpt2Error with the caller's stack. */

@@ -276,8 +276,10 @@ test('reader rejects corrupt files with ERR_BAD_MODEL and a precise message', as
   await throwsBadModel(t, write(ggufBytes(1n, 0n, Buffer.concat([info('w', [16n], 8, 0n), pad]))),
     /: tensor 'w' of type Q8_0 has 16 elements per row, not a multiple of the block size 32$/);
   await throwsBadModel(t, write(ggufBytes(1n, 0n, Buffer.concat([info('w', [4n], 0, 8n), pad]))), /: tensor 'w' offset 8 is not a multiple of the alignment 32$/);
-  await throwsBadModel(t, write(ggufBytes(1n, 0n, Buffer.concat([info('w', [1024n], 0, 0n), pad]))),
-    /: tensor 'w' of 1024 elements does not fit in the file$/);
+  await throwsBadModel(t, write(ggufBytes(1n, 0n, Buffer.concat([info('w', [1n << 20n], 0, 0n), pad]))),
+    /: tensor 'w' dimension 0 is 1048576, more elements than the file has bytes$/);
+  await throwsBadModel(t, write(ggufBytes(1n, 0n, Buffer.concat([info('w', [16n, 16n], 0, 0n), pad]))),
+    /: tensor 'w' of 256 elements does not fit in the file$/);
   await throwsBadModel(t, write(ggufBytes(1n, 0n, Buffer.concat([info('w', [16n], 0, 32n), pad]))),
     /: data of tensor 'w' \(64 bytes at offset 96\) runs past the end of the file \(\d+ bytes\)$/);
   await throwsBadModel(t, write(ggufBytes(2n, 0n, Buffer.concat([info('w', [1n], 0, 0n), info('w', [1n], 0, 32n), pad]))), /: duplicate tensor name 'w'$/);

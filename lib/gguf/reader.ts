@@ -270,7 +270,8 @@ export async function readGgufMetadata(path: string): Promise<GgufMetadata> {
       let n = 1;
       for (let d = 0; d < nDims; d++) {
         const ne = await c.i64(`dimension ${d} of '${name}'`);
-        if (ne < 0n || ne > BigInt(size)) bad(path, `tensor '${name}' dimension ${d} is ${ne}`);
+        if (ne < 0n) bad(path, `tensor '${name}' dimension ${d} is ${ne}`);
+        if (ne > BigInt(size)) bad(path, `tensor '${name}' dimension ${d} is ${ne}, more elements than the file has bytes`);
         shape.push(Number(ne));
         n *= Number(ne);
       }

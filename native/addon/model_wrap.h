@@ -37,6 +37,9 @@ public:
     // Environment teardown: stop the engine thread without calling into JS.
     void shutdown();
 
+    // On the JS thread: hand the engine's queued events to JS.
+    void deliver(Napi::Env env);
+
 private:
     static Napi::Value Load(const Napi::CallbackInfo & info);
     Napi::Value Info(const Napi::CallbackInfo & info);
@@ -47,7 +50,6 @@ private:
     Napi::Value Stats(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
 
-    void deliver(Napi::Env env);   // on the JS thread: hand queued events to JS
     bool check_alive(Napi::Env env);
 
     friend class load_worker;

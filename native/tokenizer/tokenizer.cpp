@@ -161,6 +161,18 @@ void tokenizer::encode_into(std::string_view text, bool allow_special, std::vect
     const auto * s = reinterpret_cast<const uint8_t *>(text.data());
     const size_t n = text.size();
     bpe_scratch scratch;
+    // Words that are one token are found by one lookup. Multi-token words recur too (names,
+    // code identifiers, CJK runs): a small direct-mapped cache, private to this call, remembers
+    // where their ids already are in `out`.
+    struct cache_entry {
+        size_t   text_pos = 0;
+        size_t   out_pos  = 0;
+        uint32_t len      = 0;  // 0 = empty
+        uint32_t n_ids    = 0;
+    };
+    constexpr size_t k_cache_size = 4096;
+    constexpr size_t k_cache_max_len = 64;
+    std::vector<cache_entry> cache;
 
     auto encode_ordinary = [&](size_t begin, size_t end) {
         size_t pos = begin;
@@ -170,8 +182,22 @@ void tokenizer::encode_into(std::string_view text, bool allow_special, std::vect
             const uint32_t id = d.vocab.find(piece, d);
             if (id != k_no_token) {
                 out.push_back(id);
+            } else if (piece.size() > k_cache_max_len) {
+                bpe_encode_piece(d, s + pos, piece.size(), scratch, out);
             } else {
-                bpe_encode_piece(d, reinterpret_cast<const uint8_t *>(piece.data()), piece.size(), scratch, out);
+                if (cache.empty()) { cache.resize(k_cache_size); }
+                const uint64_t h = hash_bytes(s + pos, piece.size());
+                cache_entry & e = cache[h & (k_cache_size - 1)];
+                if (e.len == piece.size() && std::memcmp(s + e.text_pos, s + pos, e.len) == 0) {
+                    const size_t at = out.size();
+                    out.resize(at + e.n_ids);  // copy by index: the source is in `out` too
+                    std::copy_n(out.begin() + static_cast<std::ptrdiff_t>(e.out_pos), e.n_ids,
+                                out.begin() + static_cast<std::ptrdiff_t>(at));
+                } else {
+                    const size_t before = out.size();
+                    bpe_encode_piece(d, s + pos, piece.size(), scratch, out);
+                    e = cache_entry{pos, before, static_cast<uint32_t>(piece.size()), static_cast<uint32_t>(out.size() - before)};
+                }
             }
             pos = piece_end;
         }
