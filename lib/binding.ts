@@ -93,12 +93,38 @@ export interface NativeModel {
 
 // ---- tokenizer section (native/addon/tokenizer_wrap.cpp) ----
 // BEGIN TOKENIZER
+export interface NativeTokenizerInfo {
+  vocabSize: number;
+  eosTokenId: number;
+  /** special token text -> id */
+  specialTokens: Record<string, number>;
+}
+
+export interface NativeStreamDecoder {
+  /** Complete UTF-8 text so far (may be ''); bytes of an unfinished character are held back. */
+  push(idOrIds: number | Uint32Array | readonly number[]): string;
+  /** Ends the stream: held-back bytes become U+FFFD. */
+  flush(): string;
+}
+
 export interface NativeTokenizer {
-  [key: string]: unknown;
+  /** allowedSpecial: ids of the special tokens recognized in the text ([] = none) */
+  tokenize(text: string, allowedSpecial: readonly number[]): Uint32Array;
+  tokenizeAsync(text: string, allowedSpecial: readonly number[]): Promise<Uint32Array>;
+  countTokens(text: string, allowedSpecial: readonly number[]): number;
+  detokenize(ids: Uint32Array | readonly number[]): string;
+  tokenBytes(id: number): Uint8Array;
+  info(): NativeTokenizerInfo;
+  createStreamDecoder(): NativeStreamDecoder;
+}
+
+export interface NativeTokenizerExports {
+  /** GGUF, vocab.json (+ merges.txt beside it), tokenizer.json, or a folder holding them. */
+  loadTokenizer(path: string): Promise<NativeTokenizer>;
 }
 // END TOKENIZER
 
-export interface NativeBinding {
+export interface NativeBinding extends NativeTokenizerExports /* tokenizer section */ {
   loadModel(path: string, options: NativeModelOptions, onEvents: (events: NativeEvent[]) => void): Promise<NativeModel>;
   setLogger(fn: ((level: number, source: string, text: string) => void) | null, minLevel?: number): void;
   [key: string]: unknown;

@@ -6,3 +6,5 @@ export { Generation } from './generation.js';
 export type { Chunk, FinishReason, Usage } from './generation.js';
 export { setLogger } from './logger.js';
 export type { LogLevel } from './logger.js';
+export { loadTokenizer, StreamDecoder, Tokenizer } from './tokenizer.js';
+export type { TokenizeOptions } from './tokenizer.js';

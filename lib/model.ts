@@ -119,7 +119,7 @@ export class Model implements AsyncDisposable {
     let ids: Uint32Array;
     if (typeof prompt === 'string') ids = this.#tokenizer.tokenize(prompt);
     else if (prompt instanceof Uint32Array || Array.isArray(prompt)) ids = v.tokenIds('prompt', prompt, this.#info.vocabSize);
-    else throw new TypeError(`Expected string or token ids for prompt but received ${v.describe(prompt)}`);
+    else throw new TypeError(`Expected string or token ids for prompt but received ${v.describe(prompt, true)}`);
     // An empty prompt starts from <|endoftext|>, GPT-2's start-of-text as well as its end.
     if (ids.length === 0) ids = Uint32Array.of(this.#info.eosTokenId);
     if (ids.length > this.#info.contextSize) {
@@ -256,7 +256,7 @@ function kvCacheType(value: unknown): 'f16' | 'f32' {
 /** Native errors carry a `code`; make the coded ones Gpt2Error with the caller's stack. */
 export function wrapNativeError(e: unknown): unknown {
   if (e instanceof Error && !(e instanceof TypeError) && !(e instanceof RangeError) && typeof (e as { code?: unknown }).code === 'string') {
-    return new Gpt2Error((e as { code: string }).code, e.message);
+    return new Gpt2Error((e as unknown as { code: string }).code, e.message);
   }
   return e;
 }

@@ -2,9 +2,10 @@
 //   Expected integer between 1 and 1024 for maxTokens but received 0
 // Wrong types throw TypeError, out-of-range values RangeError (rule 2 of the project).
 
-export function describe(value: unknown): string {
+/** How a received value reads in a message; `typed` adds the type to numbers too (for type errors). */
+export function describe(value: unknown, typed = false): string {
   if (typeof value === 'string') return `${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)} of type string`;
-  if (typeof value === 'number') return String(value);
+  if (typeof value === 'number') return typed ? `${value} of type number` : String(value);
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return `an object of type ${value.constructor?.name ?? 'Object'}`;
@@ -35,33 +36,33 @@ export function optionalNumber(name: string, value: unknown, min: number, max: n
 
 export function optionalBoolean(name: string, value: unknown): boolean | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'boolean') throw new TypeError(`Expected boolean for ${name} but received ${describe(value)}`);
+  if (typeof value !== 'boolean') throw new TypeError(`Expected boolean for ${name} but received ${describe(value, true)}`);
   return value;
 }
 
 export function string(name: string, value: unknown): string {
-  if (typeof value !== 'string') throw new TypeError(`Expected string for ${name} but received ${describe(value)}`);
+  if (typeof value !== 'string') throw new TypeError(`Expected string for ${name} but received ${describe(value, true)}`);
   return value;
 }
 
 export function object(name: string, value: unknown): Record<string, unknown> {
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TypeError(`Expected object for ${name} but received ${describe(value)}`);
+    throw new TypeError(`Expected object for ${name} but received ${describe(value, true)}`);
   }
   return value as Record<string, unknown>;
 }
 
 export function optionalSignal(name: string, value: unknown): AbortSignal | undefined {
   if (value === undefined) return undefined;
-  if (!(value instanceof AbortSignal)) throw new TypeError(`Expected AbortSignal for ${name} but received ${describe(value)}`);
+  if (!(value instanceof AbortSignal)) throw new TypeError(`Expected AbortSignal for ${name} but received ${describe(value, true)}`);
   return value;
 }
 
 /** Token ids: an array-like of integers in [0, vocabSize), copied into a Uint32Array. */
 export function tokenIds(name: string, value: unknown, vocabSize: number): Uint32Array {
   if (!(value instanceof Uint32Array) && !Array.isArray(value) && !ArrayBuffer.isView(value)) {
-    throw new TypeError(`Expected Uint32Array or array of token ids for ${name} but received ${describe(value)}`);
+    throw new TypeError(`Expected Uint32Array or array of token ids for ${name} but received ${describe(value, true)}`);
   }
   const src = value as ArrayLike<unknown>;
   const out = new Uint32Array(src.length);

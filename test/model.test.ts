@@ -17,7 +17,7 @@ test.after.always(async () => {
   await model?.dispose();
 });
 
-test('info describes the model and this instance', (t) => {
+test.serial('info describes the model and this instance', (t) => {
   const info = model.info;
   t.is(info.architecture, 'gpt2');
   t.is(info.layers, 2);
@@ -39,7 +39,7 @@ test('info describes the model and this instance', (t) => {
   t.true(Object.isFrozen(info));
 });
 
-test('evaluate returns the last row, or every row with allPositions', async (t) => {
+test.serial('evaluate returns the last row, or every row with allPositions', async (t) => {
   const ids = [464, 3290, 318, 257, 1332];
   const last = await model.evaluate(ids);
   const all = await model.evaluate(Uint32Array.from(ids), { allPositions: true });
@@ -55,7 +55,7 @@ test('evaluate returns the last row, or every row with allPositions', async (t) 
   t.true(maxdiff < 1e-4);
 });
 
-test('greedy generation is deterministic and its chunks concatenate to the detokenized tokens', async (t) => {
+test.serial('greedy generation is deterministic and its chunks concatenate to the detokenized tokens', async (t) => {
   const a = await model.complete('The meaning of life is', { maxTokens: 24, temperature: 0 });
   const b = await model.complete('The meaning of life is', { maxTokens: 24, temperature: 0 });
   t.deepEqual(Array.from(a.tokens), Array.from(b.tokens));
@@ -79,7 +79,7 @@ test('greedy generation is deterministic and its chunks concatenate to the detok
   t.deepEqual(last?.usage, a.usage);
 });
 
-test('greedy generation equals argmax of evaluate at every step', async (t) => {
+test.serial('greedy generation equals argmax of evaluate at every step', async (t) => {
   const prompt = model.tokenize('Hello world');
   const out = await model.complete(prompt, { maxTokens: 6, temperature: 0 });
   const seq = Array.from(prompt);
@@ -92,7 +92,7 @@ test('greedy generation equals argmax of evaluate at every step', async (t) => {
   }
 });
 
-test('seeded sampling repeats for the same seed and differs across seeds', async (t) => {
+test.serial('seeded sampling repeats for the same seed and differs across seeds', async (t) => {
   const opts = { maxTokens: 32, temperature: 1.0, ignoreEos: true };
   const a = await model.complete('Once upon a time', { ...opts, seed: 42 });
   const b = await model.complete('Once upon a time', { ...opts, seed: 42 });
@@ -104,7 +104,7 @@ test('seeded sampling repeats for the same seed and differs across seeds', async
   t.deepEqual(Array.from(k1.tokens), Array.from(greedy.tokens), 'topK 1 is greedy');
 });
 
-test('token-id prompts and an empty prompt (which starts from <|endoftext|>)', async (t) => {
+test.serial('token-id prompts and an empty prompt (which starts from <|endoftext|>)', async (t) => {
   const ids = model.tokenize('A B C');
   const a = await model.complete(ids, { maxTokens: 4, temperature: 0 });
   const b = await model.complete('A B C', { maxTokens: 4, temperature: 0 });
@@ -115,7 +115,7 @@ test('token-id prompts and an empty prompt (which starts from <|endoftext|>)', a
   t.is(e.usage.promptTokens, 1);
 });
 
-test('generation stops at the end of the context with finishReason length', async (t) => {
+test.serial('generation stops at the end of the context with finishReason length', async (t) => {
   const small = await loadModel(modelPath, { threads: 1, contextSize: 16 });
   try {
     const prompt = Array.from({ length: 10 }, (_, i) => 100 + i);
@@ -134,7 +134,7 @@ test('generation stops at the end of the context with finishReason length', asyn
   }
 });
 
-test('abort: complete() resolves with the partial text and finishReason abort', async (t) => {
+test.serial('abort: complete() resolves with the partial text and finishReason abort', async (t) => {
   const controller = new AbortController();
   let n = 0;
   const gen = model.generate('Abort me', { maxTokens: 10_000, temperature: 0, ignoreEos: true, signal: controller.signal, highWaterMark: 1 });
@@ -165,7 +165,7 @@ test('abort: complete() resolves with the partial text and finishReason abort', 
   t.is(model.stats().activeSequences, 0, 'aborted sequences free their slots');
 });
 
-test('breaking out of a for-await loop stops the generation and frees its slot', async (t) => {
+test.serial('breaking out of a for-await loop stops the generation and frees its slot', async (t) => {
   for await (const chunk of model.generate('Break', { maxTokens: 10_000, temperature: 0, ignoreEos: true })) {
     void chunk;
     break;
@@ -176,7 +176,7 @@ test('breaking out of a for-await loop stops the generation and frees its slot',
   t.is(s.queuedSequences, 0);
 });
 
-test('backpressure: a consumer that stops pulling pauses its own sequence only', async (t) => {
+test.serial('backpressure: a consumer that stops pulling pauses its own sequence only', async (t) => {
   const hwm = 4;
   const slow = model.generate('slow consumer', { maxTokens: 200, temperature: 0, ignoreEos: true, highWaterMark: hwm });
   await new Promise((r) => setTimeout(r, 200));
@@ -194,7 +194,7 @@ test('backpressure: a consumer that stops pulling pauses its own sequence only',
   t.deepEqual(got, Array.from(reference.tokens));
 });
 
-test('requests beyond maxSequences wait in a queue and all complete', async (t) => {
+test.serial('requests beyond maxSequences wait in a queue and all complete', async (t) => {
   const prompts = Array.from({ length: 10 }, (_, i) => `Request number ${i}`);
   const alone = [];
   for (const p of prompts) alone.push(await model.complete(p, { maxTokens: 8, temperature: 0 }));
@@ -202,7 +202,7 @@ test('requests beyond maxSequences wait in a queue and all complete', async (t) 
   t.deepEqual(results.map((r) => Array.from(r.tokens)), alone.map((r) => Array.from(r.tokens)));
 });
 
-test('the JS thread keeps running while the engine computes', async (t) => {
+test.serial('the JS thread keeps running while the engine computes', async (t) => {
   let ticks = 0;
   const timer = setInterval(() => { ticks++; }, 5);
   const started = Date.now();
@@ -214,7 +214,7 @@ test('the JS thread keeps running while the engine computes', async (t) => {
   t.true(ticks >= Math.floor(elapsed / 5) * 0.5, 'the timer fired at least half as often as scheduled');
 });
 
-test('validation messages', async (t) => {
+test.serial('validation messages', async (t) => {
   t.throws(() => model.generate('x', { maxTokens: 0 }), { instanceOf: RangeError, message: 'Expected integer between 1 and 1000000 for maxTokens but received 0' });
   t.throws(() => model.generate('x', { maxTokens: 1.5 }), { instanceOf: RangeError, message: 'Expected integer between 1 and 1000000 for maxTokens but received 1.5' });
   t.throws(() => model.generate('x', { maxTokens: '5' as never }), { instanceOf: TypeError, message: 'Expected integer between 1 and 1000000 for maxTokens but received "5" of type string' });
@@ -228,7 +228,7 @@ test('validation messages', async (t) => {
   t.throws(() => model.generate('x', { ignoreEos: 1 as never }), { instanceOf: TypeError, message: 'Expected boolean for ignoreEos but received 1 of type number' });
   t.throws(() => model.generate('x', { signal: {} as never }), { instanceOf: TypeError, message: 'Expected AbortSignal for signal but received an object of type Object' });
   t.throws(() => model.generate('x', 5 as never), { instanceOf: TypeError, message: 'Expected object for options but received 5 of type number' });
-  t.throws(() => model.generate(42 as never), { instanceOf: TypeError, message: 'Expected string or token ids for prompt but received 42' });
+  t.throws(() => model.generate(42 as never), { instanceOf: TypeError, message: 'Expected string or token ids for prompt but received 42 of type number' });
   t.throws(() => model.generate([1, 50257]), { instanceOf: RangeError, message: 'Expected integer between 0 and 50256 for prompt[1] but received 50257' });
   t.throws(() => model.generate([1, -2]), { instanceOf: RangeError, message: 'Expected integer between 0 and 50256 for prompt[1] but received -2' });
   t.throws(() => model.generate(['a'] as never), { instanceOf: TypeError, message: 'Expected integer between 0 and 50256 for prompt[0] but received "a" of type string' });
@@ -239,7 +239,7 @@ test('validation messages', async (t) => {
   await t.throwsAsync(model.complete('x', { maxTokens: -3 }), { instanceOf: RangeError });
 });
 
-test('loadModel validation messages', async (t) => {
+test.serial('loadModel validation messages', async (t) => {
   await t.throwsAsync(loadModel(5 as never), { instanceOf: TypeError, message: 'Expected string for path but received 5 of type number' });
   await t.throwsAsync(loadModel(modelPath, { threads: 0 }), { instanceOf: RangeError, message: 'Expected integer between 1 and 512 for threads but received 0' });
   await t.throwsAsync(loadModel(modelPath, { contextSize: 0 }), { instanceOf: RangeError, message: 'Expected integer between 1 and 1048576 for contextSize but received 0' });
@@ -250,7 +250,7 @@ test('loadModel validation messages', async (t) => {
   await t.throwsAsync(loadModel(modelPath, null as never), { instanceOf: TypeError, message: 'Expected object for options but received null' });
 });
 
-test('dispose: idempotent, ends running generations with ERR_DISPOSED, then every method throws', async (t) => {
+test.serial('dispose: idempotent, ends running generations with ERR_DISPOSED, then every method throws', async (t) => {
   const m = await loadModel(modelPath, { threads: 1 });
   const gen = m.generate('disposing', { maxTokens: 10_000, temperature: 0, ignoreEos: true, highWaterMark: 1_000_000 });
   const queued = m.complete('waits in the queue', { maxTokens: 10 });
@@ -277,7 +277,7 @@ test('dispose: idempotent, ends running generations with ERR_DISPOSED, then ever
   await m[Symbol.asyncDispose]();
 });
 
-test('await using disposes the model', async (t) => {
+test.serial('await using disposes the model', async (t) => {
   let ref: Model | undefined;
   {
     await using m = await loadModel(modelPath, { threads: 1 });

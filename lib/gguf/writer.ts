@@ -8,7 +8,6 @@
 // section starting at a multiple of the alignment, every tensor's data padded with zeros to a
 // multiple of the alignment, offsets counted from the start of the data section.
 import { open, rm, type FileHandle } from 'node:fs/promises';
-import { Gpt2Error } from '../errors.js';
 import {
   GGML_MAX_DIMS, GGML_MAX_NAME, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_SCALAR_SIZE, GGUF_VERSION,
   GgmlType, GgufType, ggmlBlockLayout, ggmlTensorBytes,
@@ -39,8 +38,9 @@ export interface GgufWriteOptions {
   alignment?: number;
 }
 
-function invalid(message: string): never {
-  throw new Gpt2Error('ERR_INVALID_ARGUMENT', message);
+/** Bad arguments throw TypeError (wrong kind of value) or RangeError (right kind, bad value), as lib/validate.ts. */
+function invalid(message: string, kind: 'type' | 'range' = 'range'): never {
+  throw kind === 'type' ? new TypeError(message) : new RangeError(message);
 }
 
 // ---- scalar encoders -------------------------------------------------------------------------
@@ -210,7 +210,9 @@ class ByteSink {
 
   scalar(type: GgufScalarTypeName, v: unknown, what: string): void {
     const expect = (kind: string, ok: boolean): void => {
-      if (!ok) invalid(`Expected ${kind} for ${what} but received ${typeof v === 'bigint' ? `${v}n` : JSON.stringify(v)} of type ${typeof v}`);
+      if (ok) return;
+      const typeOk = kind.startsWith('integer') || kind === 'number' ? typeof v === 'number' : kind.startsWith('bigint') ? typeof v === 'bigint' : true;
+      invalid(`Expected ${kind} for ${what} but received ${typeof v === 'bigint' ? `${v}n` : JSON.stringify(v)} of type ${typeof v}`, typeOk ? 'range' : 'type');
     };
     const int = (lo: number, hi: number): number => {
       expect(`integer between ${lo} and ${hi}`, Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi);
@@ -236,8 +238,10 @@ class ByteSink {
       case 'f64': { const o = num(); this.buf.writeDoubleLE(n, o); return; }
       case 'u64': { const o = big(0n, (1n << 64n) - 1n); this.buf.writeBigUInt64LE(v as bigint, o); return; }
       case 'i64': { const o = big(-(1n << 63n), (1n << 63n) - 1n); this.buf.writeBigInt64LE(v as bigint, o); return; }
-      case 'bool': expect('boolean', typeof v === 'boolean'); this.u8(v ? 1 : 0); return;
-      case 'string': expect('string', typeof v === 'string'); this.string(v as string); return;
+      case 'bool': if (typeof v !== 'boolean') invalid(`Expected boolean for ${what} but received ${JSON.stringify(v)} of type ${typeof v}`, 'type');
+        this.u8(v ? 1 : 0); return;
+      case 'string': if (typeof v !== 'string') invalid(`Expected string for ${what} but received ${JSON.stringify(v)} of type ${typeof v}`, 'type');
+        this.string(v); return;
     }
   }
 
@@ -355,7 +359,7 @@ async function writeTensorData(fh: FileHandle, t: GgufTensorSpec): Promise<numbe
     } else if (chunk instanceof Uint8Array) {
       bytes = chunk;
     } else {
-      invalid(`Expected Float32Array or Uint8Array chunks for tensor '${t.name}'`);
+      invalid(`Expected Float32Array or Uint8Array chunks for tensor '${t.name}'`, 'type');
     }
     await writeFully(fh, bytes);
     written += bytes.length;

@@ -60,8 +60,9 @@ const ggmlTypeOf: Readonly<Record<RandomModelType, EncodableType>> = {
 // llama.h's llama_ftype values
 const fileTypeOf: Readonly<Record<RandomModelType, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, bf16: 32 };
 
-function invalid(message: string): never {
-  throw new Gpt2Error('ERR_INVALID_ARGUMENT', message);
+/** Bad options throw TypeError (wrong kind of value) or RangeError (right kind, bad value), as lib/validate.ts. */
+function invalid(message: string, kind: 'type' | 'range' = 'range'): never {
+  throw kind === 'type' ? new TypeError(message) : new RangeError(message);
 }
 
 /**
@@ -91,11 +92,11 @@ function resolveShape(shape: RandomModelOptions['shape']): Required<ModelShape> 
   } else if (typeof shape === 'object' && shape !== null) {
     s = shape;
   } else {
-    invalid(`Expected a shape name or object for shape but received ${String(shape)} of type ${typeof shape}`);
+    invalid(`Expected a shape name or object for shape but received ${String(shape)} of type ${typeof shape}`, 'type');
   }
   const int = (name: string, v: unknown, max: number): number => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
-      invalid(`Expected integer between 1 and ${max} for ${name} but received ${String(v)}`);
+      invalid(`Expected integer between 1 and ${max} for ${name} but received ${String(v)}`, typeof v === 'number' ? 'range' : 'type');
     }
     return v;
   };
@@ -187,15 +188,15 @@ function* normalChunks(n: number, seed: number, name: string, mean: number, std:
 
 /** Write a random-weight GPT-2 GGUF to `path` (overwritten). */
 export async function writeRandomModel(path: string, opts: RandomModelOptions): Promise<void> {
-  if (typeof path !== 'string' || path === '') invalid(`Expected a file path for path but received ${String(path)}`);
-  if (typeof opts !== 'object' || opts === null) invalid(`Expected an object for options but received ${String(opts)}`);
+  if (typeof path !== 'string' || path === '') invalid(`Expected a file path for path but received ${String(path)}`, typeof path === 'string' ? 'range' : 'type');
+  if (typeof opts !== 'object' || opts === null) invalid(`Expected an object for options but received ${String(opts)}`, 'type');
   const shape = resolveShape(opts.shape);
   const type = opts.type ?? 'f32';
   if (!Object.hasOwn(ggmlTypeOf, type)) invalid(`Expected one of ${Object.keys(ggmlTypeOf).join(', ')} for type but received ${JSON.stringify(type)}`);
   const seed = opts.seed ?? 1;
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) invalid(`Expected integer between 0 and 4294967295 for seed but received ${String(seed)}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) invalid(`Expected integer between 0 and 4294967295 for seed but received ${String(seed)}`, typeof seed === 'number' ? 'range' : 'type');
   const initScale = opts.initScale ?? 1;
-  if (typeof initScale !== 'number' || !(initScale > 0) || !Number.isFinite(initScale)) invalid(`Expected positive number for initScale but received ${String(initScale)}`);
+  if (typeof initScale !== 'number' || !(initScale > 0) || !Number.isFinite(initScale)) invalid(`Expected positive number for initScale but received ${String(initScale)}`, typeof initScale === 'number' ? 'range' : 'type');
   const tied = opts.tiedOutput ?? true;
   const vocabPath = opts.vocabGguf ?? defaultVocabGguf();
   if (!existsSync(vocabPath)) {

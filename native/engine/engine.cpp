@@ -119,6 +119,16 @@ void engine::finish(sequence & s, const char * reason, const std::string & code,
     s.req.reset();   // marks the sequence as finished
 }
 
+void engine::publish_stats(double busy, bool stepped) {
+    uint64_t used = 0;
+    for (auto & s : active_) used += s->n_past;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stepped) stats_.steps += 1;
+    stats_.busy_seconds += busy;
+    stats_.active  = (uint32_t) active_.size();
+    stats_.kv_used = used;
+}
+
 void engine::run() {
     const decoder_params & p = decoder_->params();
     const uint32_t n_vocab = model_->hp.n_vocab;
@@ -177,6 +187,7 @@ void engine::run() {
             budget -= n;
         }
         if (step.empty()) {
+            publish_stats(0.0, false);
             notify_();
             continue;   // nothing runnable after all (credit withdrawn meanwhile): wait again
         }
@@ -254,15 +265,7 @@ void engine::run() {
 
         active_.erase(std::remove_if(active_.begin(), active_.end(), [](const std::unique_ptr<sequence> & s) { return !s->req; }),
                       active_.end());
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            stats_.steps += 1;
-            stats_.busy_seconds += dt;
-            stats_.active = (uint32_t) active_.size();
-            uint64_t used = 0;
-            for (auto & s : active_) used += s->n_past;
-            stats_.kv_used = used;
-        }
+        publish_stats(dt, true);
         if (active_.empty()) decoder_->pause();
         notify_();
     }

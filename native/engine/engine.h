@@ -63,6 +63,7 @@ private:
     void run();
     bool runnable(const sequence & s) const;
     bool any_runnable() const;
+    void publish_stats(double busy_seconds, bool stepped);   // engine thread
     void finish(sequence & s, const char * reason, const std::string & code = {}, const std::string & message = {});
     void emit(event && e);
 

@@ -157,6 +157,11 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
 }
 
 void tokenizer::encode_into(std::string_view text, bool allow_special, std::vector<uint32_t> & out) const {
+    encode_into(text, allow_special ? d_->special_ids : std::vector<uint32_t>(), out);
+}
+
+void tokenizer::encode_into(std::string_view text, const std::vector<uint32_t> & allowed_special,
+                            std::vector<uint32_t> & out) const {
     const tokenizer_data & d = *d_;
     const auto * s = reinterpret_cast<const uint8_t *>(text.data());
     const size_t n = text.size();
@@ -203,28 +208,34 @@ void tokenizer::encode_into(std::string_view text, bool allow_special, std::vect
         }
     };
 
-    if (!allow_special || d.special_texts.empty()) {
+    std::vector<std::pair<std::string_view, uint32_t>> specials;
+    for (const auto & st : d.special_texts) {
+        if (std::find(allowed_special.begin(), allowed_special.end(), st.second) != allowed_special.end()) {
+            specials.push_back(st);
+        }
+    }
+    if (specials.empty()) {
         encode_ordinary(0, n);
         return;
     }
     // Next occurrence of each special text at or after `pos`, cached so the scan stays linear.
-    std::vector<size_t> next(d.special_texts.size(), 0);
-    std::vector<bool> stale(d.special_texts.size(), true);
+    std::vector<size_t> next(specials.size(), 0);
+    std::vector<bool> stale(specials.size(), true);
     size_t pos = 0;
     while (pos < n) {
         size_t best = std::string_view::npos;
         size_t best_i = 0;
-        for (size_t i = 0; i < d.special_texts.size(); ++i) {
+        for (size_t i = 0; i < specials.size(); ++i) {
             if (stale[i] || (next[i] != std::string_view::npos && next[i] < pos)) {
-                next[i] = text.find(d.special_texts[i].first, pos);
+                next[i] = text.find(specials[i].first, pos);
                 stale[i] = false;
             }
             if (next[i] < best) { best = next[i]; best_i = i; }
         }
         if (best == std::string_view::npos) { break; }
         encode_ordinary(pos, best);
-        out.push_back(d.special_texts[best_i].second);
-        pos = best + d.special_texts[best_i].first.size();
+        out.push_back(specials[best_i].second);
+        pos = best + specials[best_i].first.size();
     }
     encode_ordinary(pos, n);
 }

@@ -50,6 +50,8 @@ class tokenizer {
     std::vector<uint32_t> encode(std::string_view utf8, bool allow_special) const;
     // Appends to `out` instead of returning a new vector.
     void encode_into(std::string_view utf8, bool allow_special, std::vector<uint32_t> & out) const;
+    // Only the special tokens listed are recognized (ids that are not special are ignored).
+    void encode_into(std::string_view utf8, const std::vector<uint32_t> & allowed_special, std::vector<uint32_t> & out) const;
     // Number of tokens encode() would return.
     size_t count(std::string_view utf8, bool allow_special) const;
 

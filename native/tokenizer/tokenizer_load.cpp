@@ -5,6 +5,7 @@
 
 #include "gguf.h"
 #include "nlohmann/json.hpp"
+#include "util/error.h"
 
 #include <cstdio>
 #include <fstream>
@@ -18,8 +19,13 @@ namespace {
 
 using json = nlohmann::json;
 
+// Bad data: ERR_BAD_MODEL (gpt2::error is a std::runtime_error with a stable code).
 [[noreturn]] void fail(const std::string & where, const std::string & what) {
-    throw std::runtime_error(where + ": " + what);
+    throw error("ERR_BAD_MODEL", where + ": " + what);
+}
+
+[[noreturn]] void fail_not_found(const std::string & where, const std::string & what) {
+    throw error("ERR_NOT_FOUND", where + ": " + what);
 }
 
 // --- GGUF ---------------------------------------------------------------------------------
@@ -89,7 +95,7 @@ bool is_file(const std::string & path) {
 
 std::string read_file(const std::string & path) {
     std::ifstream f(path, std::ios::binary);
-    if (!f) { fail(path, "cannot open file"); }
+    if (!f) { fail_not_found(path, "cannot open file"); }
     std::ostringstream ss;
     ss << f.rdbuf();
     if (f.bad()) { fail(path, "read error"); }
@@ -157,7 +163,7 @@ int32_t find_eos(const std::vector<std::string> & tokens, const std::vector<uint
 }
 
 std::shared_ptr<const tokenizer> load_vocab_json(const std::string & vocab_path, const std::string & merges_path) {
-    if (!is_file(merges_path)) { fail(vocab_path, "merges.txt not found beside it (" + merges_path + ")"); }
+    if (!is_file(merges_path)) { fail_not_found(vocab_path, "merges.txt not found beside it (" + merges_path + ")"); }
     std::vector<std::string> tokens = tokens_from_vocab_object(parse_json(vocab_path), vocab_path);
     const std::vector<std::string> merges = merges_from_txt(merges_path);
     const int32_t eos = find_eos(tokens, {}, vocab_path);
@@ -243,7 +249,7 @@ std::shared_ptr<const tokenizer> load_gguf_file(const std::string & path) {
 
 bool has_gguf_magic(const std::string & path) {
     FILE * f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) { fail(path, "cannot open file"); }
+    if (f == nullptr) { fail_not_found(path, "cannot open file"); }
     char magic[4] = {};
     const size_t n = std::fread(magic, 1, 4, f);
     std::fclose(f);
@@ -296,15 +302,15 @@ std::shared_ptr<const tokenizer> tokenizer::from_file(const std::string & path) 
         if (is_file(tj)) { return load_tokenizer_json(tj, parse_json(tj)); }
         const std::string vj = path + "/vocab.json";
         if (is_file(vj)) { return load_vocab_json(vj, path + "/merges.txt"); }
-        fail(path, "folder holds neither tokenizer.json nor vocab.json + merges.txt");
+        fail_not_found(path, "folder holds neither tokenizer.json nor vocab.json + merges.txt");
     }
-    if (!is_file(path)) { fail(path, "no such file or folder"); }
+    if (!is_file(path)) { fail_not_found(path, "no such file or folder"); }
     if (has_gguf_magic(path)) { return load_gguf_file(path); }
     if (ends_with(path, ".gguf")) { fail(path, "not a GGUF file (bad magic)"); }
     if (ends_with(path, "merges.txt")) { return load_vocab_json(dir_of(path) + "/vocab.json", path); }
     // A JSON file: tokenizer.json has a "model" object, vocab.json is {token: id}.
     const json j = parse_json(path);
-    if (j.is_object() && j.contains("model") && j["model"].is_object()) { return load_tokenizer_json(path, j); }
+    if (ends_with(path, "tokenizer.json") || (j.is_object() && j.contains("model") && j["model"].is_object())) { return load_tokenizer_json(path, j); }
     if (j.is_object()) { return load_vocab_json(path, dir_of(path) + "/merges.txt"); }
     fail(path, "not a GGUF file, tokenizer.json or vocab.json");
 }

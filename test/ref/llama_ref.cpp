@@ -173,7 +173,12 @@ int main(int argc, char ** argv) {
         }
     }
 
+    // positions past the model's trained context have no position embedding
     const int32_t n_needed = n_prompt + (args.greedy > 0 ? args.greedy - 1 : 0);
+    if (n_needed > llama_model_n_ctx_train(model)) {
+        const std::string n = std::to_string(llama_model_n_ctx_train(model));
+        fail("the prompt plus the continuation is longer than the model's context length %s", n.c_str());
+    }
     const int32_t n_ctx    = args.ctx > 0 ? args.ctx : n_needed;
     if (n_ctx < n_needed) fail("--ctx is smaller than the prompt plus the continuation%s");
 

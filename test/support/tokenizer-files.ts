@@ -113,3 +113,23 @@ export function writeHfTokenizerFiles(v: VocabData = readGpt2Vocab()): { dir: st
   }));
   return { dir, vocabJson, mergesTxt, tokenizerJson };
 }
+
+/**
+ * Writes a vocab-only GGUF with the given tokenizer keys (for error-path tests). `kv` entries
+ * replace or add keys; a value of `undefined` removes the key.
+ */
+export async function writeVocabGguf(path: string, kv: Record<string, GgufKv | undefined>, v: VocabData = readGpt2Vocab()): Promise<void> {
+  const { writeGguf } = await import('../../lib/gguf/writer.js');
+  const base: Record<string, GgufKv | undefined> = {
+    'general.architecture': { type: 'string', value: 'gpt2' },
+    'tokenizer.ggml.model': { type: 'string', value: 'gpt2' },
+    'tokenizer.ggml.tokens': { type: 'array', itemType: 'string', value: v.tokens },
+    'tokenizer.ggml.merges': { type: 'array', itemType: 'string', value: v.merges },
+    'tokenizer.ggml.eos_token_id': { type: 'u32', value: v.eosId },
+    ...kv,
+  };
+  const entries = Object.entries(base).filter((e): e is [string, GgufKv] => e[1] !== undefined);
+  await writeGguf(path, { kv: entries, tensors: [] });
+}
+
+export type GgufKv = import('../../lib/gguf/reader.js').GgufValue;

@@ -11,7 +11,8 @@ export interface RefTokenizer {
 }
 
 let tiktokenEnc: ReturnType<typeof get_encoding> | undefined;
-const utf8 = new TextDecoder();
+// ignoreBOM: a leading U+FEFF is text, not a byte order mark to drop
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 export const tiktoken: RefTokenizer = {
   name: 'tiktoken',
@@ -54,7 +55,7 @@ export const references: RefTokenizer[] = [tiktoken, gptTok, jsTiktoken];
 
 /** UTF-8 bytes of a JS string the way N-API and WASM bindings see it (lone surrogates → U+FFFD). */
 export function wellFormed(text: string): string {
-  return new TextDecoder().decode(new TextEncoder().encode(text));
+  return utf8.decode(new TextEncoder().encode(text));
 }
 
 export function sameIds(a: ArrayLike<number>, b: ArrayLike<number>): boolean {

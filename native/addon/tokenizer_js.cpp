@@ -1,0 +1,169 @@
+#include "addon/tokenizer_js.h"
+
+#include "addon/errors.h"
+
+#include <cmath>
+#include <cstring>
+#include <new>
+
+namespace gpt2::addon {
+
+namespace {
+
+std::string describe(const Napi::Value & v) {
+    if (v.IsNumber()) {
+        const double d = v.As<Napi::Number>().DoubleValue();
+        if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9007199254740992.0) {
+            return std::to_string(static_cast<long long>(d));
+        }
+        return v.ToString().Utf8Value();
+    }
+    if (v.IsString()) { return "a string"; }
+    if (v.IsUndefined()) { return "undefined"; }
+    if (v.IsNull()) { return "null"; }
+    if (v.IsBoolean()) { return v.As<Napi::Boolean>().Value() ? "true" : "false"; }
+    if (v.IsArray()) { return "an array"; }
+    if (v.IsObject()) { return "an object"; }
+    return "a value of another type";
+}
+
+bool throw_type(Napi::Env env, const std::string & message) {
+    Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
+    return false;
+}
+
+bool throw_range(Napi::Env env, const std::string & message) {
+    Napi::RangeError::New(env, message).ThrowAsJavaScriptException();
+    return false;
+}
+
+Napi::Value throw_native(Napi::Env env, const std::exception & e) {
+    if (dynamic_cast<const std::bad_alloc *>(&e) != nullptr) {
+        to_js_error(env, "ERR_OUT_OF_MEMORY", "out of memory while tokenizing").ThrowAsJavaScriptException();
+    } else {
+        to_js_error(env, e).ThrowAsJavaScriptException();
+    }
+    return Napi::Value();
+}
+
+}  // namespace
+
+bool read_text(Napi::Env env, const Napi::Value & v, const char * name, std::string & out) {
+    if (!v.IsString()) { return throw_type(env, std::string("Expected string for ") + name + " but received " + describe(v)); }
+    out = v.As<Napi::String>().Utf8Value();
+    return true;
+}
+
+bool read_token_ids(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
+                    std::vector<uint32_t> & out) {
+    const uint32_t n_vocab = tok.n_vocab();
+    const std::string range = "Expected integer between 0 and " + std::to_string(n_vocab - 1) + " for " + name;
+    if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array) {
+        Napi::Uint32Array a = v.As<Napi::Uint32Array>();
+        const size_t n = a.ElementLength();
+        out.resize(n);
+        if (n > 0) { std::memcpy(out.data(), a.Data(), n * sizeof(uint32_t)); }
+        for (size_t i = 0; i < n; ++i) {
+            if (out[i] >= n_vocab) {
+                return throw_range(env, range + "[" + std::to_string(i) + "] but received " + std::to_string(out[i]));
+            }
+        }
+        return true;
+    }
+    if (!v.IsArray()) {
+        return throw_type(env, std::string("Expected Uint32Array or array of token ids for ") + name + " but received " + describe(v));
+    }
+    Napi::Array a = v.As<Napi::Array>();
+    const uint32_t n = a.Length();
+    out.resize(n);
+    for (uint32_t i = 0; i < n; ++i) {
+        Napi::Value e = a.Get(i);
+        const std::string message = range + "[" + std::to_string(i) + "] but received " + describe(e);
+        if (!e.IsNumber()) { return throw_type(env, message); }
+        const double d = e.As<Napi::Number>().DoubleValue();
+        if (!(d >= 0 && d < n_vocab) || d != std::floor(d)) { return throw_range(env, message); }
+        out[i] = static_cast<uint32_t>(d);
+    }
+    return true;
+}
+
+bool read_allowed_special(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
+                          std::vector<uint32_t> & out) {
+    out.clear();
+    if (!v.IsArray()) { return throw_type(env, std::string("Expected array of special token ids for ") + name + " but received " + describe(v)); }
+    Napi::Array a = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+        Napi::Value e = a.Get(i);
+        const std::string message = std::string("Expected special token id for ") + name + "[" + std::to_string(i) +
+                                    "] but received " + describe(e);
+        if (!e.IsNumber()) { return throw_type(env, message); }
+        const double d = e.As<Napi::Number>().DoubleValue();
+        if (!(d >= 0 && d < tok.n_vocab()) || d != std::floor(d) || !tok.is_special(static_cast<uint32_t>(d))) {
+            return throw_range(env, message);
+        }
+        out.push_back(static_cast<uint32_t>(d));
+    }
+    return true;
+}
+
+Napi::Uint32Array ids_to_js(Napi::Env env, const std::vector<uint32_t> & ids) {
+    Napi::Uint32Array a = Napi::Uint32Array::New(env, ids.size());
+    if (!ids.empty()) { std::memcpy(a.Data(), ids.data(), ids.size() * sizeof(uint32_t)); }
+    return a;
+}
+
+Napi::String text_to_js(Napi::Env env, std::string_view bytes) {
+    const std::string text = gpt2::utf8_sanitize(bytes);
+    return Napi::String::New(env, text.data(), text.size());
+}
+
+// tokenize(text: string, allowedSpecial: number[]): Uint32Array
+Napi::Value js_tokenize(const Napi::CallbackInfo & info, const gpt2::tokenizer & tok) {
+    Napi::Env env = info.Env();
+    std::string text;
+    std::vector<uint32_t> allowed;
+    if (!read_text(env, info[0], "text", text)) { return Napi::Value(); }
+    if (!read_allowed_special(env, info[1], "allowedSpecial", tok, allowed)) { return Napi::Value(); }
+    std::vector<uint32_t> ids;
+    try {
+        ids.reserve(text.size() / 3 + 16);
+        tok.encode_into(text, allowed, ids);
+    } catch (const std::exception & e) {
+        return throw_native(env, e);
+    }
+    return ids_to_js(env, ids);
+}
+
+// countTokens(text: string, allowedSpecial: number[]): number
+Napi::Value js_count_tokens(const Napi::CallbackInfo & info, const gpt2::tokenizer & tok) {
+    Napi::Env env = info.Env();
+    std::string text;
+    std::vector<uint32_t> allowed;
+    if (!read_text(env, info[0], "text", text)) { return Napi::Value(); }
+    if (!read_allowed_special(env, info[1], "allowedSpecial", tok, allowed)) { return Napi::Value(); }
+    size_t n = 0;
+    try {
+        std::vector<uint32_t> ids;
+        tok.encode_into(text, allowed, ids);
+        n = ids.size();
+    } catch (const std::exception & e) {
+        return throw_native(env, e);
+    }
+    return Napi::Number::New(env, static_cast<double>(n));
+}
+
+// detokenize(ids: Uint32Array | number[]): string
+Napi::Value js_detokenize(const Napi::CallbackInfo & info, const gpt2::tokenizer & tok) {
+    Napi::Env env = info.Env();
+    std::vector<uint32_t> ids;
+    if (!read_token_ids(env, info[0], "ids", tok, ids)) { return Napi::Value(); }
+    std::string bytes;
+    try {
+        tok.decode_into(ids.data(), ids.size(), bytes);
+    } catch (const std::exception & e) {
+        return throw_native(env, e);
+    }
+    return text_to_js(env, bytes);
+}
+
+}  // namespace gpt2::addon
