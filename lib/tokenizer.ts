@@ -41,7 +41,7 @@ export class StreamDecoder {
    */
   push(ids: number | Uint32Array | readonly number[]): string {
     if (typeof ids === 'number') return this.#native.push(v.integer('id', ids, 0, this.#vocabSize - 1));
-    return this.#native.push(v.tokenIds('ids', ids, this.#vocabSize));
+    return this.#native.push(ids instanceof Uint32Array ? ids : v.tokenIds('ids', ids, this.#vocabSize));
   }
 
   /** Ends the stream: held-back bytes that never completed a character become U+FFFD. */
@@ -128,7 +128,23 @@ export class Tokenizer {
    * well-formed string.
    */
   detokenize(ids: Uint32Array | readonly number[]): string {
-    return this.#native.detokenize(v.tokenIds('ids', ids, this.#vocabSize));
+    return this.#native.detokenize(this.#ids(ids));
+  }
+
+  // Uint32Arrays go to the native code as they are (it checks every id with the same message);
+  // arrays are checked here in one fast pass and copied into a Uint32Array.
+  #ids(ids: unknown): Uint32Array {
+    if (ids instanceof Uint32Array) return ids;
+    if (Array.isArray(ids)) {
+      const n = this.#vocabSize;
+      let ok = true;
+      for (let i = 0; i < ids.length; i++) {
+        const x = ids[i];
+        if (typeof x !== 'number' || (x >>> 0) !== x || x >= n) { ok = false; break; }
+      }
+      if (ok) return Uint32Array.from(ids as number[]);
+    }
+    return v.tokenIds('ids', ids, this.#vocabSize); // throws the precise TypeError / RangeError
   }
 
   /** The raw bytes of one token (a token can be part of a UTF-8 character). */

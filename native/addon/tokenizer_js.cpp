@@ -56,16 +56,24 @@ bool read_text(Napi::Env env, const Napi::Value & v, const char * name, std::str
 
 bool read_token_ids(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
                     std::vector<uint32_t> & out) {
+    const uint32_t * data = nullptr;
+    size_t n = 0;
+    if (!read_token_ids_view(env, v, name, tok, data, n, out)) { return false; }
+    if (data != out.data()) { out.assign(data, data + n); }
+    return true;
+}
+
+bool read_token_ids_view(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
+                         const uint32_t *& data, size_t & n, std::vector<uint32_t> & storage) {
     const uint32_t n_vocab = tok.n_vocab();
     const std::string range = "Expected integer between 0 and " + std::to_string(n_vocab - 1) + " for " + name;
     if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array) {
         Napi::Uint32Array a = v.As<Napi::Uint32Array>();
-        const size_t n = a.ElementLength();
-        out.resize(n);
-        if (n > 0) { std::memcpy(out.data(), a.Data(), n * sizeof(uint32_t)); }
+        n = a.ElementLength();
+        data = n > 0 ? a.Data() : storage.data();
         for (size_t i = 0; i < n; ++i) {
-            if (out[i] >= n_vocab) {
-                return throw_range(env, range + "[" + std::to_string(i) + "] but received " + std::to_string(out[i]));
+            if (data[i] >= n_vocab) {
+                return throw_range(env, range + "[" + std::to_string(i) + "] but received " + std::to_string(data[i]));
             }
         }
         return true;
@@ -74,16 +82,18 @@ bool read_token_ids(Napi::Env env, const Napi::Value & v, const char * name, con
         return throw_type(env, std::string("Expected Uint32Array or array of token ids for ") + name + " but received " + describe(v));
     }
     Napi::Array a = v.As<Napi::Array>();
-    const uint32_t n = a.Length();
-    out.resize(n);
+    n = a.Length();
+    storage.resize(n);
     for (uint32_t i = 0; i < n; ++i) {
         Napi::Value e = a.Get(i);
-        const std::string message = range + "[" + std::to_string(i) + "] but received " + describe(e);
-        if (!e.IsNumber()) { return throw_type(env, message); }
+        if (!e.IsNumber()) { return throw_type(env, range + "[" + std::to_string(i) + "] but received " + describe(e)); }
         const double d = e.As<Napi::Number>().DoubleValue();
-        if (!(d >= 0 && d < n_vocab) || d != std::floor(d)) { return throw_range(env, message); }
-        out[i] = static_cast<uint32_t>(d);
+        if (!(d >= 0 && d < n_vocab) || d != std::floor(d)) {
+            return throw_range(env, range + "[" + std::to_string(i) + "] but received " + describe(e));
+        }
+        storage[i] = static_cast<uint32_t>(d);
     }
+    data = storage.data();
     return true;
 }
 
@@ -113,6 +123,7 @@ Napi::Uint32Array ids_to_js(Napi::Env env, const std::vector<uint32_t> & ids) {
 }
 
 Napi::String text_to_js(Napi::Env env, std::string_view bytes) {
+    if (gpt2::utf8_valid(bytes)) { return Napi::String::New(env, bytes.data(), bytes.size()); }
     const std::string text = gpt2::utf8_sanitize(bytes);
     return Napi::String::New(env, text.data(), text.size());
 }
@@ -155,11 +166,13 @@ Napi::Value js_count_tokens(const Napi::CallbackInfo & info, const gpt2::tokeniz
 // detokenize(ids: Uint32Array | number[]): string
 Napi::Value js_detokenize(const Napi::CallbackInfo & info, const gpt2::tokenizer & tok) {
     Napi::Env env = info.Env();
-    std::vector<uint32_t> ids;
-    if (!read_token_ids(env, info[0], "ids", tok, ids)) { return Napi::Value(); }
+    std::vector<uint32_t> storage;
+    const uint32_t * ids = nullptr;
+    size_t n = 0;
+    if (!read_token_ids_view(env, info[0], "ids", tok, ids, n, storage)) { return Napi::Value(); }
     std::string bytes;
     try {
-        tok.decode_into(ids.data(), ids.size(), bytes);
+        tok.decode_into(ids, n, bytes);
     } catch (const std::exception & e) {
         return throw_native(env, e);
     }

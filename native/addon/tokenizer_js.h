@@ -23,6 +23,11 @@ bool read_text(Napi::Env env, const Napi::Value & v, const char * name, std::str
 bool read_token_ids(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
                     std::vector<uint32_t> & out);
 
+// The same without copying a Uint32Array: `data` points into it (valid until JS runs again)
+// or into `storage` (for an array).
+bool read_token_ids_view(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
+                         const uint32_t *& data, size_t & n, std::vector<uint32_t> & storage);
+
 // Allowed special tokens: an array of special token ids (empty: none).
 bool read_allowed_special(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
                           std::vector<uint32_t> & out);

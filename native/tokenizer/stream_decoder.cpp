@@ -3,6 +3,8 @@
 
 #include "unicode.h"
 
+#include <cstring>
+
 namespace gpt2 {
 
 namespace {
@@ -84,6 +86,25 @@ std::string utf8_sanitize(std::string_view bytes) {
     dec.push(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size(), out);
     dec.finish(out);
     return out;
+}
+
+bool utf8_valid(std::string_view bytes) {
+    const auto * s = reinterpret_cast<const uint8_t *>(bytes.data());
+    const size_t n = bytes.size();
+    size_t i = 0;
+    while (i < n) {
+        // skip ASCII 8 bytes at a time
+        if (i + 8 <= n) {
+            uint64_t w;
+            std::memcpy(&w, s + i, 8);
+            if ((w & 0x8080808080808080ull) == 0) { i += 8; continue; }
+        }
+        if (s[i] < 0x80) { ++i; continue; }
+        size_t len = 1;
+        if (utf8_next(s, n, i, len) == k_invalid_cp) { return false; }
+        i += len;
+    }
+    return true;
 }
 
 stream_decoder::stream_decoder(std::shared_ptr<const tokenizer> tok) : tok_(std::move(tok)) {}

@@ -1,0 +1,121 @@
+// The CLI as a user runs it: the compiled bin (dist/, built by npm install and by npm test's
+// pretest) in a child process.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import test from 'ava';
+
+import { loadModel } from '../lib/index.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const bin = join(root, 'dist', 'lib', 'cli', 'main.js');
+let dir: string;
+let modelPath: string;
+
+function cli(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+test.before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'gpt2-node-cli-'));
+  modelPath = join(dir, 'tiny.gguf');
+});
+
+test.after.always(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test.serial('create-model writes a model that info describes', async (t) => {
+  const made = await cli(['create-model', '-o', modelPath, '--shape', 'tiny', '--type', 'f16', '--init-scale', '4']);
+  t.is(made.code, 0, made.stderr);
+  t.regex(made.stderr, /wrote .*tiny\.gguf \(tiny, f16\)/);
+  const info = await cli(['info', '-m', modelPath]);
+  t.is(info.code, 0, info.stderr);
+  t.regex(info.stdout, /architecture\s+gpt2/);
+  t.regex(info.stdout, /layers\s+2\n/);
+  t.regex(info.stdout, /tensor type\s+f16/);
+  t.regex(info.stdout, /vocabulary\s+50257/);
+  const json = JSON.parse((await cli(['info', '-m', modelPath, '--json'])).stdout);
+  t.is(json.embeddingSize, 64);
+  t.is(json.heads, 4);
+  t.is(json.contextLength, 512);
+});
+
+test.serial('generate --json equals the API result; streaming prints the prompt and the same text', async (t) => {
+  const r = await cli(['generate', '-m', modelPath, '-n', '12', '-t', '0', '--ignore-eos', '--json', 'Hello there']);
+  t.is(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  const model = await loadModel(modelPath, { threads: 1 });
+  try {
+    const api = await model.complete('Hello there', { maxTokens: 12, temperature: 0, ignoreEos: true });
+    t.deepEqual(out.tokens, Array.from(api.tokens));
+    t.is(out.text, api.text);
+    t.is(out.finishReason, 'length');
+    t.is(out.usage.completionTokens, 12);
+    const streamed = await cli(['generate', '-m', modelPath, '-n', '12', '-t', '0', '--ignore-eos', 'Hello there']);
+    t.is(streamed.code, 0, streamed.stderr);
+    t.is(streamed.stdout, 'Hello there' + api.text + '\n');
+    const fromStdin = await cli(['generate', '-m', modelPath, '-n', '12', '-t', '0', '--ignore-eos', '--json'], 'Hello there');
+    t.deepEqual(JSON.parse(fromStdin.stdout).tokens, Array.from(api.tokens));
+  } finally {
+    await model.dispose();
+  }
+});
+
+test.serial('seeded sampling from the CLI is reproducible', async (t) => {
+  const args = ['generate', '-m', modelPath, '-n', '10', '-t', '1', '-s', '5', '--ignore-eos', '--json', 'Seeds'];
+  const a = JSON.parse((await cli(args)).stdout);
+  const b = JSON.parse((await cli(args)).stdout);
+  t.deepEqual(a.tokens, b.tokens);
+});
+
+test('help for the program and every command', async (t) => {
+  const top = await cli(['--help']);
+  t.is(top.code, 0);
+  t.regex(top.stdout, /Usage: gpt2-node <command>/);
+  for (const command of ['generate', 'info', 'create-model']) {
+    const h = await cli([command, '--help']);
+    t.is(h.code, 0);
+    t.regex(h.stdout, new RegExp(`Usage: gpt2-node ${command}`));
+  }
+  const none = await cli([]);
+  t.is(none.code, 1);
+});
+
+test('errors are one line and a non-zero exit code', async (t) => {
+  const unknown = await cli(['frobnicate']);
+  t.is(unknown.code, 2);
+  t.is(unknown.stderr, 'gpt2-node: unknown command "frobnicate" (try gpt2-node --help)\n');
+  const noModel = await cli(['generate', 'hi']);
+  t.is(noModel.code, 2);
+  t.is(noModel.stderr, 'gpt2-node generate: missing -m <model.gguf>\n');
+  const badOption = await cli(['info', '--nope']);
+  t.is(badOption.code, 2);
+  t.regex(badOption.stderr, /^gpt2-node info: Unknown option '--nope'.*\n$/);
+  const badNumber = await cli(['generate', '-m', 'x.gguf', '-n', 'many', 'hi']);
+  t.is(badNumber.code, 2);
+  t.is(badNumber.stderr, 'gpt2-node generate: --max-tokens expects an integer but got "many"\n');
+  const notModel = join(dir, 'not-a-model.gguf');
+  await writeFile(notModel, 'plain text');
+  const bad = await cli(['info', '-m', notModel]);
+  t.is(bad.code, 1);
+  t.is(bad.stderr, `gpt2-node info: ${notModel}: not a GGUF file (the first 4 bytes are not "GGUF") [ERR_BAD_MODEL]\n`);
+  const range = await cli(['generate', '-m', notModel, '-n', '0', 'hi']);
+  t.is(range.code, 1);
+  t.is(range.stderr.split('\n').length, 2, 'one line');
+  const shape = await cli(['create-model', '-o', join(dir, 'x.gguf'), '--shape', 'huge']);
+  t.is(shape.code, 2);
+  t.is(shape.stderr, 'gpt2-node create-model: --shape must be one of tiny, 124M, 355M, 774M, 1.5B but got "huge"\n');
+});
