@@ -19,6 +19,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
         data->live_models.clear();
         log_shutdown(data);
     });
+    gpt2::engine::install_exit_handler();
     ModelWrap::Init(env, exports);
     TokenizerWrap::Init(env, exports);
     log_init(env, exports);

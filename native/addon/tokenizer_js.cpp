@@ -10,22 +10,53 @@ namespace gpt2::addon {
 
 namespace {
 
-std::string describe(const Napi::Value & v) {
-    if (v.IsNumber()) {
-        const double d = v.As<Napi::Number>().DoubleValue();
-        if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9007199254740992.0) {
-            return std::to_string(static_cast<long long>(d));
+}  // namespace
+
+// Mirrors lib/validate.ts describe(): how a received value reads in a message; `typed` adds
+// the type to numbers too (for type errors).
+std::string describe(const Napi::Value & v, bool typed) {
+    if (v.IsString()) {
+        std::string s = v.As<Napi::String>().Utf8Value();
+        bool cut = false;
+        if (s.size() > 40) {
+            size_t end = 40;
+            while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) { --end; }
+            s.resize(end);
+            cut = true;
         }
-        return v.ToString().Utf8Value();
+        std::string q = "\"";
+        for (char c : s) {
+            if (c == '"' || c == '\\') { q += '\\'; q += c; }
+            else if (c == '\n') { q += "\\n"; }
+            else if (c == '\t') { q += "\\t"; }
+            else if (c == '\r') { q += "\\r"; }
+            else { q += c; }
+        }
+        if (cut) { q += "\xE2\x80\xA6"; }
+        return q + "\" of type string";
     }
-    if (v.IsString()) { return "a string"; }
-    if (v.IsUndefined()) { return "undefined"; }
+    if (v.IsNumber()) {
+        std::string n = v.ToString().Utf8Value();  // JS number formatting
+        return typed ? n + " of type number" : n;
+    }
     if (v.IsNull()) { return "null"; }
-    if (v.IsBoolean()) { return v.As<Napi::Boolean>().Value() ? "true" : "false"; }
     if (v.IsArray()) { return "an array"; }
-    if (v.IsObject()) { return "an object"; }
-    return "a value of another type";
+    if (v.IsObject() && !v.IsFunction()) {
+        std::string name = "Object";
+        Napi::Value ctor = v.As<Napi::Object>().Get("constructor");
+        if (ctor.IsFunction()) {
+            Napi::Value n = ctor.As<Napi::Object>().Get("name");
+            if (n.IsString()) { name = n.As<Napi::String>().Utf8Value(); }
+        }
+        return "an object of type " + name;
+    }
+    std::string type = v.IsUndefined() ? "undefined" : v.IsBoolean() ? "boolean" : v.IsFunction() ? "function"
+                     : v.IsBigInt() ? "bigint" : v.IsSymbol() ? "symbol" : "unknown";
+    std::string text = v.IsSymbol() ? "Symbol()" : v.IsFunction() ? "function" : v.ToString().Utf8Value();
+    return text + " of type " + type;
 }
+
+namespace {
 
 bool throw_type(Napi::Env env, const std::string & message) {
     Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
@@ -49,7 +80,7 @@ Napi::Value throw_native(Napi::Env env, const std::exception & e) {
 }  // namespace
 
 bool read_text(Napi::Env env, const Napi::Value & v, const char * name, std::string & out) {
-    if (!v.IsString()) { return throw_type(env, std::string("Expected string for ") + name + " but received " + describe(v)); }
+    if (!v.IsString()) { return throw_type(env, std::string("Expected string for ") + name + " but received " + describe(v, true)); }
     out = v.As<Napi::String>().Utf8Value();
     return true;
 }
@@ -79,7 +110,7 @@ bool read_token_ids_view(Napi::Env env, const Napi::Value & v, const char * name
         return true;
     }
     if (!v.IsArray()) {
-        return throw_type(env, std::string("Expected Uint32Array or array of token ids for ") + name + " but received " + describe(v));
+        return throw_type(env, std::string("Expected Uint32Array or array of token ids for ") + name + " but received " + describe(v, true));
     }
     Napi::Array a = v.As<Napi::Array>();
     n = a.Length();
@@ -100,7 +131,7 @@ bool read_token_ids_view(Napi::Env env, const Napi::Value & v, const char * name
 bool read_allowed_special(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
                           std::vector<uint32_t> & out) {
     out.clear();
-    if (!v.IsArray()) { return throw_type(env, std::string("Expected array of special token ids for ") + name + " but received " + describe(v)); }
+    if (!v.IsArray()) { return throw_type(env, std::string("Expected array of special token ids for ") + name + " but received " + describe(v, true)); }
     Napi::Array a = v.As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); ++i) {
         Napi::Value e = a.Get(i);

@@ -15,6 +15,9 @@
 
 namespace gpt2::addon {
 
+// How a received value reads in a message, as lib/validate.ts describe() writes it.
+std::string describe(const Napi::Value & v, bool typed = false);
+
 // A JS string as UTF-8 (lone surrogates become U+FFFD, as in TextEncoder).
 bool read_text(Napi::Env env, const Napi::Value & v, const char * name, std::string & out);
 

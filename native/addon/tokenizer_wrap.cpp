@@ -183,12 +183,12 @@ Napi::Value TokenizerWrap::TokenBytes(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     const std::string message = "Expected integer between 0 and " + std::to_string(tok_->n_vocab() - 1) + " for id but received ";
     if (!info[0].IsNumber()) {
-        Napi::TypeError::New(env, message + info[0].ToString().Utf8Value()).ThrowAsJavaScriptException();
+        Napi::TypeError::New(env, message + describe(info[0])).ThrowAsJavaScriptException();
         return Napi::Value();
     }
     const double d = info[0].As<Napi::Number>().DoubleValue();
     if (!(d >= 0 && d < tok_->n_vocab()) || d != static_cast<double>(static_cast<uint32_t>(d))) {
-        Napi::RangeError::New(env, message + info[0].ToString().Utf8Value()).ThrowAsJavaScriptException();
+        Napi::RangeError::New(env, message + describe(info[0])).ThrowAsJavaScriptException();
         return Napi::Value();
     }
     const std::string_view b = tok_->token_bytes(static_cast<uint32_t>(d));
@@ -242,7 +242,7 @@ Napi::Value StreamDecoderWrap::Push(const Napi::CallbackInfo & info) {
         const double d = info[0].As<Napi::Number>().DoubleValue();
         if (!(d >= 0 && d < tok_->n_vocab()) || d != static_cast<double>(static_cast<uint32_t>(d))) {
             Napi::RangeError::New(env, "Expected integer between 0 and " + std::to_string(tok_->n_vocab() - 1) +
-                                           " for id but received " + info[0].ToString().Utf8Value())
+                                           " for id but received " + describe(info[0]))
                 .ThrowAsJavaScriptException();
             return Napi::Value();
         }

@@ -4,8 +4,44 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 namespace gpt2 {
+
+namespace {
+
+// Every live engine of the process, for the exit handler.
+struct engine_registry {
+    std::mutex                   mu;
+    std::vector<engine *>        engines;
+    std::atomic<bool>            exiting { false };
+};
+
+engine_registry & registry() {
+    static engine_registry r;
+    return r;
+}
+
+void stop_all_engines_at_exit() {
+    engine_registry & r = registry();
+    r.exiting.store(true);
+    std::vector<engine *> engines;
+    {
+        std::lock_guard<std::mutex> lock(r.mu);
+        engines = r.engines;
+    }
+    for (engine * e : engines) e->stop();
+}
+
+} // namespace
+
+void engine::install_exit_handler() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        registry();   // constructed before the handler is registered, so destroyed after it runs
+        std::atexit(stop_all_engines_at_exit);
+    });
+}
 
 engine::engine(std::shared_ptr<const model> m, const decoder_params & p, std::function<void()> notify)
     : model_(std::move(m)), notify_(std::move(notify)) {
@@ -15,10 +51,19 @@ engine::engine(std::shared_ptr<const model> m, const decoder_params & p, std::fu
     for (uint32_t s = n_seq; s-- > 0;) free_slots_.push_back(s);   // hand out slot 0 first
     stats_.slots       = n_seq;
     stats_.kv_capacity = (uint64_t) n_seq * decoder_->params().n_ctx;
+    {
+        std::lock_guard<std::mutex> lock(registry().mu);
+        registry().engines.push_back(this);
+    }
     thread_ = std::thread([this] { run(); });
 }
 
-engine::~engine() { stop(); }
+engine::~engine() {
+    stop();
+    std::lock_guard<std::mutex> lock(registry().mu);
+    auto & v = registry().engines;
+    v.erase(std::remove(v.begin(), v.end(), this), v.end());
+}
 
 void engine::submit(std::shared_ptr<request> r) {
     const decoder_params & p = decoder_->params();
@@ -85,6 +130,10 @@ void engine::stop() {
 engine_stats engine::stats() const {
     std::lock_guard<std::mutex> lock(mu_);
     return stats_;
+}
+
+void engine::notify() {
+    if (!registry().exiting.load()) notify_();   // at exit, JS is gone: nobody to tell
 }
 
 void engine::emit(event && e) {
@@ -188,7 +237,7 @@ void engine::run() {
         }
         if (step.empty()) {
             publish_stats(0.0, false);
-            notify_();
+            notify();
             continue;   // nothing runnable after all (credit withdrawn meanwhile): wait again
         }
 
@@ -267,7 +316,7 @@ void engine::run() {
                       active_.end());
         publish_stats(dt, true);
         if (active_.empty()) decoder_->pause();
-        notify_();
+        notify();
     }
 
     // Disposed: end everything still running or waiting.
@@ -292,7 +341,7 @@ void engine::run() {
         stats_.active = 0;
         stats_.queued = 0;
     }
-    notify_();
+    notify();
 }
 
 } // namespace gpt2

@@ -44,6 +44,10 @@ public:
     void stop();
 
     engine_stats stats() const;
+
+    // process exit (exit() after process.exit(), which runs no environment cleanup hooks): stops
+    // every engine thread of the process before static destructors run under their feet.
+    static void install_exit_handler();
     const decoder & dec() const { return *decoder_; }
 
 private:
@@ -66,6 +70,7 @@ private:
     void publish_stats(double busy_seconds, bool stepped);   // engine thread
     void finish(sequence & s, const char * reason, const std::string & code = {}, const std::string & message = {});
     void emit(event && e);
+    void notify();
 
     std::shared_ptr<const model>        model_;
     std::unique_ptr<decoder>            decoder_;
