@@ -127,6 +127,8 @@ export interface NativeTokenizerExports {
 export interface NativeBinding extends NativeTokenizerExports /* tokenizer section */ {
   loadModel(path: string, options: NativeModelOptions, onEvents: (events: NativeEvent[]) => void): Promise<NativeModel>;
   setLogger(fn: ((level: number, source: string, text: string) => void) | null, minLevel?: number): void;
+  /** Stops every engine thread of this environment (at process exit). */
+  shutdown(): void;
   [key: string]: unknown;
 }
 
@@ -158,3 +160,7 @@ function load(): NativeBinding {
 }
 
 export const binding: NativeBinding = load();
+
+// process.exit() calls exit() without running the environment's cleanup hooks; stop the engine
+// threads first, while everything they use still exists.
+process.once('exit', () => binding.shutdown());

@@ -49,12 +49,12 @@ test('<|endoftext|> is plain text unless allowed', (t) => {
 
 test('tokenize validates its arguments', (t) => {
   for (const f of [(x: unknown) => tok.tokenize(x as string), (x: unknown) => tok.countTokens(x as string)]) {
-    t.throws(() => f(42), { instanceOf: TypeError, message: 'Expected string for text but received 42' });
+    t.throws(() => f(42), { instanceOf: TypeError, message: 'Expected string for text but received 42 of type number' });
     t.throws(() => f(null), { instanceOf: TypeError, message: 'Expected string for text but received null' });
     t.throws(() => f(undefined), { instanceOf: TypeError, message: 'Expected string for text but received undefined of type undefined' });
     t.throws(() => f(['a']), { instanceOf: TypeError, message: 'Expected string for text but received an array' });
   }
-  t.throws(() => tok.tokenize('a', 5 as never), { instanceOf: TypeError, message: 'Expected object for options but received 5' });
+  t.throws(() => tok.tokenize('a', 5 as never), { instanceOf: TypeError, message: 'Expected object for options but received 5 of type number' });
   t.throws(() => tok.tokenize('a', { allowedSpecial: 'none' as never }), {
     instanceOf: RangeError,
     message: `Expected 'all' or an array of special tokens ('<|endoftext|>') for allowedSpecial but received "none" of type string`,
@@ -74,7 +74,7 @@ test('tokenize validates its arguments', (t) => {
 });
 
 test('tokenizeAsync validates by rejecting', async (t) => {
-  await t.throwsAsync(tok.tokenizeAsync(42 as never), { instanceOf: TypeError, message: 'Expected string for text but received 42' });
+  await t.throwsAsync(tok.tokenizeAsync(42 as never), { instanceOf: TypeError, message: 'Expected string for text but received 42 of type number' });
   await t.throwsAsync(tok.tokenizeAsync('a', { allowedSpecial: 'x' as never }), { instanceOf: RangeError });
   t.deepEqual([...await tok.tokenizeAsync('Hello world')], [15496, 995]);
 });
@@ -101,23 +101,26 @@ test('tokenBytes', (t) => {
 });
 
 test('the native layer checks again (C++ validation)', (t) => {
-  t.throws(() => native.tokenize(42 as never, []), { instanceOf: TypeError, message: 'Expected string for text but received 42' });
-  t.throws(() => native.tokenize('a', 'all' as never), { instanceOf: TypeError, message: 'Expected array of special token ids for allowedSpecial but received a string' });
+  t.throws(() => native.tokenize(42 as never, []), { instanceOf: TypeError, message: 'Expected string for text but received 42 of type number' });
+  t.throws(() => native.tokenize('a', 'all' as never), { instanceOf: TypeError, message: 'Expected array of special token ids for allowedSpecial but received "all" of type string' });
   t.throws(() => native.tokenize('a', [5]), { instanceOf: RangeError, message: 'Expected special token id for allowedSpecial[0] but received 5' });
-  t.throws(() => native.countTokens('a', ['x' as never]), { instanceOf: TypeError, message: 'Expected special token id for allowedSpecial[0] but received a string' });
+  t.throws(() => native.countTokens('a', ['x' as never]), { instanceOf: TypeError, message: 'Expected special token id for allowedSpecial[0] but received "x" of type string' });
   t.throws(() => native.tokenizeAsync(null as never, []), { instanceOf: TypeError, message: 'Expected string for text but received null' });
   t.throws(() => native.detokenize([1, 70000]), { instanceOf: RangeError, message: 'Expected integer between 0 and 50256 for ids[1] but received 70000' });
   t.throws(() => native.detokenize(Uint32Array.of(0, 0, 50257)), { instanceOf: RangeError, message: 'Expected integer between 0 and 50256 for ids[2] but received 50257' });
   t.throws(() => native.detokenize([0.5]), { instanceOf: RangeError, message: 'Expected integer between 0 and 50256 for ids[0] but received 0.5' });
-  t.throws(() => native.detokenize([{}] as never), { instanceOf: TypeError, message: 'Expected integer between 0 and 50256 for ids[0] but received an object' });
-  t.throws(() => native.detokenize(Int32Array.of(1) as never), { instanceOf: TypeError, message: 'Expected Uint32Array or array of token ids for ids but received an object' });
+  t.throws(() => native.detokenize([{}] as never), { instanceOf: TypeError, message: 'Expected integer between 0 and 50256 for ids[0] but received an object of type Object' });
+  t.throws(() => native.detokenize(Int32Array.of(1) as never), { instanceOf: TypeError, message: 'Expected Uint32Array or array of token ids for ids but received an object of type Int32Array' });
   t.throws(() => native.tokenBytes(-1), { instanceOf: RangeError, message: 'Expected integer between 0 and 50256 for id but received -1' });
-  t.throws(() => native.tokenBytes('x' as never), { instanceOf: TypeError, message: 'Expected integer between 0 and 50256 for id but received x' });
+  t.throws(() => native.tokenBytes('x' as never), { instanceOf: TypeError, message: 'Expected integer between 0 and 50256 for id but received "x" of type string' });
   const sd = native.createStreamDecoder();
   t.throws(() => sd.push(50257), { instanceOf: RangeError, message: 'Expected integer between 0 and 50256 for id but received 50257' });
   t.throws(() => sd.push([1, 99999]), { instanceOf: RangeError, message: 'Expected integer between 0 and 50256 for ids[1] but received 99999' });
-  t.throws(() => sd.push('x' as never), { instanceOf: TypeError, message: 'Expected Uint32Array or array of token ids for ids but received a string' });
-  t.throws(() => binding.loadTokenizer(7 as never), { instanceOf: TypeError, message: 'Expected string for path but received 7' });
+  t.throws(() => sd.push('x' as never), { instanceOf: TypeError, message: 'Expected Uint32Array or array of token ids for ids but received "x" of type string' });
+  t.throws(() => binding.loadTokenizer(7 as never), { instanceOf: TypeError, message: 'Expected string for path but received 7 of type number' });
+  t.throws(() => native.tokenize(undefined as never, []), { instanceOf: TypeError, message: 'Expected string for text but received undefined of type undefined' });
+  t.throws(() => native.tokenize(true as never, []), { instanceOf: TypeError, message: 'Expected string for text but received true of type boolean' });
+  t.throws(() => native.detokenize('a"b'.repeat(100) as never), { instanceOf: TypeError, message: `Expected Uint32Array or array of token ids for ids but received ${JSON.stringify('a"b'.repeat(100).slice(0, 40) + '…')} of type string` });
 });
 
 test('constructors are not public', (t) => {

@@ -79,7 +79,7 @@ function tmp(name: string): string {
 
 test('path must be a string', async (t) => {
   const err = await t.throwsAsync(loadTokenizer(42 as never), { instanceOf: TypeError });
-  t.is(err?.message, 'Expected string for path but received 42');
+  t.is(err?.message, 'Expected string for path but received 42 of type number');
 });
 
 test('missing file and empty folder', async (t) => {

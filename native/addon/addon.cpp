@@ -8,17 +8,30 @@
 
 namespace gpt2::addon {
 
+static void shutdown_all(addon_data * data) {
+    auto live = data->live_models;
+    for (ModelWrap * m : live) m->shutdown();
+    data->live_models.clear();
+}
+
+// Called by lib/binding.ts from process.on('exit'): process.exit() runs no environment cleanup
+// hooks before exit(), and exit() destroys ggml's statics while an engine thread may still be
+// computing. Stopping the engines here, before exit() is reached, avoids that.
+static Napi::Value shutdown_env(const Napi::CallbackInfo & info) {
+    shutdown_all(&data_of(info.Env()));
+    return info.Env().Undefined();
+}
+
 static Napi::Object init(Napi::Env env, Napi::Object exports) {
     auto * data = new addon_data();
     env.SetInstanceData<addon_data>(data);   // deleted by node with the environment
     // Stop engine threads before the environment goes away (process exit, worker exit, Electron
     // window close): nothing may call into JS after teardown.
     env.AddCleanupHook([data] {
-        auto live = data->live_models;
-        for (ModelWrap * m : live) m->shutdown();
-        data->live_models.clear();
+        shutdown_all(data);
         log_shutdown(data);
     });
+    exports.Set("shutdown", Napi::Function::New(env, shutdown_env, "shutdown"));
     gpt2::engine::install_exit_handler();
     ModelWrap::Init(env, exports);
     TokenizerWrap::Init(env, exports);

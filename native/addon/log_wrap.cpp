@@ -46,7 +46,12 @@ Napi::Value set_logger(const Napi::CallbackInfo & info) {
         auto * line = new log_line { lvl, source, text };
         napi_status st = tsfn->NonBlockingCall(line, [](Napi::Env env, Napi::Function fn, log_line * l) {
             std::unique_ptr<log_line> owned(l);
-            if (env && fn) fn.Call({ Napi::Number::New(env, (int) l->level), Napi::String::New(env, l->source), Napi::String::New(env, l->text) });
+            if (!env || !fn) return;
+            try {
+                fn.Call({ Napi::Number::New(env, (int) l->level), Napi::String::New(env, l->source), Napi::String::New(env, l->text) });
+            } catch (const Napi::Error &) {
+                // a throwing logger, or an environment being torn down: drop the line, never abort
+            }
         });
         if (st != napi_ok) delete line;   // queue full or closing: drop the line
     }, (log_level) std::max(0, std::min(level, 3)));

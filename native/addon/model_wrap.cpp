@@ -5,6 +5,7 @@
 #include "addon/tokenizer_wrap.h"
 
 #include <cmath>
+#include <cstring>
 
 namespace gpt2::addon {
 
@@ -20,34 +21,62 @@ void model_state::poke() {
     if (st != napi_ok) poke_pending.store(false);
 }
 
-static Napi::Array events_to_js(Napi::Env env, std::vector<event> & events) {
-    Napi::Array arr = Napi::Array::New(env, events.size());
+// Built with raw N-API calls that report failure instead of node-addon-api wrappers: this runs
+// from a thread-safe function callback, possibly while a worker is being terminated, when every
+// call into JS fails, and node-addon-api's error path would then abort the process
+// (nodejs/node-addon-api#591). On any failure the events are dropped: nobody is listening.
+#define GPT2_NAPI(call) do { if ((call) != napi_ok) return false; } while (0)
+
+static bool set_u32(napi_env env, napi_value obj, const char * key, uint32_t v) {
+    napi_value x;
+    GPT2_NAPI(napi_create_uint32(env, v, &x));
+    GPT2_NAPI(napi_set_named_property(env, obj, key, x));
+    return true;
+}
+
+static bool set_str(napi_env env, napi_value obj, const char * key, const std::string & v) {
+    napi_value x;
+    GPT2_NAPI(napi_create_string_utf8(env, v.data(), v.size(), &x));
+    GPT2_NAPI(napi_set_named_property(env, obj, key, x));
+    return true;
+}
+
+template <typename T>
+static bool set_typed(napi_env env, napi_value obj, const char * key, napi_typedarray_type type, const std::vector<T> & v) {
+    void * data = nullptr;
+    napi_value buf, arr;
+    GPT2_NAPI(napi_create_arraybuffer(env, v.size() * sizeof(T), &data, &buf));   // JS-owned memory, copied into
+    if (!v.empty()) std::memcpy(data, v.data(), v.size() * sizeof(T));
+    GPT2_NAPI(napi_create_typedarray(env, type, v.size(), buf, 0, &arr));
+    GPT2_NAPI(napi_set_named_property(env, obj, key, arr));
+    return true;
+}
+
+static bool events_to_js(napi_env env, const std::vector<event> & events, napi_value * out) {
+    GPT2_NAPI(napi_create_array_with_length(env, events.size(), out));
     for (size_t i = 0; i < events.size(); ++i) {
-        event & e = events[i];
-        Napi::Object o = Napi::Object::New(env);
-        o.Set("id", Napi::Number::New(env, (double) e.id));
-        Napi::Uint32Array toks = Napi::Uint32Array::New(env, e.tokens.size());
-        std::copy(e.tokens.begin(), e.tokens.end(), toks.Data());
-        o.Set("tokens", toks);
-        o.Set("text", Napi::String::New(env, e.text));
-        o.Set("done", Napi::Boolean::New(env, e.done));
+        const event & e = events[i];
+        napi_value o, b;
+        GPT2_NAPI(napi_create_object(env, &o));
+        GPT2_NAPI(napi_create_double(env, (double) e.id, &b));
+        GPT2_NAPI(napi_set_named_property(env, o, "id", b));
+        if (!set_typed(env, o, "tokens", napi_uint32_array, e.tokens)) return false;
+        if (!set_str(env, o, "text", e.text)) return false;
+        GPT2_NAPI(napi_get_boolean(env, e.done, &b));
+        GPT2_NAPI(napi_set_named_property(env, o, "done", b));
         if (e.done) {
-            o.Set("finishReason", Napi::String::New(env, e.finish_reason));
-            o.Set("promptTokens", Napi::Number::New(env, e.n_prompt));
-            o.Set("completionTokens", Napi::Number::New(env, e.n_generated));
+            if (!set_str(env, o, "finishReason", e.finish_reason)) return false;
+            if (!set_u32(env, o, "promptTokens", e.n_prompt)) return false;
+            if (!set_u32(env, o, "completionTokens", e.n_generated)) return false;
             if (!e.error_code.empty()) {
-                o.Set("errorCode", Napi::String::New(env, e.error_code));
-                o.Set("errorMessage", Napi::String::New(env, e.error_message));
+                if (!set_str(env, o, "errorCode", e.error_code)) return false;
+                if (!set_str(env, o, "errorMessage", e.error_message)) return false;
             }
-            if (!e.logits.empty()) {
-                Napi::Float32Array lg = Napi::Float32Array::New(env, e.logits.size());   // JS-owned copy (no external buffers)
-                std::copy(e.logits.begin(), e.logits.end(), lg.Data());
-                o.Set("logits", lg);
-            }
+            if (!e.logits.empty() && !set_typed(env, o, "logits", napi_float32_array, e.logits)) return false;
         }
-        arr.Set((uint32_t) i, o);
+        GPT2_NAPI(napi_set_element(env, *out, (uint32_t) i, o));
     }
-    return arr;
+    return true;
 }
 
 void ModelWrap::deliver(Napi::Env env) {
@@ -60,8 +89,20 @@ void ModelWrap::deliver(Napi::Env env) {
         state_->tsfn.Unref(env);   // idle: do not keep the process alive
         tsfn_ref_ = false;
     }
-    Napi::HandleScope scope(env);
-    on_events_.Call({ events_to_js(env, events) });
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+    napi_value arr, global, fn, result;
+    if (events_to_js(env, events, &arr) && napi_get_global(env, &global) == napi_ok &&
+        napi_get_reference_value(env, static_cast<napi_ref>(on_events_), &fn) == napi_ok && fn != nullptr) {
+        // The TS dispatcher catches its handlers' errors, so a failure here means the environment
+        // is going away; leave nothing pending behind.
+        if (napi_call_function(env, global, fn, 1, &arr, &result) != napi_ok) {
+            bool pending = false;
+            napi_value ignored;
+            if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
+        }
+    }
+    napi_close_handle_scope(env, scope);
 }
 
 // ---- loading -----------------------------------------------------------------------------------

@@ -8,15 +8,15 @@
 
 namespace gpt2::addon {
 
-namespace {
-
-}  // namespace
-
 // Mirrors lib/validate.ts describe(): how a received value reads in a message; `typed` adds
 // the type to numbers too (for type errors).
 std::string describe(const Napi::Value & v, bool typed) {
     if (v.IsString()) {
-        std::string s = v.As<Napi::String>().Utf8Value();
+        // at most the first 160 bytes: the value may be a 100 MB string
+        char buf[161];
+        size_t len = 0;
+        napi_get_value_string_utf8(v.Env(), v, buf, sizeof(buf), &len);
+        std::string s(buf, len);
         bool cut = false;
         if (s.size() > 40) {
             size_t end = 40;

@@ -176,7 +176,8 @@ void tokenizer::encode_into(std::string_view text, const std::vector<uint32_t> &
         uint32_t n_ids    = 0;
     };
     constexpr size_t k_cache_size = 4096;
-    constexpr size_t k_cache_max_len = 64;
+    constexpr size_t k_cache_max_len = 64;      // longer pieces are rarely repeated
+    constexpr size_t k_cache_min_text = 4096;   // short texts do not repay clearing the cache
     std::vector<cache_entry> cache;
 
     auto encode_ordinary = [&](size_t begin, size_t end) {
@@ -187,7 +188,7 @@ void tokenizer::encode_into(std::string_view text, const std::vector<uint32_t> &
             const uint32_t id = d.vocab.find(piece, d);
             if (id != k_no_token) {
                 out.push_back(id);
-            } else if (piece.size() > k_cache_max_len) {
+            } else if (piece.size() > k_cache_max_len || n < k_cache_min_text) {
                 bpe_encode_piece(d, s + pos, piece.size(), scratch, out);
             } else {
                 if (cache.empty()) { cache.resize(k_cache_size); }

@@ -7,11 +7,10 @@
 #include "nlohmann/json.hpp"
 #include "util/error.h"
 
-#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <sys/stat.h>
 
 namespace gpt2 {
 
@@ -84,17 +83,17 @@ int64_t gguf_integer(const gguf_context * ctx, const char * key) {
 // --- files --------------------------------------------------------------------------------
 
 bool is_directory(const std::string & path) {
-    struct stat st {};
-    return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    std::error_code ec;
+    return std::filesystem::is_directory(std::filesystem::u8path(path), ec);
 }
 
 bool is_file(const std::string & path) {
-    struct stat st {};
-    return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    std::error_code ec;
+    return std::filesystem::is_regular_file(std::filesystem::u8path(path), ec);
 }
 
 std::string read_file(const std::string & path) {
-    std::ifstream f(path, std::ios::binary);
+    std::ifstream f(std::filesystem::u8path(path), std::ios::binary);
     if (!f) { fail_not_found(path, "cannot open file"); }
     std::ostringstream ss;
     ss << f.rdbuf();
@@ -248,12 +247,11 @@ std::shared_ptr<const tokenizer> load_gguf_file(const std::string & path) {
 }
 
 bool has_gguf_magic(const std::string & path) {
-    FILE * f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) { fail_not_found(path, "cannot open file"); }
+    std::ifstream f(std::filesystem::u8path(path), std::ios::binary);
+    if (!f) { fail_not_found(path, "cannot open file"); }
     char magic[4] = {};
-    const size_t n = std::fread(magic, 1, 4, f);
-    std::fclose(f);
-    return n == 4 && magic[0] == 'G' && magic[1] == 'G' && magic[2] == 'U' && magic[3] == 'F';
+    f.read(magic, 4);
+    return f.gcount() == 4 && magic[0] == 'G' && magic[1] == 'G' && magic[2] == 'U' && magic[3] == 'F';
 }
 
 bool ends_with(const std::string & s, const std::string & suffix) {
