@@ -127,6 +127,9 @@ export interface NativeTokenizerExports {
 export interface NativeBinding extends NativeTokenizerExports /* tokenizer section */ {
   loadModel(path: string, options: NativeModelOptions, onEvents: (events: NativeEvent[]) => void): Promise<NativeModel>;
   setLogger(fn: ((level: number, source: string, text: string) => void) | null, minLevel?: number): void;
+  quantize(input: string, output: string, type: string, onProgress?: (done: number, total: number) => void):
+    Promise<{ converted: number; kept: number; bytesIn: number; bytesOut: number }>;
+  quantizeTypes(): string[];
   /** Stops every engine thread of this environment (at process exit). */
   shutdown(): void;
   [key: string]: unknown;

@@ -10,3 +10,15 @@ export class Gpt2Error extends Error {
     this.code = code;
   }
 }
+
+/**
+ * Native errors arrive as plain Errors with a string `code`: make those Gpt2Error (TypeError and
+ * RangeError pass through as they are).
+ */
+export function fromNative(e: unknown): unknown {
+  if (e instanceof Error && !(e instanceof TypeError) && !(e instanceof RangeError) && !(e instanceof Gpt2Error)) {
+    const code = (e as Error & { code?: unknown }).code;
+    if (typeof code === 'string') return new Gpt2Error(code, e.message);
+  }
+  return e;
+}

@@ -8,3 +8,5 @@ export { setLogger } from './logger.js';
 export type { LogLevel } from './logger.js';
 export { loadTokenizer, StreamDecoder, Tokenizer } from './tokenizer.js';
 export type { TokenizeOptions } from './tokenizer.js';
+export { quantize, QUANTIZE_TYPES } from './quantize.js';
+export type { QuantizeOptions, QuantizeResult, QuantizeType } from './quantize.js';

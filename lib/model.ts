@@ -1,6 +1,6 @@
 // A loaded GPT-2 model and its generation engine: the main object of the public API.
 import { binding, type NativeEvent, type NativeModel, type NativeModelInfo, type NativeStats } from './binding.js';
-import { Gpt2Error } from './errors.js';
+import { Gpt2Error, fromNative } from './errors.js';
 import { Generation, type Chunk, type EventSink, type FinishReason, type RequestRegistry, type Usage } from './generation.js';
 import { Tokenizer, type TokenizeOptions } from './tokenizer.js';
 import * as v from './validate.js';
@@ -239,7 +239,7 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
   try {
     native = await binding.loadModel(path, nativeOptions, onEvents);
   } catch (e) {
-    throw wrapNativeError(e);
+    throw fromNative(e);
   }
   return new Model(native, sinks);
 }
@@ -251,14 +251,6 @@ function kvCacheType(value: unknown): 'f16' | 'f32' {
     throw typeof value === 'string' ? new RangeError(message) : new TypeError(message);
   }
   return value;
-}
-
-/** Native errors carry a `code`; make the coded ones Gpt2Error with the caller's stack. */
-export function wrapNativeError(e: unknown): unknown {
-  if (e instanceof Error && !(e instanceof TypeError) && !(e instanceof RangeError) && typeof (e as { code?: unknown }).code === 'string') {
-    return new Gpt2Error((e as unknown as { code: string }).code, e.message);
-  }
-  return e;
 }
 
 export type { Chunk, FinishReason, Usage };

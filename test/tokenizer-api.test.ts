@@ -184,7 +184,13 @@ test('a 100 MB input works', async (t) => {
 test.serial('a 1 MB word takes well under a second and time grows O(n log n), not n²', (t) => {
   const g = new Gen(5);
   const word = Array.from({ length: 1 << 20 }, () => String.fromCharCode(97 + g.int(0, 25))).join('');
-  const time = (s: string) => { const t0 = performance.now(); const ids = tok.tokenize(s); return [performance.now() - t0, ids.length] as const; };
+  // best of two runs: other test files share the machine's cores
+  const time = (s: string) => {
+    let best = Infinity;
+    let n = 0;
+    for (let r = 0; r < 2; r++) { const t0 = performance.now(); n = tok.tokenize(s).length; best = Math.min(best, performance.now() - t0); }
+    return [best, n] as const;
+  };
   time(word.slice(0, 1000));
   const [quarterMs] = time(word.slice(0, 1 << 18));
   const [fullMs, n] = time(word);

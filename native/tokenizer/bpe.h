@@ -109,9 +109,11 @@ class pair_table {
 };
 
 struct tokenizer_data {
+    static constexpr size_t k_copy = 16;  // decode copies tokens up to this size as one block
+
     uint32_t n_vocab = 0;
     int32_t  eos_id  = -1;
-    std::string arena;              // bytes of all tokens, concatenated
+    std::string arena;              // bytes of all tokens, concatenated, then k_copy bytes of padding
     std::vector<uint32_t> offsets;  // n_vocab + 1 offsets into arena
     std::vector<uint8_t> special;   // 1 for special tokens
     std::vector<uint32_t> special_ids;

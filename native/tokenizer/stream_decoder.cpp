@@ -88,9 +88,10 @@ std::string utf8_sanitize(std::string_view bytes) {
     return out;
 }
 
-bool utf8_valid(std::string_view bytes) {
+bool utf8_valid(std::string_view bytes, bool * ascii) {
     const auto * s = reinterpret_cast<const uint8_t *>(bytes.data());
     const size_t n = bytes.size();
+    bool only_ascii = true;
     size_t i = 0;
     while (i < n) {
         // skip ASCII 8 bytes at a time
@@ -100,10 +101,12 @@ bool utf8_valid(std::string_view bytes) {
             if ((w & 0x8080808080808080ull) == 0) { i += 8; continue; }
         }
         if (s[i] < 0x80) { ++i; continue; }
+        only_ascii = false;
         size_t len = 1;
         if (utf8_next(s, n, i, len) == k_invalid_cp) { return false; }
         i += len;
     }
+    if (ascii != nullptr) { *ascii = only_ascii; }
     return true;
 }
 

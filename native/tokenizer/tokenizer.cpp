@@ -81,6 +81,7 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
     }
     tokens.clear();
     tokens.shrink_to_fit();
+    d.arena.append(tokenizer_data::k_copy, '\0');  // padding for decode_into's block copies
 
     // Lookup of normal tokens by bytes.
     d.vocab.init(n_vocab);
@@ -262,15 +263,23 @@ void tokenizer::decode_into(const uint32_t * ids, size_t n, std::string & out) c
         }
         total += d.offsets[ids[i] + 1] - d.offsets[ids[i]];
     }
+    // Tokens of up to k_copy bytes are copied as one fixed-size block (the arena is padded
+    // and `out` has room behind the end), which is faster than a memcpy of variable length.
     const size_t base = out.size();
-    out.resize(base + total);
+    out.resize(base + total + tokenizer_data::k_copy);
     char * p = &out[0] + base;
+    const char * arena = d.arena.data();
     for (size_t i = 0; i < n; ++i) {
         const uint32_t a = d.offsets[ids[i]];
         const uint32_t len = d.offsets[ids[i] + 1] - a;
-        std::memcpy(p, d.arena.data() + a, len);
+        if (len <= tokenizer_data::k_copy) {
+            std::memcpy(p, arena + a, tokenizer_data::k_copy);
+        } else {
+            std::memcpy(p, arena + a, len);
+        }
         p += len;
     }
+    out.resize(base + total);
 }
 
 std::string tokenizer::decode(const uint32_t * ids, size_t n) const {

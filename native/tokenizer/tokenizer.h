@@ -94,7 +94,8 @@ class utf8_decoder {
 // Converts bytes to well-formed UTF-8 (WHATWG replacement, as utf8_decoder).
 std::string utf8_sanitize(std::string_view bytes);
 // True when bytes are well-formed UTF-8 (then utf8_sanitize would return them unchanged).
-bool utf8_valid(std::string_view bytes);
+// `ascii`, when given, is set to whether all bytes are < 0x80.
+bool utf8_valid(std::string_view bytes, bool * ascii = nullptr);
 
 // Streaming detokenizer for generation: feed ids, get text. A returned chunk never ends
 // inside a UTF-8 sequence; bytes of a sequence that is still incomplete are held until the

@@ -7,7 +7,11 @@
 //
 //   gpt2-llama-ref --model PATH --tokens 1,2,3 --out FILE
 //                  [--all-logits] [--greedy N] [--threads N] [--ctx N]
-//                  [--kv-type f32|f16] [--flash-attn off|on|auto] [--verbose]
+//                  [--kv-type f32|f16] [--flash-attn off|on|auto] [--repack on|off] [--verbose]
+//
+// --repack off keeps weights in their file layout (llama_model_params.use_extra_bufts = false);
+// llama.cpp's default repacks q4_0 / q4_K / iq4_nl weights into interleaved layouts with their
+// own kernels, which gpt2-node does not (yet).
 //
 // Output file, little-endian:
 //   u32 n_vocab, u32 n_rows,
@@ -42,6 +46,7 @@ struct ref_args {
     int32_t               ctx        = 0;     // 0 = just enough for prompt + continuation
     ggml_type             kv_type    = GGML_TYPE_F32;
     llama_flash_attn_type flash_attn = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    bool                  repack     = true;
     bool                  verbose    = false;
 };
 
@@ -106,6 +111,11 @@ ref_args parse_args(int argc, char ** argv) {
             else if (v == "on")   a.flash_attn = LLAMA_FLASH_ATTN_TYPE_ENABLED;
             else if (v == "auto") a.flash_attn = LLAMA_FLASH_ATTN_TYPE_AUTO;
             else fail("--flash-attn must be off, on or auto but is %s", v.c_str());
+        } else if (opt == "--repack") {
+            const std::string v = value();
+            if      (v == "on")  a.repack = true;
+            else if (v == "off") a.repack = false;
+            else fail("--repack must be on or off but is %s", v.c_str());
         } else {
             fail("unknown option %s", opt.c_str());
         }
@@ -161,6 +171,7 @@ int main(int argc, char ** argv) {
     llama_model_params mparams = llama_model_default_params();
     mparams.load_mode    = LLAMA_LOAD_MODE_MMAP;
     mparams.n_gpu_layers = 0;   // the CPU backend: the parity tests compare CPU results
+    mparams.use_extra_bufts = args.repack;
     llama_model * model = llama_model_load_from_file(args.model.c_str(), mparams);
     if (model == nullptr) fail("cannot load model %s", args.model.c_str());
 

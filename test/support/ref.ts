@@ -29,6 +29,8 @@ export interface RefOptions {
   /** KV cache type (default f32: the most precise reading of the model). */
   kvType?: 'f32' | 'f16';
   flashAttn?: 'off' | 'on' | 'auto';
+  /** llama.cpp's weight repacking for its interleaved q4_0 / q4_K kernels (default on, as llama.cpp). */
+  repack?: boolean;
 }
 
 export interface RefResult {
@@ -48,6 +50,7 @@ export async function refLogits(model: string, tokens: ArrayLike<number>, opts: 
     const args = ['--model', model, '--tokens', Array.from(tokens).join(','), '--out', out,
       '--threads', String(opts.threads ?? 2), '--kv-type', opts.kvType ?? 'f32', '--flash-attn', opts.flashAttn ?? 'off'];
     if (opts.allLogits === true) args.push('--all-logits');
+    if (opts.repack === false) args.push('--repack', 'off');
     if (opts.greedy !== undefined && opts.greedy > 0) args.push('--greedy', String(opts.greedy));
     try {
       await execFileP(tool, args, { maxBuffer: 1 << 20 });

@@ -1,0 +1,46 @@
+// Converting a GGUF model's weights to another ggml type (quantization), off the JS thread.
+import { binding } from './binding.js';
+import { fromNative } from './errors.js';
+import * as v from './validate.js';
+
+/** The weight types quantize() writes; each is one that loadModel() runs. */
+export const QUANTIZE_TYPES: readonly string[] = Object.freeze(binding.quantizeTypes());
+
+export type QuantizeType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q2_K' | 'q3_K' | 'q4_K' | 'q5_K' | 'q6_K';
+
+export interface QuantizeOptions {
+  type: QuantizeType;
+  /** Called after each tensor with input bytes processed so far and in all. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface QuantizeResult {
+  /** 2-D tensors written in the target type. */
+  converted: number;
+  /** 2-D tensors kept in their type (rows not a multiple of the target's block size). */
+  kept: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/**
+ * Writes `output`: `input` with every 2-D weight converted to `type` (1-D norms and biases stay
+ * f32). The output appears only when complete (written to `output.partial`, then renamed).
+ */
+export async function quantize(input: string, output: string, options: QuantizeOptions): Promise<QuantizeResult> {
+  v.string('input', input);
+  v.string('output', output);
+  const o = v.object('options', options);
+  const type = v.string('type', o.type);
+  if (!QUANTIZE_TYPES.includes(type)) {
+    throw new RangeError(`Expected one of ${QUANTIZE_TYPES.join(', ')} for type but received ${v.describe(type)}`);
+  }
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
+    throw new TypeError(`Expected function for onProgress but received ${v.describe(o.onProgress, true)}`);
+  }
+  try {
+    return await binding.quantize(input, output, type, o.onProgress as QuantizeOptions['onProgress']);
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
