@@ -81,11 +81,28 @@ test.serial('seeded sampling from the CLI is reproducible', async (t) => {
   t.deepEqual(a.tokens, b.tokens);
 });
 
+test.serial('quantize converts a model that then generates', async (t) => {
+  const out = join(dir, 'tiny-q8.gguf');
+  const r = await cli(['quantize', modelPath, out, 'q8_0']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stderr, /wrote .*tiny-q8\.gguf: 10 tensors as q8_0, .* MiB → .* MiB in/);
+  const info = JSON.parse((await cli(['info', '-m', out, '--json'])).stdout);
+  t.is(info.tensorType, 'q8_0');
+  const g = await cli(['generate', '-m', out, '-n', '4', '-t', '0', '--ignore-eos', '--json', 'x']);
+  t.is(JSON.parse(g.stdout).tokens.length, 4);
+  const bad = await cli(['quantize', modelPath, out, 'q7']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /^gpt2-node quantize: Expected one of f32, .* for type but received "q7" of type string\n$/);
+  const missing = await cli(['quantize', modelPath]);
+  t.is(missing.code, 2);
+  t.is(missing.stderr, 'gpt2-node quantize: expects <in.gguf> <out.gguf> <type>\n');
+});
+
 test('help for the program and every command', async (t) => {
   const top = await cli(['--help']);
   t.is(top.code, 0);
   t.regex(top.stdout, /Usage: gpt2-node <command>/);
-  for (const command of ['generate', 'info', 'create-model']) {
+  for (const command of ['generate', 'info', 'create-model', 'quantize']) {
     const h = await cli([command, '--help']);
     t.is(h.code, 0);
     t.regex(h.stdout, new RegExp(`Usage: gpt2-node ${command}`));

@@ -11,6 +11,7 @@ Commands:
   generate -m <model.gguf> [prompt]   stream a continuation of the prompt (or of stdin)
   info -m <model.gguf>                print the model's architecture and sizes
   create-model -o <out.gguf>          write a GPT-2 GGUF with random weights and the real vocabulary
+  quantize <in.gguf> <out.gguf> <type>  convert the weights to another type (q8_0, q4_K, ...)
 
 Run gpt2-node <command> --help for the command's options.`;
 
@@ -79,6 +80,17 @@ Options:
       'init-scale': { type: 'string' },
     },
     run: runCreateModel,
+  },
+  quantize: {
+    help: `Usage: gpt2-node quantize <in.gguf> <out.gguf> <type>
+
+Writes out.gguf with every 2-D weight of in.gguf converted to <type>; norms and biases stay f32.
+Types: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K.
+
+Options:
+  -h, --help   show this help`,
+    options: {},
+    run: runQuantize,
   },
 };
 
@@ -181,6 +193,42 @@ async function runCreateModel(values: Record<string, unknown>): Promise<void> {
     initScale: num(values, 'init-scale', 1),
   });
   process.stderr.write(`wrote ${out} (${shape}, ${type}) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+}
+
+function progressBar(label: string): { update(done: number, total: number): void; end(): void } {
+  const tty = process.stderr.isTTY === true;
+  let last = -1;
+  return {
+    update(done, total) {
+      if (!tty) return;
+      const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
+      if (pct === last) return;
+      last = pct;
+      const width = 30;
+      const fill = Math.round((pct / 100) * width);
+      process.stderr.write(`\r${label} [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${String(pct).padStart(3)}%`);
+    },
+    end() { if (tty && last >= 0) process.stderr.write('\n'); },
+  };
+}
+
+async function runQuantize(_values: Record<string, unknown>, positionals: string[]): Promise<void> {
+  const { quantize } = await import('../quantize.js');
+  if (positionals.length !== 3) throw new UsageError('expects <in.gguf> <out.gguf> <type>');
+  const [input, output, type] = positionals as [string, string, string];
+  const bar = progressBar('quantizing');
+  const started = Date.now();
+  try {
+    const r = await quantize(input, output, { type: type as 'q8_0', onProgress: (d, t) => bar.update(d, t) });
+    bar.end();
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    process.stderr.write(`wrote ${output}: ${r.converted} tensors as ${type}${r.kept ? `, ${r.kept} kept (rows not a multiple of the block size)` : ''}, ` +
+      `${mib(r.bytesIn)} → ${mib(r.bytesOut)} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  } catch (e) {
+    bar.end();
+    if (e instanceof RangeError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
