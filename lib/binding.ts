@@ -51,6 +51,15 @@ export interface NativeRequest {
   seed?: number;
   ignoreEos?: boolean;
   allLogits?: boolean;
+  repetitionPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  penaltyWindow?: number;
+  /** (token id, bias) pairs, flattened */
+  logitBias?: Float64Array;
+  stop?: string[];
+  /** -1: no logprobs; 0: the chosen token's; n: and the top n alternatives */
+  logprobs?: number;
   /** tokens the consumer can take before the engine must wait for a grant() */
   credit?: number;
 }
@@ -67,6 +76,12 @@ export interface NativeEvent {
   errorCode?: string;
   errorMessage?: string;
   logits?: Float32Array;
+  logprobs?: NativeTokenLogprob[];
+}
+
+export interface NativeTokenLogprob {
+  logprob: number;
+  top: { token: number; logprob: number }[];
 }
 
 export interface NativeStats {

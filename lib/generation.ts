@@ -4,8 +4,11 @@
 // much credit, spends one per token, and gets one back for each token the consumer pulls. A
 // consumer that stops pulling therefore pauses its own sequence (and only its own) in the
 // engine; nothing is buffered without bound.
-import type { NativeEvent, NativeModel } from './binding.js';
+import type { NativeEvent, NativeModel, NativeRequest } from './binding.js';
+import type { Readable } from 'node:stream';
+
 import { Gpt2Error } from './errors.js';
+import { toReadable, toReadableStream } from './streams.js';
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
@@ -15,11 +18,20 @@ export interface Usage {
   totalTokens: number;
 }
 
+/** Log-probability of a generated token, and of the most likely alternatives at its position. */
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+  top: { token: number; logprob: number }[];
+}
+
 export interface Chunk {
   /** New text; never ends inside a UTF-8 sequence. May be empty. */
   text: string;
   /** The token ids this chunk's text came from. */
   tokens: Uint32Array;
+  /** With the `logprobs` option: one entry per token of this chunk. */
+  logprobs?: TokenLogprob[];
   /** Set on the last chunk only. */
   finishReason?: FinishReason;
   /** Set on the last chunk only. */
@@ -50,8 +62,7 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
   #onAbort: (() => void) | undefined;
 
   constructor(native: NativeModel, registry: RequestRegistry, prompt: Uint32Array,
-    options: { maxTokens: number; temperature: number; topK: number; topP: number; minP: number; seed: number;
-      ignoreEos: boolean; highWaterMark: number; signal?: AbortSignal }) {
+    options: Omit<NativeRequest, 'kind' | 'prompt' | 'credit'> & { highWaterMark: number; signal?: AbortSignal }) {
     this.#native = native;
     this.#registry = registry;
     this.#hwm = options.highWaterMark;
@@ -61,10 +72,9 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
       this.#end({ text: '', tokens: new Uint32Array(0), finishReason: 'abort', usage: this.#usage(0) });
       return;
     }
-    this.#id = native.submit({
-      kind: 'generate', prompt, maxTokens: options.maxTokens, temperature: options.temperature, topK: options.topK,
-      topP: options.topP, minP: options.minP, seed: options.seed, ignoreEos: options.ignoreEos, credit: this.#hwm,
-    });
+    const { highWaterMark, signal, ...request } = options;
+    void highWaterMark; void signal;
+    this.#id = native.submit({ ...request, kind: 'generate', prompt, credit: this.#hwm });
     registry.register(this.#id, this);
     if (this.#signal) {
       this.#onAbort = () => this.#cancel();
@@ -127,7 +137,11 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
   }
 
   onEvent(e: NativeEvent): void {
-    if (e.tokens.length > 0 || e.text.length > 0) this.#push({ text: e.text, tokens: e.tokens });
+    if (e.tokens.length > 0 || e.text.length > 0) {
+      const chunk: Chunk = { text: e.text, tokens: e.tokens };
+      if (e.logprobs) chunk.logprobs = e.logprobs.map((lp, i) => ({ token: e.tokens[i]!, logprob: lp.logprob, top: lp.top }));
+      this.#push(chunk);
+    }
     if (!e.done) return;
     if (e.finishReason === 'error') {
       this.#end(undefined, new Gpt2Error(e.errorCode ?? 'ERR_INTERNAL', e.errorMessage ?? 'generation failed'));
@@ -161,11 +175,22 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
     this.#finished = true;
     this.#failure = undefined;
     this.#cleanup();
+    if (this.#waiter) this.#settleWaiter();   // a next() pending meanwhile ends too
     return Promise.resolve({ value: undefined, done: true });
   }
 
   [Symbol.asyncIterator](): this {
     return this;
+  }
+
+  /** A Node Readable of text (or of chunks with objectMode) that honors backpressure. */
+  toReadable(options?: { objectMode?: boolean }): Readable {
+    return toReadable(this, options);
+  }
+
+  /** A web ReadableStream of chunks (or of text with { text: true }) that honors backpressure. */
+  toReadableStream(options?: { text?: boolean }): ReadableStream<Chunk | string> {
+    return toReadableStream(this, options);
   }
 
   /** Tokens buffered here and not yet pulled (for tests and stats). */

@@ -3,7 +3,7 @@ export { Gpt2Error } from './errors.js';
 export { loadModel, Model } from './model.js';
 export type { Completion, EvaluateOptions, GenerateOptions, LoadModelOptions, ModelInfo, ModelStats, Prompt } from './model.js';
 export { Generation } from './generation.js';
-export type { Chunk, FinishReason, Usage } from './generation.js';
+export type { Chunk, FinishReason, TokenLogprob, Usage } from './generation.js';
 export { setLogger } from './logger.js';
 export type { LogLevel } from './logger.js';
 export { loadTokenizer, StreamDecoder, Tokenizer } from './tokenizer.js';

@@ -1,7 +1,7 @@
 // A loaded GPT-2 model and its generation engine: the main object of the public API.
 import { binding, type NativeEvent, type NativeModel, type NativeModelInfo, type NativeStats } from './binding.js';
 import { Gpt2Error, fromNative } from './errors.js';
-import { Generation, type Chunk, type EventSink, type FinishReason, type RequestRegistry, type Usage } from './generation.js';
+import { Generation, type Chunk, type EventSink, type FinishReason, type RequestRegistry, type TokenLogprob, type Usage } from './generation.js';
 import { Tokenizer, type TokenizeOptions } from './tokenizer.js';
 import * as v from './validate.js';
 
@@ -33,6 +33,22 @@ export interface GenerateOptions {
   seed?: number;
   /** Keep going after <|endoftext|>. */
   ignoreEos?: boolean;
+  /** > 1 discourages tokens seen in the last `penaltyWindow` tokens (positive logits divided, negative multiplied). Default 1 (off). */
+  repetitionPenalty?: number;
+  /** Subtracted once from the logit of every token seen in the window (OpenAI's presence_penalty). Default 0. */
+  presencePenalty?: number;
+  /** Subtracted from a token's logit per occurrence in the window (OpenAI's frequency_penalty). Default 0. */
+  frequencyPenalty?: number;
+  /** Tokens (prompt included) the penalties look back over. Default 64. */
+  penaltyWindow?: number;
+  /** Added to the logits of these token ids; -Infinity bans a token. */
+  logitBias?: Record<number, number> | ReadonlyMap<number, number>;
+  /** Generation ends before any of these strings; the stop string itself is never emitted. */
+  stop?: string | readonly string[];
+  /** Report each token's log-probability; a number also reports that many top alternatives (up to 20). */
+  logprobs?: boolean | number;
+  /** A prompt longer than the context: 'error' (default) throws RangeError, 'start' drops its beginning. */
+  truncate?: 'error' | 'start';
   /** Tokens the engine may produce ahead of the consumer. Default 16. */
   highWaterMark?: number;
   signal?: AbortSignal;
@@ -40,7 +56,10 @@ export interface GenerateOptions {
 
 export interface Completion {
   text: string;
+  /** Every generated token (including those of a stop string, whose text is not in `text`). */
   tokens: Uint32Array;
+  /** With the `logprobs` option. */
+  logprobs?: TokenLogprob[];
   finishReason: FinishReason;
   usage: Usage;
 }
@@ -115,15 +134,19 @@ export class Model implements AsyncDisposable {
     return this.#native.stats();
   }
 
-  #prompt(prompt: unknown): Uint32Array {
+  #prompt(prompt: unknown, truncate: 'error' | 'start' = 'error', maxTokens = 1): Uint32Array {
     let ids: Uint32Array;
     if (typeof prompt === 'string') ids = this.#tokenizer.tokenize(prompt);
     else if (prompt instanceof Uint32Array || Array.isArray(prompt)) ids = v.tokenIds('prompt', prompt, this.#info.vocabSize);
     else throw new TypeError(`Expected string or token ids for prompt but received ${v.describe(prompt, true)}`);
     // An empty prompt starts from <|endoftext|>, GPT-2's start-of-text as well as its end.
     if (ids.length === 0) ids = Uint32Array.of(this.#info.eosTokenId);
-    if (ids.length > this.#info.contextSize) {
-      throw new RangeError(`Expected at most ${this.#info.contextSize} prompt tokens (the context size) but received ${ids.length}`);
+    const n = this.#info.contextSize;
+    if (ids.length > n) {
+      if (truncate === 'error') throw new RangeError(`Expected at most ${n} prompt tokens (the context size) but received ${ids.length}`);
+      // keep the end of the prompt and room to generate (maxTokens, or half the context at most)
+      const keep = n - Math.min(maxTokens, Math.floor(n / 2));
+      ids = ids.slice(ids.length - keep);
     }
     return ids;
   }
@@ -135,18 +158,32 @@ export class Model implements AsyncDisposable {
   generate(prompt: Prompt, options?: GenerateOptions): Generation {
     this.#alive();
     const o = v.object('options', options);
-    const ids = this.#prompt(prompt);
-    return new Generation(this.#native, this.#registry, ids, {
-      maxTokens: v.optionalInteger('maxTokens', o.maxTokens, 1, 1_000_000) ?? 256,
+    const maxTokens = v.optionalInteger('maxTokens', o.maxTokens, 1, 1_000_000) ?? 256;
+    const truncate = o.truncate;
+    if (truncate !== undefined && truncate !== 'error' && truncate !== 'start') {
+      const message = `Expected 'error' or 'start' for truncate but received ${v.describe(truncate, true)}`;
+      throw typeof truncate === 'string' ? new RangeError(message) : new TypeError(message);
+    }
+    const request = {
+      maxTokens,
       temperature: v.optionalNumber('temperature', o.temperature, 0, 100) ?? 1,
       topK: v.optionalInteger('topK', o.topK, 0, this.#info.vocabSize) ?? 0,
       topP: v.optionalNumber('topP', o.topP, Number.MIN_VALUE, 1) ?? 1,
       minP: v.optionalNumber('minP', o.minP, 0, 1) ?? 0,
       seed: v.optionalInteger('seed', o.seed, 0, Number.MAX_SAFE_INTEGER) ?? 0,
       ignoreEos: v.optionalBoolean('ignoreEos', o.ignoreEos) ?? false,
+      repetitionPenalty: v.optionalNumber('repetitionPenalty', o.repetitionPenalty, 0.01, 100) ?? 1,
+      presencePenalty: v.optionalNumber('presencePenalty', o.presencePenalty, -100, 100) ?? 0,
+      frequencyPenalty: v.optionalNumber('frequencyPenalty', o.frequencyPenalty, -100, 100) ?? 0,
+      penaltyWindow: v.optionalInteger('penaltyWindow', o.penaltyWindow, 0, 1 << 20) ?? 64,
+      logitBias: logitBias(o.logitBias, this.#info.vocabSize),
+      stop: stopStrings(o.stop),
+      logprobs: o.logprobs === undefined || o.logprobs === false ? -1 : o.logprobs === true ? 0 : v.integer('logprobs', o.logprobs, 0, 20),
       highWaterMark: v.optionalInteger('highWaterMark', o.highWaterMark, 1, 1 << 20) ?? 16,
       signal: v.optionalSignal('signal', o.signal),
-    });
+    };
+    const ids = this.#prompt(prompt, truncate, maxTokens);
+    return new Generation(this.#native, this.#registry, ids, request);
   }
 
   /** Generates to the end and resolves with the whole text; an abort resolves with the partial text. */
@@ -155,12 +192,16 @@ export class Model implements AsyncDisposable {
     const tokens: number[] = [];
     let finishReason: FinishReason = 'stop';
     let usage: Usage | undefined;
+    const logprobs: TokenLogprob[] = [];
     for await (const chunk of this.generate(prompt, { highWaterMark: 256, ...options })) {
       parts.push(chunk.text);
       for (const t of chunk.tokens) tokens.push(t);
+      if (chunk.logprobs) logprobs.push(...chunk.logprobs);
       if (chunk.finishReason) { finishReason = chunk.finishReason; usage = chunk.usage; }
     }
-    return { text: parts.join(''), tokens: Uint32Array.from(tokens), finishReason, usage: usage! };
+    const result: Completion = { text: parts.join(''), tokens: Uint32Array.from(tokens), finishReason, usage: usage! };
+    if (options?.logprobs !== undefined && options.logprobs !== false) result.logprobs = logprobs;
+    return result;
   }
 
   /**
@@ -242,6 +283,35 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
     throw fromNative(e);
   }
   return new Model(native, sinks);
+}
+
+function logitBias(value: unknown, vocabSize: number): Float64Array | undefined {
+  if (value === undefined) return undefined;
+  let entries: [unknown, unknown][];
+  if (value instanceof Map) entries = [...value.entries()];
+  else if (value !== null && typeof value === 'object' && !Array.isArray(value)) entries = Object.entries(value);
+  else throw new TypeError(`Expected object or Map of token id to bias for logitBias but received ${v.describe(value, true)}`);
+  const out = new Float64Array(entries.length * 2);
+  entries.forEach(([key, bias], i) => {
+    const id = typeof key === 'string' && /^\d+$/.test(key) ? Number(key) : key;
+    out[2 * i] = v.integer('logitBias key', id, 0, vocabSize - 1);
+    if (typeof bias !== 'number' || Number.isNaN(bias)) {
+      throw new TypeError(`Expected number for logitBias[${String(key)}] but received ${v.describe(bias, true)}`);
+    }
+    out[2 * i + 1] = bias;
+  });
+  return out;
+}
+
+function stopStrings(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  const list = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) {
+    throw new TypeError(`Expected string or array of strings for stop but received ${v.describe(value, true)}`);
+  }
+  if (list.some((x) => x.length === 0)) throw new RangeError('Expected non-empty strings for stop but received ""');
+  if (list.length > 16) throw new RangeError(`Expected at most 16 stop strings but received ${list.length}`);
+  return list as string[];
 }
 
 function kvCacheType(value: unknown): 'f16' | 'f32' {

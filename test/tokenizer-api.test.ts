@@ -259,3 +259,10 @@ test('stream decoder matches TextDecoder in streaming mode on random bytes', (t)
     t.is(sd.flush(), td.decode());
   }
 });
+
+test('concurrent tokenizeAsync calls on one tokenizer (libuv pool threads) give the sync results', async (t) => {
+  const texts = generateCorpus().filter((_, i) => i % 50 === 0).map((e) => e.text);
+  texts.push(mixedBlock(1 << 19, 3), mixedBlock(1 << 19, 4));
+  const results = await Promise.all(texts.map((s) => tok.tokenizeAsync(s)));
+  results.forEach((ids, i) => t.deepEqual([...ids], [...tok.tokenize(texts[i]!)]));
+});

@@ -74,6 +74,29 @@ static bool events_to_js(napi_env env, const std::vector<event> & events, napi_v
             }
             if (!e.logits.empty() && !set_typed(env, o, "logits", napi_float32_array, e.logits)) return false;
         }
+        if (!e.logprobs.empty()) {
+            napi_value lps;
+            GPT2_NAPI(napi_create_array_with_length(env, e.logprobs.size(), &lps));
+            for (size_t k = 0; k < e.logprobs.size(); ++k) {
+                const token_logprob & lp = e.logprobs[k];
+                napi_value item, v, top;
+                GPT2_NAPI(napi_create_object(env, &item));
+                GPT2_NAPI(napi_create_double(env, lp.logprob, &v));
+                GPT2_NAPI(napi_set_named_property(env, item, "logprob", v));
+                GPT2_NAPI(napi_create_array_with_length(env, lp.top.size(), &top));
+                for (size_t j = 0; j < lp.top.size(); ++j) {
+                    napi_value alt;
+                    GPT2_NAPI(napi_create_object(env, &alt));
+                    if (!set_u32(env, alt, "token", lp.top[j].first)) return false;
+                    GPT2_NAPI(napi_create_double(env, lp.top[j].second, &v));
+                    GPT2_NAPI(napi_set_named_property(env, alt, "logprob", v));
+                    GPT2_NAPI(napi_set_element(env, top, (uint32_t) j, alt));
+                }
+                GPT2_NAPI(napi_set_named_property(env, item, "top", top));
+                GPT2_NAPI(napi_set_element(env, lps, (uint32_t) k, item));
+            }
+            GPT2_NAPI(napi_set_named_property(env, o, "logprobs", lps));
+        }
         GPT2_NAPI(napi_set_element(env, *out, (uint32_t) i, o));
     }
     return true;
@@ -306,10 +329,48 @@ Napi::Value ModelWrap::Submit(const Napi::CallbackInfo & info) {
     r->kind = kind.IsString() && kind.As<Napi::String>().Utf8Value() == "evaluate" ? request_kind::evaluate : request_kind::generate;
     r->prompt.assign(ids.Data(), ids.Data() + ids.ElementLength());
     double max_tokens = 16, temperature = 1, top_k = 0, top_p = 1, min_p = 0, seed = 0, credit = 1;
+    double rep = 1, presence = 0, frequency = 0, window = 64, logprobs = -1;
     if (!get_number(o, "maxTokens", max_tokens) || !get_number(o, "temperature", temperature) ||
         !get_number(o, "topK", top_k) || !get_number(o, "topP", top_p) || !get_number(o, "minP", min_p) ||
-        !get_number(o, "seed", seed) || !get_number(o, "credit", credit)) {
+        !get_number(o, "seed", seed) || !get_number(o, "credit", credit) ||
+        !get_number(o, "repetitionPenalty", rep) || !get_number(o, "presencePenalty", presence) ||
+        !get_number(o, "frequencyPenalty", frequency) || !get_number(o, "penaltyWindow", window) ||
+        !get_number(o, "logprobs", logprobs)) {
         return Napi::Value();
+    }
+    if (!(rep > 0) || window < 0 || window > 1e9 || logprobs > 1e6) GPT2_THROW_RANGE(env, "penalty or logprobs option out of range");
+    r->sampling.repetition_penalty = (float) rep;
+    r->sampling.presence_penalty   = (float) presence;
+    r->sampling.frequency_penalty  = (float) frequency;
+    r->sampling.penalty_window     = (uint32_t) window;
+    r->sampling.want_logprobs      = logprobs >= 0;
+    r->sampling.logprobs           = logprobs > 0 ? (uint32_t) logprobs : 0;
+    // logitBias: Float64Array of (token id, bias) pairs; stop: array of non-empty strings
+    Napi::Value bias = o.Get("logitBias");
+    if (!bias.IsUndefined()) {
+        if (!bias.IsTypedArray() || bias.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+            GPT2_THROW_TYPE(env, "Expected Float64Array of (id, bias) pairs for logitBias");
+        }
+        Napi::Float64Array b = bias.As<Napi::Float64Array>();
+        const uint32_t n_vocab = state_->mdl->hp.n_vocab;
+        for (size_t i = 0; i + 1 < b.ElementLength(); i += 2) {
+            const double id = b[i], v = b[i + 1];
+            if (!(id >= 0 && id < n_vocab) || std::floor(id) != id) GPT2_THROW_RANGE(env, "logitBias token id out of range");
+            if (std::isnan(v)) GPT2_THROW_RANGE(env, "logitBias value is NaN");
+            r->sampling.logit_bias.emplace_back((uint32_t) id, (float) v);
+        }
+    }
+    Napi::Value stop = o.Get("stop");
+    if (!stop.IsUndefined()) {
+        if (!stop.IsArray()) GPT2_THROW_TYPE(env, "Expected array of strings for stop");
+        Napi::Array a = stop.As<Napi::Array>();
+        for (uint32_t i = 0; i < a.Length(); ++i) {
+            Napi::Value sv = a.Get(i);
+            if (!sv.IsString()) GPT2_THROW_TYPE(env, "Expected array of strings for stop");
+            std::string str = sv.As<Napi::String>().Utf8Value();
+            if (str.empty()) GPT2_THROW_RANGE(env, "stop strings must not be empty");
+            r->stop.push_back(std::move(str));
+        }
     }
     if (max_tokens < 1 || max_tokens > 4294967295.0) GPT2_THROW_RANGE(env, "maxTokens out of range");
     if (temperature < 0) GPT2_THROW_RANGE(env, "temperature must be ≥ 0");

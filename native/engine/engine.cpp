@@ -161,7 +161,10 @@ void engine::finish(sequence & s, const char * reason, const std::string & code,
     e.error_message = message;
     e.n_prompt      = (uint32_t) s.req->prompt.size();
     e.n_generated   = s.n_generated;
-    if (s.text) e.text = s.text->flush();
+    if (s.text && reason != std::string("error")) {
+        std::string tail = s.held + s.text->flush();   // no stop string can complete any more
+        e.text = std::move(tail);
+    }
     e.logits        = std::move(s.logits);
     emit(std::move(e));
     free_slots_.push_back(s.slot);
@@ -176,6 +179,34 @@ void engine::publish_stats(double busy, bool stepped) {
     stats_.busy_seconds += busy;
     stats_.active  = (uint32_t) active_.size();
     stats_.kv_used = used;
+}
+
+bool engine::filter_stop(sequence & s, std::string text, std::string & out) {
+    const std::vector<std::string> & stops = s.req->stop;
+    if (stops.empty()) { out += text; return false; }
+    std::string buf = std::move(s.held);
+    buf += text;
+    s.held.clear();
+    // the earliest complete stop string wins
+    size_t cut = std::string::npos;
+    for (const std::string & st : stops) {
+        const size_t at = buf.find(st);
+        if (at != std::string::npos && at < cut) cut = at;
+    }
+    if (cut != std::string::npos) {
+        out.append(buf, 0, cut);
+        return true;
+    }
+    // hold back the longest tail of buf that is a proper prefix of some stop string
+    size_t hold = 0;
+    for (const std::string & st : stops) {
+        for (size_t k = std::min(st.size() - 1, buf.size()); k > hold; --k) {
+            if (buf.compare(buf.size() - k, k, st, 0, k) == 0) { hold = k; break; }
+        }
+    }
+    out.append(buf, 0, buf.size() - hold);
+    s.held.assign(buf, buf.size() - hold, hold);
+    return false;
 }
 
 void engine::run() {
@@ -200,6 +231,7 @@ void engine::run() {
                 s->slot = free_slots_.back();
                 free_slots_.pop_back();
                 s->smp  = std::make_unique<sampler>(s->req->sampling);
+                s->smp->prime(s->req->prompt.data(), s->req->prompt.size());
                 if (s->req->kind == request_kind::generate) s->text = std::make_unique<stream_decoder>(model_->vocab);
                 active_.push_back(std::move(s));
             }
@@ -279,7 +311,7 @@ void engine::run() {
                 if (e.prefill) { s.n_prefilled += e.n; n_prompt_tokens += e.n; }
                 else           { s.has_pending = false; }
                 const size_t n_rows = e.want == batch::logits::all ? e.n : e.want == batch::logits::last ? 1 : 0;
-                const float * rows = logits.data() + row * n_vocab;
+                float * rows = logits.data() + row * n_vocab;
                 row += n_rows;
                 if (n_rows == 0) continue;
 
@@ -293,16 +325,20 @@ void engine::run() {
                     continue;
                 }
 
-                const uint32_t tok = s.smp->sample(rows + (n_rows - 1) * n_vocab, n_vocab);
+                token_logprob lp;
+                const bool want_lp = r.sampling.want_logprobs;
+                const uint32_t tok = s.smp->sample(rows + (n_rows - 1) * n_vocab, n_vocab, want_lp ? &lp : nullptr);
                 ++n_gen_tokens;
                 if (tok == eos && !r.ignore_eos) { finish(s, "stop"); continue; }
                 ++s.n_generated;
                 event ev;
                 ev.id = r.id;
                 ev.tokens.push_back(tok);
-                ev.text = s.text->push(tok);
+                if (want_lp) ev.logprobs.push_back(std::move(lp));
+                const bool stopped = filter_stop(s, s.text->push(tok), ev.text);
                 r.credit.fetch_sub(1);
                 emit(std::move(ev));
+                if (stopped) { s.held.clear(); s.text.reset(); finish(s, "stop"); continue; }
                 if (s.n_generated >= r.max_tokens || s.n_past >= p.n_ctx) { finish(s, "length"); continue; }
                 s.pending = tok;
                 s.has_pending = true;

@@ -62,7 +62,12 @@ private:
         std::unique_ptr<sampler> smp;
         std::unique_ptr<stream_decoder> text;
         std::vector<float>       logits;           // evaluate: collected rows
+        std::string              held;             // text that may be the start of a stop string
     };
+
+    // Appends new text to the sequence's output, holding back what could start a stop string;
+    // returns true when a stop string was completed (the text before it goes out, it does not).
+    static bool filter_stop(sequence & s, std::string text, std::string & out);
 
     void run();
     bool runnable(const sequence & s) const;

@@ -3,6 +3,8 @@
 
 #include "engine/sampler.h"
 
+#include <string>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -23,6 +25,7 @@ struct request {
     uint32_t              max_tokens  = 16;       // generate: tokens to sample at most
     bool                  ignore_eos  = false;
     bool                  all_logits  = false;    // evaluate: every row, not only the last
+    std::vector<std::string> stop;                // generate: stop strings (never emitted)
 
     // Shared with the JS thread.
     std::atomic<bool>     cancelled { false };
@@ -41,6 +44,7 @@ struct event {
     uint32_t              n_prompt = 0;  // when done: usage
     uint32_t              n_generated = 0;
     std::vector<float>    logits;        // evaluate: rows × n_vocab
+    std::vector<token_logprob> logprobs; // generate with logprobs: one per token
 };
 
 } // namespace gpt2

@@ -2,7 +2,7 @@
 // reader of the GGUF key/value section, independent of ggml) and writes the same data as
 // HF `vocab.json` + `merges.txt` and as HF `tokenizer.json`, so tests can check that all
 // three sources give identical ids. Not a general GGUF reader: tensors are not read.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,27 +10,17 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 
-/** The GPT-2 vocab-only GGUF shipped with llama.cpp (vendored tree, or the scratch copy). */
+/** The GPT-2 vocab-only GGUF shipped with llama.cpp (in the vendored tree). */
 export function gpt2VocabGgufPath(): string {
-  const candidates = [
-    join(root, 'vendor', 'llama.cpp', 'models', 'ggml-vocab-gpt-2.gguf'),
-    '/tmp/nlc/llama.cpp/models/ggml-vocab-gpt-2.gguf',
-  ];
-  for (const c of candidates) {
-    try {
-      readFileSync(c, { flag: 'r' }).subarray(0, 4);
-      return c;
-    } catch {
-      // try the next one
-    }
-  }
-  throw new Error(`ggml-vocab-gpt-2.gguf not found in ${candidates.join(', ')}`);
+  const path = join(root, 'vendor', 'llama.cpp', 'models', 'ggml-vocab-gpt-2.gguf');
+  if (!existsSync(path)) throw new Error(`${path} not found; run \`node vendor/materialize.mjs\` (npm install does)`);
+  return path;
 }
 
-export type GgufValue = number | bigint | boolean | string | GgufValue[];
+export type GgufRawValue = number | bigint | boolean | string | GgufRawValue[];
 
 /** Reads the key/value metadata of a GGUF file (v2/v3, little-endian). */
-export function readGgufMetadata(path: string): Map<string, GgufValue> {
+export function readGgufMetadata(path: string): Map<string, GgufRawValue> {
   const buf = readFileSync(path);
   let off = 0;
   const u32 = () => { const v = buf.readUInt32LE(off); off += 4; return v; };
@@ -41,7 +31,7 @@ export function readGgufMetadata(path: string): Map<string, GgufValue> {
     off += n;
     return s;
   };
-  const value = (type: number): GgufValue => {
+  const value = (type: number): GgufRawValue => {
     switch (type) {
       case 0: return buf.readUInt8(off++);
       case 1: return buf.readInt8(off++);
@@ -55,7 +45,7 @@ export function readGgufMetadata(path: string): Map<string, GgufValue> {
       case 9: {
         const itemType = u32();
         const n = Number(u64());
-        const items: GgufValue[] = new Array(n);
+        const items: GgufRawValue[] = new Array(n);
         for (let i = 0; i < n; i++) items[i] = value(itemType);
         return items;
       }
@@ -70,7 +60,7 @@ export function readGgufMetadata(path: string): Map<string, GgufValue> {
   u32(); // version
   u64(); // n_tensors
   const nKv = Number(u64());
-  const out = new Map<string, GgufValue>();
+  const out = new Map<string, GgufRawValue>();
   for (let i = 0; i < nKv; i++) {
     const key = str();
     out.set(key, value(u32()));

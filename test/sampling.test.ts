@@ -1,0 +1,170 @@
+// The sampler's options, stop strings, logprobs, truncation and the stream adapters, through
+// the public API on a generated tiny model.
+import test from 'ava';
+
+import { loadModel, type Model } from '../lib/index.js';
+import { testModel } from './support/models.js';
+
+let model: Model;
+
+test.before(async () => {
+  model = await loadModel(await testModel('tiny', 'f32', { initScale: 4 }), { threads: 2, maxSequences: 4 });
+});
+
+test.after.always(async () => {
+  await model?.dispose();
+});
+
+const greedy = { temperature: 0, ignoreEos: true } as const;
+
+test.serial('stop strings end generation before the string, across token boundaries, never emitting it', async (t) => {
+  const full = await model.complete('The story begins', { ...greedy, maxTokens: 40 });
+  t.true(full.text.length > 20);
+  // a stop string that straddles tokens: the last 2 characters of token 3 and the first 2 of token 4
+  const pieces = Array.from(full.tokens, (id) => model.detokenize([id]));
+  const cut = pieces.slice(0, 3).join('').length;
+  const stop = full.text.slice(cut - 2, cut + 2);
+  t.true(stop.length === 4);
+  const first = full.text.indexOf(stop);
+  const out = await model.complete('The story begins', { ...greedy, maxTokens: 40, stop: [stop] });
+  t.is(out.finishReason, 'stop');
+  t.is(out.text, full.text.slice(0, first));
+  t.false(out.text.includes(stop));
+  // streamed chunks agree, and the final chunk carries the reason
+  let text = '';
+  let reason;
+  for await (const c of model.generate('The story begins', { ...greedy, maxTokens: 40, stop })) {
+    text += c.text;
+    reason = c.finishReason ?? reason;
+  }
+  t.is(text, out.text);
+  t.is(reason, 'stop');
+  // a stop string that never appears changes nothing (held-back text is released at the end)
+  const never = await model.complete('The story begins', { ...greedy, maxTokens: 40, stop: ['\u0000never'] });
+  t.is(never.text, full.text);
+  t.is(never.finishReason, 'length');
+  // the earliest of several stop strings wins
+  const two = await model.complete('The story begins', { ...greedy, maxTokens: 40, stop: ['\u0000never', stop] });
+  t.is(two.text, out.text);
+});
+
+test.serial('logitBias: -Infinity bans a token, a large bias forces one', async (t) => {
+  const base = await model.complete('Bias', { ...greedy, maxTokens: 4 });
+  const banned = base.tokens[0]!;
+  const out = await model.complete('Bias', { ...greedy, maxTokens: 4, logitBias: { [banned]: -Infinity } });
+  t.not(out.tokens[0], banned);
+  const forced = await model.complete('Bias', { ...greedy, maxTokens: 5, logitBias: new Map([[1234, 1000]]) });
+  t.deepEqual(Array.from(forced.tokens), [1234, 1234, 1234, 1234, 1234]);
+  const sampled = await model.complete('Bias', { temperature: 1, seed: 3, maxTokens: 5, ignoreEos: true, logitBias: { 4321: 1000 } });
+  t.deepEqual(Array.from(sampled.tokens), [4321, 4321, 4321, 4321, 4321]);
+});
+
+test.serial('presence and frequency penalties stop repeats within the window', async (t) => {
+  const prompt = model.tokenize('Penalties keep things fresh');
+  const plain = await model.complete(prompt, { ...greedy, maxTokens: 40 });
+  t.true(new Set(plain.tokens).size < plain.tokens.length, 'without penalties the random model repeats itself');
+  for (const opts of [{ presencePenalty: 100 }, { frequencyPenalty: 100 }, { repetitionPenalty: 100, logitBias: {} }]) {
+    const out = await model.complete(prompt, { ...greedy, maxTokens: 40, penaltyWindow: 1000, ...opts });
+    const all = [...prompt, ...out.tokens];
+    if ('repetitionPenalty' in opts) {
+      t.true(new Set(out.tokens).size > new Set(plain.tokens).size, 'fewer repeats');
+    } else {
+      t.is(new Set(all).size, all.length, `no token repeats with ${JSON.stringify(opts)}`);
+    }
+  }
+  // a window of 0 turns the penalties off
+  const off = await model.complete(prompt, { ...greedy, maxTokens: 40, presencePenalty: 100, penaltyWindow: 0 });
+  t.deepEqual(Array.from(off.tokens), Array.from(plain.tokens));
+});
+
+test.serial('logprobs: the chosen token and the top alternatives, from the model distribution', async (t) => {
+  const prompt = model.tokenize('Log probabilities');
+  const out = await model.complete(prompt, { ...greedy, maxTokens: 3, logprobs: 5 });
+  t.is(out.logprobs!.length, 3);
+  // the first token's logprob is log_softmax of the prompt's last logits
+  const logits = await model.evaluate(prompt);
+  let max = -Infinity;
+  for (const x of logits) max = Math.max(max, x);
+  let sum = 0;
+  for (const x of logits) sum += Math.exp(x - max);
+  const logZ = max + Math.log(sum);
+  const first = out.logprobs![0]!;
+  t.is(first.token, out.tokens[0]);
+  t.true(Math.abs(first.logprob - (logits[first.token]! - logZ)) < 1e-4);
+  for (const lp of out.logprobs!) {
+    t.is(lp.top.length, 5);
+    t.is(lp.top[0]!.token, lp.token, 'greedy picks the top alternative');
+    t.true(lp.top.every((a, i) => i === 0 || a.logprob <= lp.top[i - 1]!.logprob));
+    t.true(lp.logprob <= 0);
+  }
+  const chosenOnly = await model.complete(prompt, { ...greedy, maxTokens: 2, logprobs: true });
+  t.deepEqual(chosenOnly.logprobs!.map((x) => x.top.length), [0, 0]);
+  const none = await model.complete(prompt, { ...greedy, maxTokens: 2 });
+  t.is(none.logprobs, undefined);
+});
+
+test.serial("truncate: 'start' keeps the end of a long prompt and room to generate", async (t) => {
+  const small = await loadModel(await testModel('tiny', 'f32', { initScale: 4 }), { threads: 1, contextSize: 32 });
+  try {
+    const long = Array.from({ length: 100 }, (_, i) => 1000 + i);
+    t.throws(() => small.generate(long), { instanceOf: RangeError, message: 'Expected at most 32 prompt tokens (the context size) but received 100' });
+    const out = await small.complete(long, { ...greedy, maxTokens: 8, truncate: 'start' });
+    t.is(out.usage.promptTokens, 24);
+    t.is(out.tokens.length, 8);
+    const same = await small.complete(long.slice(76), { ...greedy, maxTokens: 8 });
+    t.deepEqual(Array.from(out.tokens), Array.from(same.tokens));
+  } finally {
+    await small.dispose();
+  }
+});
+
+test.serial('Node Readable adapters: text and objectMode, with backpressure', async (t) => {
+  const ref = await model.complete('Streams', { ...greedy, maxTokens: 30 });
+  let text = '';
+  for await (const s of model.generate('Streams', { ...greedy, maxTokens: 30 }).toReadable()) text += s;
+  t.is(text, ref.text);
+  const chunks = [];
+  for await (const c of model.generate('Streams', { ...greedy, maxTokens: 30 }).toReadable({ objectMode: true })) chunks.push(c);
+  t.is(chunks.at(-1).finishReason, 'length');
+  t.deepEqual(chunks.flatMap((c) => Array.from(c.tokens as Uint32Array)), Array.from(ref.tokens));
+
+  // an unread stream holds the engine at its high-water mark
+  const before = model.stats().generatedTokens;
+  const idle = model.generate('Idle stream', { ...greedy, maxTokens: 500, highWaterMark: 4 }).toReadable();
+  await new Promise((r) => setTimeout(r, 300));
+  const produced = model.stats().generatedTokens - before;
+  t.true(produced <= 4 + 2, `at most highWaterMark (+ the stream's own small read-ahead): ${produced}`);
+  idle.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  t.is(model.stats().activeSequences, 0, 'destroying the stream cancels the generation');
+});
+
+test.serial('web ReadableStream adapter, and cancel', async (t) => {
+  const ref = await model.complete('Web', { ...greedy, maxTokens: 20 });
+  const reader = model.generate('Web', { ...greedy, maxTokens: 20 }).toReadableStream({ text: true }).getReader();
+  let text = '';
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    text += r.value as string;
+  }
+  t.is(text, ref.text);
+  const stream = model.generate('Web cancel', { ...greedy, maxTokens: 10_000 }).toReadableStream();
+  const r2 = stream.getReader();
+  await r2.read();
+  await r2.cancel();
+  await new Promise((r) => setTimeout(r, 100));
+  t.is(model.stats().activeSequences, 0);
+});
+
+test.serial('validation messages of the sampling options', (t) => {
+  t.throws(() => model.generate('x', { stop: [''] }), { instanceOf: RangeError, message: 'Expected non-empty strings for stop but received ""' });
+  t.throws(() => model.generate('x', { stop: 5 as never }), { instanceOf: TypeError, message: 'Expected string or array of strings for stop but received 5 of type number' });
+  t.throws(() => model.generate('x', { logitBias: { 50257: 1 } }), { instanceOf: RangeError, message: 'Expected integer between 0 and 50256 for logitBias key but received 50257' });
+  t.throws(() => model.generate('x', { logitBias: { 5: 'a' as never } }), { instanceOf: TypeError, message: 'Expected number for logitBias[5] but received "a" of type string' });
+  t.throws(() => model.generate('x', { logitBias: [1] as never }), { instanceOf: TypeError, message: 'Expected object or Map of token id to bias for logitBias but received an array' });
+  t.throws(() => model.generate('x', { logprobs: 21 }), { instanceOf: RangeError, message: 'Expected integer between 0 and 20 for logprobs but received 21' });
+  t.throws(() => model.generate('x', { repetitionPenalty: 0 }), { instanceOf: RangeError, message: 'Expected number between 0.01 and 100 for repetitionPenalty but received 0' });
+  t.throws(() => model.generate('x', { penaltyWindow: -1 }), { instanceOf: RangeError, message: 'Expected integer between 0 and 1048576 for penaltyWindow but received -1' });
+  t.throws(() => model.generate('x', { truncate: 'end' as never }), { instanceOf: RangeError, message: `Expected 'error' or 'start' for truncate but received "end" of type string` });
+});
