@@ -102,7 +102,12 @@ export class Tokenizer {
   /** Text to token ids, on the calling thread; use tokenizeAsync for long text. */
   tokenize(text: string, options?: TokenizeOptions): Uint32Array {
     v.string('text', text);
-    return this.#native.tokenize(text, this.#allowed(options));
+    const allowed = this.#allowed(options);
+    try {
+      return this.#native.tokenize(text, allowed);
+    } catch (e) {
+      throw fromNative(e);
+    }
   }
 
   /** Text to token ids off the JS thread (for long text: the event loop stays free). */
@@ -119,7 +124,12 @@ export class Tokenizer {
   /** Number of tokens tokenize() would return. */
   countTokens(text: string, options?: TokenizeOptions): number {
     v.string('text', text);
-    return this.#native.countTokens(text, this.#allowed(options));
+    const allowed = this.#allowed(options);
+    try {
+      return this.#native.countTokens(text, allowed);
+    } catch (e) {
+      throw fromNative(e);
+    }
   }
 
   /**
@@ -128,7 +138,12 @@ export class Tokenizer {
    * well-formed string.
    */
   detokenize(ids: Uint32Array | readonly number[]): string {
-    return this.#native.detokenize(this.#ids(ids));
+    const checked = this.#ids(ids);
+    try {
+      return this.#native.detokenize(checked);
+    } catch (e) {
+      throw fromNative(e);
+    }
   }
 
   // Uint32Arrays go to the native code as they are (it checks every id with the same message);

@@ -10,6 +10,11 @@ namespace gpt2 {
 
 namespace {
 
+// Prompt tokens per step while other sequences decode: smaller chunks lower the others'
+// inter-token latency, larger ones amortize the weight reads of the prefill (to be tuned with
+// the benchmarks).
+constexpr uint32_t k_prefill_chunk_while_decoding = 128;
+
 // Every live engine of the process, for the exit handler.
 struct engine_registry {
     std::mutex                   mu;
@@ -255,6 +260,9 @@ void engine::run() {
                 --budget;
             }
         }
+        // While other sequences are streaming, admit prompts in smaller chunks so that a long
+        // prompt delays their next token by a fraction of its prefill, not all of it.
+        if (!step.empty()) budget = std::min<uint32_t>(budget, k_prefill_chunk_while_decoding);
         for (auto & s : active_) {
             const request & r = *s->req;
             if (budget == 0) break;
