@@ -15,6 +15,7 @@ export interface NativeModelOptions {
   maxSequences?: number;
   batchSize?: number;
   kvF32?: boolean;
+  batchInvariant?: boolean;
 }
 
 export interface NativeModelInfo {
@@ -36,6 +37,7 @@ export interface NativeModelInfo {
   maxSequences: number;
   batchSize: number;
   threads: number;
+  batchInvariant: boolean;
   kvCacheBytes: number;
   computeBufferBytes: number;
 }

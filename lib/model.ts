@@ -16,6 +16,13 @@ export interface LoadModelOptions {
   batchSize?: number;
   /** Element type of the KV cache. Default 'f16' (half the memory; llama.cpp's default too). */
   kvCacheType?: 'f16' | 'f32';
+  /**
+   * Default true: a request gives the same tokens alone or among any others (same seed, same
+   * output). ggml's CPU matmul rounds differently for one row than for several, so this runs
+   * every matmul on at least two rows, which slows a lone stream's decoding (see
+   * bench/RESULTS.md). false: faster single-stream decoding, results may vary with the load.
+   */
+  batchInvariant?: boolean;
 }
 
 export type ModelInfo = Readonly<NativeModelInfo>;
@@ -264,6 +271,7 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
     maxSequences: v.optionalInteger('maxSequences', o.maxSequences, 1, 4096),
     batchSize: v.optionalInteger('batchSize', o.batchSize, 1, 1 << 16),
     kvF32: kvCacheType(o.kvCacheType) === 'f32',
+    batchInvariant: v.optionalBoolean('batchInvariant', o.batchInvariant) ?? true,
   };
   const sinks = new Map<number, EventSink>();
   const onEvents = (events: NativeEvent[]) => {

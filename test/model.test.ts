@@ -301,3 +301,22 @@ test.serial('await using disposes the model', async (t) => {
   }
   t.throws(() => ref!.info, { code: 'ERR_DISPOSED' } as never);
 });
+
+test.serial('batch invariance: the same request gives the same tokens alone and among 31 others', async (t) => {
+  for (const type of ['f16', 'f32'] as const) {
+    const m = await loadModel(await testModel('tiny', type, { initScale: 4 }), { threads: 2, maxSequences: 32 });
+    try {
+      const prompts = Array.from({ length: 32 }, (_, i) => Array.from({ length: 3 + i * 9 }, (_, j) => (i * 977 + j * 31) % 50000));
+      // even requests greedy, odd ones seeded sampling
+      const opts = (i: number) => ({ maxTokens: 24, ignoreEos: true, ...(i % 2 ? { temperature: 0.9, seed: i } : { temperature: 0 }) });
+      const alone: number[][] = [];
+      for (let i = 0; i < 32; i++) alone.push(Array.from((await m.complete(prompts[i]!, opts(i))).tokens));
+      const together = await Promise.all(prompts.map(async (p, i) => Array.from((await m.complete(p, opts(i))).tokens)));
+      const differing = together.map((toks, i) => (JSON.stringify(toks) === JSON.stringify(alone[i]) ? -1 : i)).filter((i) => i >= 0);
+      t.log(`${type}: ${differing.length} of 32 requests differ between alone and together`);
+      t.deepEqual(differing, []);
+    } finally {
+      await m.dispose();
+    }
+  }
+});

@@ -217,6 +217,8 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo & info) {
     if (p.n_seq == 0) p.n_seq = 1;
     Napi::Value kv32 = o.Get("kvF32");
     p.kv_f32 = kv32.IsBoolean() && kv32.As<Napi::Boolean>().Value();
+    Napi::Value inv = o.Get("batchInvariant");
+    p.batch_invariant = !inv.IsBoolean() || inv.As<Napi::Boolean>().Value();
 
     auto * w = new load_worker(env, info[0].As<Napi::String>().Utf8Value(), p, info[2].As<Napi::Function>());
     Napi::Promise promise = w->promise();
@@ -285,6 +287,7 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo & info) {
     o.Set("maxSequences", d.params().n_seq);
     o.Set("batchSize", d.params().n_batch);
     o.Set("threads", d.params().n_threads);
+    o.Set("batchInvariant", d.params().batch_invariant);
     o.Set("kvCacheBytes", (double) d.kv_bytes());
     o.Set("computeBufferBytes", (double) d.compute_bytes());
     return o;

@@ -10,10 +10,9 @@ namespace gpt2 {
 
 namespace {
 
-// Prompt tokens per step while other sequences decode: smaller chunks lower the others'
-// inter-token latency, larger ones amortize the weight reads of the prefill (to be tuned with
-// the benchmarks).
-constexpr uint32_t k_prefill_chunk_while_decoding = 128;
+// Prompt tokens per sequence per step (see run()): smaller chunks lower the other streams'
+// inter-token latency, larger ones amortize weight reads over more rows (to tune with bench/).
+constexpr uint32_t k_prefill_chunk = 128;
 
 // Every live engine of the process, for the exit handler.
 struct engine_registry {
@@ -260,14 +259,17 @@ void engine::run() {
                 --budget;
             }
         }
-        // While other sequences are streaming, admit prompts in smaller chunks so that a long
-        // prompt delays their next token by a fraction of its prefill, not all of it.
-        if (!step.empty()) budget = std::min<uint32_t>(budget, k_prefill_chunk_while_decoding);
+        // Prompts go in chunks that end at multiples of k_prefill_chunk positions, whatever else
+        // is in the batch: a sequence's numbers then never depend on its neighbours (ggml's
+        // attention kernel takes another path for many query rows than for few), and a long
+        // prompt delays the other streams' next token by one chunk, not its whole prefill.
+        const uint32_t chunk = std::min<uint32_t>(k_prefill_chunk, p.n_batch);
         for (auto & s : active_) {
             const request & r = *s->req;
             if (budget == 0) break;
             if (s->n_prefilled >= r.prompt.size()) continue;
-            const uint32_t n = std::min<uint32_t>({ (uint32_t) r.prompt.size() - s->n_prefilled, budget, p.n_ctx - s->n_past });
+            const uint32_t n = std::min<uint32_t>((uint32_t) r.prompt.size() - s->n_prefilled, chunk - s->n_prefilled % chunk);
+            if (n > budget) continue;   // next step: a chunk is never cut short by the batch's room
             const bool last_chunk = s->n_prefilled + n == r.prompt.size();
             const batch::logits want = r.kind == request_kind::evaluate && r.all_logits ? batch::logits::all
                                      : last_chunk ? batch::logits::last : batch::logits::none;

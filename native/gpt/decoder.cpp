@@ -123,15 +123,30 @@ void decoder::check(const batch & b) const {
 
 decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     check(b_in);
-    // The graph needs at least one output row; compute the last one and discard it if none was asked.
-    const batch * bp = &b_in;
-    batch with_out;
-    if (b_in.out_rows.empty()) {
-        with_out = b_in;
-        with_out.out_rows.push_back((int32_t) b_in.tokens.size() - 1);
-        bp = &with_out;
+    // Adjustments that leave the results as asked (batch invariance): ggml's CPU matmul takes
+    // another kernel for one row than for several (llamafile's tinyBLAS needs n >= 2) and the two
+    // round differently, yet a sequence's numbers must not depend on whether it runs alone or
+    // among others. So every matmul gets at least two rows: a batch of one token gets a padding
+    // row (a token in the scratch cell), and a batch with fewer than two output rows gets extra
+    // ones (the last layer's MLP and the LM head run on output rows only). The extra rows are
+    // computed and dropped; for one sequence decoding that costs little, the work being bound by
+    // reading the weights.
+    batch b = b_in;
+    const bool pad = params_.batch_invariant;
+    if (pad && b.tokens.size() == 1) {
+        const uint32_t pad_token = 0;
+        b.add_segment(kv_->scratch_slot(), 0, &pad_token, 1, batch::logits::none);
     }
-    const batch & b = *bp;
+    std::vector<int32_t> keep;   // positions within the computed rows that the caller asked for
+    for (size_t i = 0; i < b_in.out_rows.size(); ++i) keep.push_back((int32_t) i);
+    const size_t min_out = pad ? 2 : 1;   // the graph needs one output row in any case
+    for (int32_t row = (int32_t) b.tokens.size() - 1; b.out_rows.size() < min_out && row >= 0; --row) {
+        auto at = std::lower_bound(b.out_rows.begin(), b.out_rows.end(), row);
+        if (at != b.out_rows.end() && *at == row) continue;
+        const int32_t pos = (int32_t) (at - b.out_rows.begin());
+        for (int32_t & k : keep) if (k >= pos) ++k;
+        b.out_rows.insert(at, row);
+    }
 
     const size_t n_nodes = graph_max_nodes(*model_, b.segments.size());
     const size_t need = ggml_tensor_overhead() * n_nodes * 2 + ggml_graph_overhead_custom(n_nodes, false);
@@ -172,9 +187,12 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     if (st != GGML_STATUS_SUCCESS) throw error("ERR_COMPUTE", std::string("graph computation failed: ") + ggml_status_to_string(st));
 
     ggml_tensor * out = ggml_graph_get_tensor(gf, "logits");
-    const size_t n_out = b_in.out_rows.size();
-    logits.resize(n_out * model_->hp.n_vocab);
-    if (n_out > 0) ggml_backend_tensor_get(out, logits.data(), 0, logits.size() * sizeof(float));
+    const size_t n_vocab = model_->hp.n_vocab;
+    const size_t row_bytes = n_vocab * sizeof(float);
+    logits.resize(keep.size() * n_vocab);
+    for (size_t i = 0; i < keep.size(); ++i) {
+        ggml_backend_tensor_get(out, logits.data() + i * n_vocab, (size_t) keep[i] * row_bytes, row_bytes);
+    }
     return decode_status::ok;
 }
 

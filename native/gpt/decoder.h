@@ -28,6 +28,8 @@ struct decoder_params {
     uint32_t n_batch   = 512;   // max tokens per forward pass
     uint32_t n_threads = 0;     // 0: the number of physical cores, at most 4
     bool     kv_f32    = false; // KV cache in f32 instead of f16
+    bool     batch_invariant = true; // a sequence's numbers never depend on the rest of the batch
+                                     // (costs single-stream speed: see decode())
 };
 
 enum class decode_status { ok, aborted };

@@ -13,7 +13,8 @@ kv_cache::kv_cache(const hparams & hp, uint32_t n_ctx_, uint32_t n_seq_, int typ
     ggml_init_params params = { 2 * hp.n_layer * ggml_tensor_overhead(), nullptr, /*no_alloc =*/ true };
     ctx_ = ggml_init(params);
     if (!ctx_) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the KV cache context");
-    const int64_t n_cells = (int64_t) n_ctx * n_seq;
+    // one extra cell past the last slot: the decoder's padding row writes there (decoder.cpp)
+    const int64_t n_cells = (int64_t) n_ctx * n_seq + 1;
     for (uint32_t il = 0; il < hp.n_layer; ++il) {
         ggml_tensor * kt = ggml_new_tensor_2d(ctx_, (ggml_type) type, hp.n_embd, n_cells);
         ggml_tensor * vt = ggml_new_tensor_2d(ctx_, (ggml_type) type, hp.n_embd, n_cells);

@@ -26,8 +26,10 @@ struct kv_cache {
 
     uint32_t n_ctx = 0;   // positions per slot
     uint32_t n_seq = 0;   // slots
-    std::vector<ggml_tensor *> k;   // per layer [n_embd, n_ctx·n_seq]
-    std::vector<ggml_tensor *> v;   // per layer [n_embd, n_ctx·n_seq] (not transposed: flash attention layout)
+    std::vector<ggml_tensor *> k;   // per layer [n_embd, n_ctx·n_seq + 1]
+    std::vector<ggml_tensor *> v;   // per layer [n_embd, n_ctx·n_seq + 1] (not transposed: flash attention layout)
+    // The last cell belongs to no slot: it is the scratch cell of the decoder's padding row.
+    uint32_t scratch_slot() const { return n_seq; }   // as a segment slot, with n_past 0 and 1 token
     size_t bytes() const;
 
 private:
