@@ -2,7 +2,7 @@
 // standalone object that needs no weights, and as a model's `tokenizer`. Validates every
 // argument here (one message shape, TypeError/RangeError) before the native code re-checks.
 import { binding, type NativeStreamDecoder, type NativeTokenizer } from './binding.js';
-import { Gpt2Error } from './errors.js';
+import { fromNative } from './errors.js';
 import * as v from './validate.js';
 
 export interface TokenizeOptions {
@@ -14,14 +14,6 @@ export interface TokenizeOptions {
 }
 
 const constructToken = Symbol('Tokenizer');
-
-/** Native errors carry a `code`; coded ones become Gpt2Error (argument errors stay as they are). */
-function fromNative(e: unknown): unknown {
-  if (e instanceof Error && !(e instanceof TypeError) && !(e instanceof RangeError) && typeof (e as { code?: unknown }).code === 'string') {
-    return new Gpt2Error((e as unknown as { code: string }).code, e.message);
-  }
-  return e;
-}
 
 /** Turns token ids into text as they arrive (for generation): never splits a character. */
 export class StreamDecoder {

@@ -9,8 +9,8 @@
 // - independent: ours with an f32 KV cache (flash-attention kernel) against llama.cpp with an f32
 //   KV cache and flash attention off (matmul + softmax: a different attention code path). This is
 //   the pairing the tolerances below are for.
-// - default: ours as users run it (f16 KV cache, flash attention) against llama.cpp configured
-//   the same way (--kv-type f16 --flash-attn on). Measured identical to the bit (maxdiff = 0) on
+// - default: ours as users run it (f16 KV cache, flash attention, 128-token prefill chunks)
+//   against llama.cpp configured the same way (--kv-type f16 --flash-attn on --ubatch 128). Measured identical to the bit (maxdiff = 0) on
 //   2026-11-28; held to the same tolerances, not to zero, so a legitimate change of kernel order
 //   does not fail it.
 //
@@ -53,7 +53,10 @@ interface Pairing {
 }
 const PAIRINGS: readonly Pairing[] = [
   { name: 'independent', kvCacheType: 'f32', ref: { kvType: 'f32', flashAttn: 'off' } },
-  { name: 'default', kvCacheType: 'f16', ref: { kvType: 'f16', flashAttn: 'on' } },
+  // gpt2-node prefills in chunks of 128 positions (batch invariance, native/engine/engine.cpp):
+  // llama.cpp micro-batches the same way here, as its flash-attention kernel takes another path
+  // for a 300-row batch than for 128-row ones (measured 4e-3 apart with an f16 cache).
+  { name: 'default', kvCacheType: 'f16', ref: { kvType: 'f16', flashAttn: 'on', ubatch: 128 } },
 ];
 
 function tolerance(type: WeightType, maxAbsLogit: number): number {

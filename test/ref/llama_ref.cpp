@@ -7,7 +7,11 @@
 //
 //   gpt2-llama-ref --model PATH --tokens 1,2,3 --out FILE
 //                  [--all-logits] [--greedy N] [--threads N] [--ctx N]
-//                  [--kv-type f32|f16] [--flash-attn off|on|auto] [--repack on|off] [--verbose]
+//                  [--kv-type f32|f16] [--flash-attn off|on|auto] [--repack on|off]
+//                  [--ubatch N] [--verbose]
+//
+// --ubatch N splits the prompt's forward passes into micro-batches of N tokens (default: one for
+// the whole prompt), to match an engine that prefills in chunks.
 //
 // --repack off keeps weights in their file layout (llama_model_params.use_extra_bufts = false);
 // llama.cpp's default repacks q4_0 / q4_K / iq4_nl weights into interleaved layouts with their
@@ -47,6 +51,7 @@ struct ref_args {
     ggml_type             kv_type    = GGML_TYPE_F32;
     llama_flash_attn_type flash_attn = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     bool                  repack     = true;
+    int32_t               ubatch     = 0;     // 0 = the whole prompt
     bool                  verbose    = false;
 };
 
@@ -111,6 +116,8 @@ ref_args parse_args(int argc, char ** argv) {
             else if (v == "on")   a.flash_attn = LLAMA_FLASH_ATTN_TYPE_ENABLED;
             else if (v == "auto") a.flash_attn = LLAMA_FLASH_ATTN_TYPE_AUTO;
             else fail("--flash-attn must be off, on or auto but is %s", v.c_str());
+        } else if (opt == "--ubatch") {
+            a.ubatch = (int32_t) parse_int("--ubatch", value(), 1, 1 << 20);
         } else if (opt == "--repack") {
             const std::string v = value();
             if      (v == "on")  a.repack = true;
@@ -196,7 +203,7 @@ int main(int argc, char ** argv) {
     llama_context_params cparams = llama_context_default_params();
     cparams.n_ctx           = (uint32_t) n_ctx;
     cparams.n_batch         = (uint32_t) n_prompt;  // the whole prompt is one batch and one ubatch
-    cparams.n_ubatch        = (uint32_t) n_prompt;
+    cparams.n_ubatch        = (uint32_t) (args.ubatch > 0 && args.ubatch < n_prompt ? args.ubatch : n_prompt);
     cparams.n_seq_max       = 1;
     cparams.n_threads       = args.threads;
     cparams.n_threads_batch = args.threads;

@@ -31,6 +31,8 @@ export interface RefOptions {
   flashAttn?: 'off' | 'on' | 'auto';
   /** llama.cpp's weight repacking for its interleaved q4_0 / q4_K kernels (default on, as llama.cpp). */
   repack?: boolean;
+  /** Micro-batch size of the prompt's forward passes (default: the whole prompt in one). */
+  ubatch?: number;
 }
 
 export interface RefResult {
@@ -51,6 +53,7 @@ export async function refLogits(model: string, tokens: ArrayLike<number>, opts: 
       '--threads', String(opts.threads ?? 2), '--kv-type', opts.kvType ?? 'f32', '--flash-attn', opts.flashAttn ?? 'off'];
     if (opts.allLogits === true) args.push('--all-logits');
     if (opts.repack === false) args.push('--repack', 'off');
+    if (opts.ubatch !== undefined) args.push('--ubatch', String(opts.ubatch));
     if (opts.greedy !== undefined && opts.greedy > 0) args.push('--greedy', String(opts.greedy));
     try {
       await execFileP(tool, args, { maxBuffer: 1 << 20 });
