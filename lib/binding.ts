@@ -43,7 +43,9 @@ export interface NativeModelInfo {
 }
 
 export interface NativeRequest {
-  kind: 'generate' | 'evaluate';
+  kind: 'generate' | 'evaluate' | 'score';
+  /** score: index of the first prompt token whose log-probability is returned (≥ 1) */
+  scoreFrom?: number;
   prompt: Uint32Array;
   maxTokens?: number;
   temperature?: number;
@@ -78,6 +80,10 @@ export interface NativeEvent {
   errorCode?: string;
   errorMessage?: string;
   logits?: Float32Array;
+  /** score: log p(prompt[i] | prompt[..i]) for i from scoreFrom */
+  scores?: Float32Array;
+  /** when done: prompt tokens whose KV was reused from an earlier request */
+  cachedTokens?: number;
   logprobs?: NativeTokenLogprob[];
 }
 
@@ -94,6 +100,7 @@ export interface NativeStats {
   kvCapacity: number;
   promptTokens: number;
   generatedTokens: number;
+  cachedTokens: number;
   steps: number;
   busySeconds: number;
 }

@@ -60,14 +60,20 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
   #failure: Error | undefined;
   #signal: AbortSignal | undefined;
   #onAbort: (() => void) | undefined;
+  #onDone: ((tokens: number[], finishReason: FinishReason | 'error') => void) | undefined;
+  #generated: number[] | undefined;
 
   constructor(native: NativeModel, registry: RequestRegistry, prompt: Uint32Array,
-    options: Omit<NativeRequest, 'kind' | 'prompt' | 'credit'> & { highWaterMark: number; signal?: AbortSignal }) {
+    options: Omit<NativeRequest, 'kind' | 'prompt' | 'credit'> & { highWaterMark: number; signal?: AbortSignal },
+    /** @internal called once when the generation ends, with every generated token (sessions) */
+    onDone?: (tokens: number[], finishReason: FinishReason | 'error') => void) {
     this.#native = native;
     this.#registry = registry;
     this.#hwm = options.highWaterMark;
     this.#promptTokens = prompt.length;
     this.#signal = options.signal;
+    this.#onDone = onDone;
+    if (onDone) this.#generated = [];
     if (this.#signal?.aborted) {
       this.#end({ text: '', tokens: new Uint32Array(0), finishReason: 'abort', usage: this.#usage(0) });
       return;
@@ -100,6 +106,9 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
 
   #end(last: Chunk | undefined, failure?: Error): void {
     this.#finished = true;
+    const onDone = this.#onDone;
+    this.#onDone = undefined;
+    onDone?.(this.#generated ?? [], failure ? 'error' : last?.finishReason ?? 'stop');
     this.#failure = failure;
     if (last) this.#push(last);
     this.#cleanup();
@@ -137,6 +146,7 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
   }
 
   onEvent(e: NativeEvent): void {
+    if (this.#generated) for (const t of e.tokens) this.#generated.push(t);
     if (e.tokens.length > 0 || e.text.length > 0) {
       const chunk: Chunk = { text: e.text, tokens: e.tokens };
       if (e.logprobs) chunk.logprobs = e.logprobs.map((lp, i) => ({ token: e.tokens[i]!, logprob: lp.logprob, top: lp.top }));
@@ -171,6 +181,9 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
   /** Called by `break` in a for-await loop: stops the generation and frees its slot. */
   return(): Promise<IteratorResult<Chunk>> {
     this.#cancel();
+    const onDone = this.#onDone;
+    this.#onDone = undefined;
+    onDone?.(this.#generated ?? [], 'abort');
     this.#buffer.length = 0;
     this.#finished = true;
     this.#failure = undefined;

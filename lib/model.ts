@@ -1,7 +1,8 @@
 // A loaded GPT-2 model and its generation engine: the main object of the public API.
-import { binding, type NativeEvent, type NativeModel, type NativeModelInfo, type NativeStats } from './binding.js';
+import { binding, type NativeEvent, type NativeModel, type NativeModelInfo, type NativeRequest, type NativeStats } from './binding.js';
 import { Gpt2Error, fromNative } from './errors.js';
 import { Generation, type Chunk, type EventSink, type FinishReason, type RequestRegistry, type TokenLogprob, type Usage } from './generation.js';
+import { Session, type SessionOptions } from './session.js';
 import { Tokenizer, type TokenizeOptions } from './tokenizer.js';
 import * as v from './validate.js';
 
@@ -26,7 +27,10 @@ export interface LoadModelOptions {
 }
 
 export type ModelInfo = Readonly<NativeModelInfo>;
-export type ModelStats = NativeStats;
+export interface ModelStats extends NativeStats {
+  /** Prompt and generated tokens per second of engine busy time. */
+  tokensPerSecond: number;
+}
 
 export interface GenerateOptions {
   /** Tokens to generate at most. Default 256, and never past the context. */
@@ -75,6 +79,23 @@ export interface EvaluateOptions {
   /** Logits of every position instead of the last only. */
   allPositions?: boolean;
   signal?: AbortSignal;
+}
+
+export interface ScoreResult {
+  /** The continuation's tokens. */
+  tokens: Uint32Array;
+  /** log p(token | everything before it), one per token. */
+  logprobs: Float32Array;
+  /** Sum of logprobs: the continuation's log-likelihood. */
+  sum: number;
+}
+
+export interface PerplexityResult {
+  perplexity: number;
+  /** Sum of the scored tokens' log-probabilities. */
+  logprobSum: number;
+  /** Tokens scored (all but the first). */
+  tokens: number;
 }
 
 /** A prompt: text, or token ids. */
@@ -138,14 +159,12 @@ export class Model implements AsyncDisposable {
 
   stats(): ModelStats {
     this.#alive();
-    return this.#native.stats();
+    const s = this.#native.stats();
+    return { ...s, tokensPerSecond: s.busySeconds > 0 ? (s.promptTokens + s.generatedTokens) / s.busySeconds : 0 };
   }
 
   #prompt(prompt: unknown, truncate: 'error' | 'start' = 'error', maxTokens = 1): Uint32Array {
-    let ids: Uint32Array;
-    if (typeof prompt === 'string') ids = this.#tokenizer.tokenize(prompt);
-    else if (prompt instanceof Uint32Array || Array.isArray(prompt)) ids = v.tokenIds('prompt', prompt, this.#info.vocabSize);
-    else throw new TypeError(`Expected string or token ids for prompt but received ${v.describe(prompt, true)}`);
+    let ids = this.#tokens(prompt, 'prompt');
     // An empty prompt starts from <|endoftext|>, GPT-2's start-of-text as well as its end.
     if (ids.length === 0) ids = Uint32Array.of(this.#info.eosTokenId);
     const n = this.#info.contextSize;
@@ -163,6 +182,11 @@ export class Model implements AsyncDisposable {
    * consumer by at most `highWaterMark` tokens. The last chunk carries finishReason and usage.
    */
   generate(prompt: Prompt, options?: GenerateOptions): Generation {
+    return this._generate(prompt, options);
+  }
+
+  /** @internal generate() with a hook at the end (sessions) */
+  _generate(prompt: Prompt, options?: GenerateOptions, onDone?: (tokens: number[], finishReason: FinishReason | 'error') => void): Generation {
     this.#alive();
     const o = v.object('options', options);
     const maxTokens = v.optionalInteger('maxTokens', o.maxTokens, 1, 1_000_000) ?? 256;
@@ -190,7 +214,7 @@ export class Model implements AsyncDisposable {
       signal: v.optionalSignal('signal', o.signal),
     };
     const ids = this.#prompt(prompt, truncate, maxTokens);
-    return new Generation(this.#native, this.#registry, ids, request);
+    return new Generation(this.#native, this.#registry, ids, request, onDone);
   }
 
   /** Generates to the end and resolves with the whole text; an abort resolves with the partial text. */
@@ -226,25 +250,104 @@ export class Model implements AsyncDisposable {
       if (prompt.length > this.#info.contextSize) {
         throw new RangeError(`Expected at most ${this.#info.contextSize} token ids (the context size) for ids but received ${prompt.length}`);
       }
-      if (signal?.aborted) return Promise.reject(new Gpt2Error('ERR_ABORTED', 'evaluation aborted'));
-      return new Promise<Float32Array>((resolve, reject) => {
-        const id = this.#native.submit({ kind: 'evaluate', prompt, allLogits, credit: 0 });
-        const onAbort = () => { try { this.#native.cancel(id); } catch { /* disposed */ } };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        this.#sinks.set(id, {
-          onEvent: (e: NativeEvent) => {
-            if (!e.done) return;
-            this.#sinks.delete(id);
-            signal?.removeEventListener('abort', onAbort);
-            if (e.finishReason === 'error') reject(new Gpt2Error(e.errorCode ?? 'ERR_INTERNAL', e.errorMessage ?? 'evaluation failed'));
-            else if (e.finishReason === 'abort') reject(new Gpt2Error('ERR_ABORTED', 'evaluation aborted'));
-            else resolve(e.logits ?? new Float32Array(0));
-          },
-        });
-      });
+      return this.#run({ kind: 'evaluate', prompt, allLogits }, signal).then((e) => e.logits ?? new Float32Array(0));
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /**
+   * Log-probabilities of each continuation's tokens after the context, as lm-eval's
+   * loglikelihood: for in-context-learning evaluation (compare the sums across candidate
+   * answers). The context's KV is computed once and reused across the continuations.
+   */
+  async score(context: Prompt, continuations: readonly Prompt[], options?: { signal?: AbortSignal }): Promise<ScoreResult[]> {
+    this.#alive();
+    const o = v.object('options', options);
+    const signal = v.optionalSignal('signal', o.signal);
+    if (!Array.isArray(continuations)) throw new TypeError(`Expected array for continuations but received ${v.describe(continuations, true)}`);
+    let ctx = this.#tokens(context, 'context');
+    if (ctx.length === 0) ctx = Uint32Array.of(this.#info.eosTokenId);
+    const results: ScoreResult[] = [];
+    for (let i = 0; i < continuations.length; i++) {
+      const cont = this.#tokens(continuations[i], `continuations[${i}]`);
+      if (cont.length === 0) throw new RangeError(`Expected at least 1 token for continuations[${i}] but received 0`);
+      const prompt = new Uint32Array(ctx.length + cont.length);
+      prompt.set(ctx);
+      prompt.set(cont, ctx.length);
+      if (prompt.length > this.#info.contextSize) {
+        throw new RangeError(`Expected at most ${this.#info.contextSize} tokens of context and continuations[${i}] (the context size) but received ${prompt.length}`);
+      }
+      const e = await this.#run({ kind: 'score', prompt, scoreFrom: ctx.length }, signal);
+      const logprobs = e.scores ?? new Float32Array(0);
+      let sum = 0;
+      for (const x of logprobs) sum += x;
+      results.push({ tokens: cont, logprobs, sum });
+    }
+    return results;
+  }
+
+  /**
+   * Perplexity of a text under the model, with a sliding window for texts longer than the
+   * context: windows of `window` tokens (default the context size) moved by `stride` (default
+   * half a window), each scoring only the tokens the previous windows did not.
+   */
+  async perplexity(text: Prompt, options?: { window?: number; stride?: number; signal?: AbortSignal; onProgress?: (done: number, total: number) => void }): Promise<PerplexityResult> {
+    this.#alive();
+    const o = v.object('options', options);
+    const window = v.optionalInteger('window', o.window, 2, this.#info.contextSize) ?? this.#info.contextSize;
+    const stride = v.optionalInteger('stride', o.stride, 1, window - 1) ?? Math.max(1, Math.floor(window / 2));
+    const signal = v.optionalSignal('signal', o.signal);
+    if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
+      throw new TypeError(`Expected function for onProgress but received ${v.describe(o.onProgress, true)}`);
+    }
+    const onProgress = o.onProgress as ((done: number, total: number) => void) | undefined;
+    const ids = this.#tokens(text, 'text');
+    if (ids.length < 2) throw new RangeError(`Expected at least 2 tokens for text but received ${ids.length}`);
+    let sum = 0;
+    let count = 0;
+    let scoredEnd = 1;   // tokens before this index are scored (the first one never is)
+    for (let begin = 0; scoredEnd < ids.length; begin += stride) {
+      const end = Math.min(begin + window, ids.length);
+      if (end <= scoredEnd) continue;
+      const e = await this.#run({ kind: 'score', prompt: ids.slice(begin, end), scoreFrom: Math.max(1, scoredEnd - begin) }, signal);
+      for (const x of e.scores ?? []) { sum += x; count++; }
+      scoredEnd = end;
+      onProgress?.(scoredEnd, ids.length);
+    }
+    return { perplexity: Math.exp(-sum / count), logprobSum: sum, tokens: count };
+  }
+
+  #tokens(prompt: unknown, name: string): Uint32Array {
+    if (typeof prompt === 'string') return this.#tokenizer.tokenize(prompt);
+    if (prompt instanceof Uint32Array || Array.isArray(prompt)) return v.tokenIds(name, prompt, this.#info.vocabSize);
+    throw new TypeError(`Expected string or token ids for ${name} but received ${v.describe(prompt, true)}`);
+  }
+
+  /** Submits a request that ends in one final event (evaluate, score) and resolves with it. */
+  #run(request: NativeRequest, signal: AbortSignal | undefined): Promise<NativeEvent> {
+    if (signal?.aborted) return Promise.reject(new Gpt2Error('ERR_ABORTED', `${request.kind} aborted`));
+    return new Promise<NativeEvent>((resolve, reject) => {
+      const id = this.#native.submit({ ...request, credit: 0 });
+      const onAbort = () => { try { this.#native.cancel(id); } catch { /* disposed */ } };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#sinks.set(id, {
+        onEvent: (e: NativeEvent) => {
+          if (!e.done) return;
+          this.#sinks.delete(id);
+          signal?.removeEventListener('abort', onAbort);
+          if (e.finishReason === 'error') reject(new Gpt2Error(e.errorCode ?? 'ERR_INTERNAL', e.errorMessage ?? `${request.kind} failed`));
+          else if (e.finishReason === 'abort') reject(new Gpt2Error('ERR_ABORTED', `${request.kind} aborted`));
+          else resolve(e);
+        },
+      });
+    });
+  }
+
+  /** A multi-turn conversation that keeps its KV cache between turns (see Session). */
+  createSession(options?: SessionOptions): Session {
+    this.#alive();
+    return new Session(this, options);
   }
 
   /**

@@ -4,9 +4,11 @@ import test from 'ava';
 
 import { Gpt2Error, loadModel, type Model } from '../lib/index.js';
 import { testModel } from './support/models.js';
+import { until } from './support/until.js';
 
 let model: Model;
 let modelPath: string;
+
 
 test.before(async () => {
   modelPath = await testModel('tiny', 'f32', { initScale: 4 });
@@ -161,8 +163,7 @@ test.serial('abort: complete() resolves with the partial text and finishReason a
   t.is(pre.finishReason, 'abort');
   t.is(pre.tokens.length, 0);
   await t.throwsAsync(model.evaluate([1, 2, 3], { signal: c3.signal }), { instanceOf: Gpt2Error, code: 'ERR_ABORTED' } as never);
-  await new Promise((r) => setTimeout(r, 50));
-  t.is(model.stats().activeSequences, 0, 'aborted sequences free their slots');
+  t.true(await until(() => model.stats().activeSequences === 0), 'aborted sequences free their slots');
 });
 
 test.serial('breaking out of a for-await loop stops the generation and frees its slot', async (t) => {
@@ -170,15 +171,13 @@ test.serial('breaking out of a for-await loop stops the generation and frees its
     void chunk;
     break;
   }
-  await new Promise((r) => setTimeout(r, 100));
-  const s = model.stats();
-  t.is(s.activeSequences, 0);
-  t.is(s.queuedSequences, 0);
+  t.true(await until(() => model.stats().activeSequences === 0 && model.stats().queuedSequences === 0));
 });
 
 test.serial('backpressure: a consumer that stops pulling pauses its own sequence only', async (t) => {
   const hwm = 4;
   const slow = model.generate('slow consumer', { maxTokens: 200, temperature: 0, ignoreEos: true, highWaterMark: hwm });
+  t.true(await until(() => slow.buffered === hwm));
   await new Promise((r) => setTimeout(r, 200));
   t.is(slow.buffered, hwm, 'the engine produced exactly highWaterMark tokens and waits');
   const before = model.stats().generatedTokens;

@@ -4,6 +4,7 @@ import test from 'ava';
 
 import { loadModel, type Model } from '../lib/index.js';
 import { testModel } from './support/models.js';
+import { until } from './support/until.js';
 
 let model: Model;
 
@@ -16,6 +17,7 @@ test.after.always(async () => {
 });
 
 const greedy = { temperature: 0, ignoreEos: true } as const;
+
 
 test.serial('stop strings end generation before the string, across token boundaries, never emitting it', async (t) => {
   const full = await model.complete('The story begins', { ...greedy, maxTokens: 40 });
@@ -135,8 +137,7 @@ test.serial('Node Readable adapters: text and objectMode, with backpressure', as
   const produced = model.stats().generatedTokens - before;
   t.true(produced <= 4 + 2, `at most highWaterMark (+ the stream's own small read-ahead): ${produced}`);
   idle.destroy();
-  await new Promise((r) => setTimeout(r, 100));
-  t.is(model.stats().activeSequences, 0, 'destroying the stream cancels the generation');
+  t.true(await until(() => model.stats().activeSequences === 0), 'destroying the stream cancels the generation');
 });
 
 test.serial('web ReadableStream adapter, and cancel', async (t) => {
@@ -153,8 +154,7 @@ test.serial('web ReadableStream adapter, and cancel', async (t) => {
   const r2 = stream.getReader();
   await r2.read();
   await r2.cancel();
-  await new Promise((r) => setTimeout(r, 100));
-  t.is(model.stats().activeSequences, 0);
+  t.true(await until(() => model.stats().activeSequences === 0));
 });
 
 test.serial('validation messages of the sampling options', (t) => {

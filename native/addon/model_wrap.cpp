@@ -73,6 +73,8 @@ static bool events_to_js(napi_env env, const std::vector<event> & events, napi_v
                 if (!set_str(env, o, "errorMessage", e.error_message)) return false;
             }
             if (!e.logits.empty() && !set_typed(env, o, "logits", napi_float32_array, e.logits)) return false;
+            if (!e.scores.empty() && !set_typed(env, o, "scores", napi_float32_array, e.scores)) return false;
+            if (!set_u32(env, o, "cachedTokens", e.n_cached)) return false;
         }
         if (!e.logprobs.empty()) {
             napi_value lps;
@@ -329,19 +331,24 @@ Napi::Value ModelWrap::Submit(const Napi::CallbackInfo & info) {
 
     auto r = std::make_shared<request>();
     Napi::Value kind = o.Get("kind");
-    r->kind = kind.IsString() && kind.As<Napi::String>().Utf8Value() == "evaluate" ? request_kind::evaluate : request_kind::generate;
+    const std::string kind_s = kind.IsString() ? kind.As<Napi::String>().Utf8Value() : "generate";
+    r->kind = kind_s == "evaluate" ? request_kind::evaluate : kind_s == "score" ? request_kind::score : request_kind::generate;
     r->prompt.assign(ids.Data(), ids.Data() + ids.ElementLength());
     double max_tokens = 16, temperature = 1, top_k = 0, top_p = 1, min_p = 0, seed = 0, credit = 1;
-    double rep = 1, presence = 0, frequency = 0, window = 64, logprobs = -1;
+    double rep = 1, presence = 0, frequency = 0, window = 64, logprobs = -1, score_from = 1;
     if (!get_number(o, "maxTokens", max_tokens) || !get_number(o, "temperature", temperature) ||
         !get_number(o, "topK", top_k) || !get_number(o, "topP", top_p) || !get_number(o, "minP", min_p) ||
         !get_number(o, "seed", seed) || !get_number(o, "credit", credit) ||
         !get_number(o, "repetitionPenalty", rep) || !get_number(o, "presencePenalty", presence) ||
         !get_number(o, "frequencyPenalty", frequency) || !get_number(o, "penaltyWindow", window) ||
-        !get_number(o, "logprobs", logprobs)) {
+        !get_number(o, "logprobs", logprobs) || !get_number(o, "scoreFrom", score_from)) {
         return Napi::Value();
     }
     if (!(rep > 0) || window < 0 || window > 1e9 || logprobs > 1e6) GPT2_THROW_RANGE(env, "penalty or logprobs option out of range");
+    if (score_from < 1 || score_from > (double) ids.ElementLength() || std::floor(score_from) != score_from) {
+        GPT2_THROW_RANGE(env, "scoreFrom must be between 1 and the prompt length");
+    }
+    r->score_from = (uint32_t) score_from;
     r->sampling.repetition_penalty = (float) rep;
     r->sampling.presence_penalty   = (float) presence;
     r->sampling.frequency_penalty  = (float) frequency;
@@ -448,6 +455,7 @@ Napi::Value ModelWrap::Stats(const Napi::CallbackInfo & info) {
     o.Set("kvCapacity", (double) s.kv_capacity);
     o.Set("promptTokens", (double) s.tokens_prompt);
     o.Set("generatedTokens", (double) s.tokens_generated);
+    o.Set("cachedTokens", (double) s.tokens_cached);
     o.Set("steps", (double) s.steps);
     o.Set("busySeconds", s.busy_seconds);
     return o;

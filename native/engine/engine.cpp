@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 
 namespace gpt2 {
@@ -53,6 +54,8 @@ engine::engine(std::shared_ptr<const model> m, const decoder_params & p, std::fu
     decoder_->set_abort_flag(&abort_step_);
     const uint32_t n_seq = decoder_->params().n_seq;
     for (uint32_t s = n_seq; s-- > 0;) free_slots_.push_back(s);   // hand out slot 0 first
+    slot_cache_.resize(n_seq);
+    chunk_ = std::min<uint32_t>(k_prefill_chunk, decoder_->params().n_batch);
     stats_.slots       = n_seq;
     stats_.kv_capacity = (uint64_t) n_seq * decoder_->params().n_ctx;
     {
@@ -170,7 +173,15 @@ void engine::finish(sequence & s, const char * reason, const std::string & code,
         e.text = std::move(tail);
     }
     e.logits        = std::move(s.logits);
+    e.scores        = std::move(s.scores);
+    e.n_cached      = s.n_cached;
     emit(std::move(e));
+    // The slot keeps the prompt's whole prefilled chunks for the next request that shares them;
+    // generated tokens went in one by one (another kernel path) and are not kept.
+    slot_cache & c = slot_cache_[s.slot];
+    const uint32_t keep = reason == std::string("error") ? 0 : s.n_prefilled / chunk_ * chunk_;
+    c.tokens.assign(s.req->prompt.begin(), s.req->prompt.begin() + keep);
+    c.last_used = ++use_clock_;
     free_slots_.push_back(s.slot);
     s.req.reset();   // marks the sequence as finished
 }
@@ -213,6 +224,31 @@ bool engine::filter_stop(sequence & s, std::string text, std::string & out) {
     return false;
 }
 
+uint32_t engine::take_slot(const request & r, uint32_t & n_reused) {
+    // Reusable: whole chunks only (chunk boundaries stay where they would be without reuse, so
+    // the result does not depend on what the cache held), and at least the prompt's last token
+    // (or, for scoring, every scored position) must still be computed.
+    uint32_t limit = (uint32_t) r.prompt.size() - 1;
+    if (r.kind == request_kind::score) limit = std::min<uint32_t>(limit, r.score_from - 1);
+    if (r.kind == request_kind::evaluate && r.all_logits) limit = 0;   // every row is wanted
+    size_t best = 0;
+    uint32_t best_len = 0;
+    for (size_t i = 0; i < free_slots_.size(); ++i) {
+        const slot_cache & c = slot_cache_[free_slots_[i]];
+        uint32_t n = 0;
+        const uint32_t max_n = std::min<uint32_t>((uint32_t) c.tokens.size(), limit);
+        while (n < max_n && c.tokens[n] == r.prompt[n]) ++n;
+        n = n / chunk_ * chunk_;
+        const slot_cache & b = slot_cache_[free_slots_[best]];
+        if (n > best_len || (n == best_len && c.last_used < b.last_used)) { best = i; best_len = n; }
+    }
+    const uint32_t slot = free_slots_[best];
+    free_slots_.erase(free_slots_.begin() + (ptrdiff_t) best);
+    slot_cache_[slot].tokens.clear();   // being overwritten from n_reused on
+    n_reused = best_len;
+    return slot;
+}
+
 void engine::run() {
     const decoder_params & p = decoder_->params();
     const uint32_t n_vocab = model_->hp.n_vocab;
@@ -232,8 +268,9 @@ void engine::run() {
                 auto s = std::make_unique<sequence>();
                 s->req  = std::move(queue_.front());
                 queue_.pop_front();
-                s->slot = free_slots_.back();
-                free_slots_.pop_back();
+                s->slot = take_slot(*s->req, s->n_cached);
+                s->n_past = s->n_prefilled = s->n_cached;
+                stats_.tokens_cached += s->n_cached;
                 s->smp  = std::make_unique<sampler>(s->req->sampling);
                 s->smp->prime(s->req->prompt.data(), s->req->prompt.size());
                 if (s->req->kind == request_kind::generate) s->text = std::make_unique<stream_decoder>(model_->vocab);
@@ -263,7 +300,7 @@ void engine::run() {
         // is in the batch: a sequence's numbers then never depend on its neighbours (ggml's
         // attention kernel takes another path for many query rows than for few), and a long
         // prompt delays the other streams' next token by one chunk, not its whole prefill.
-        const uint32_t chunk = std::min<uint32_t>(k_prefill_chunk, p.n_batch);
+        const uint32_t chunk = chunk_;
         for (auto & s : active_) {
             const request & r = *s->req;
             if (budget == 0) break;
@@ -271,7 +308,7 @@ void engine::run() {
             const uint32_t n = std::min<uint32_t>((uint32_t) r.prompt.size() - s->n_prefilled, chunk - s->n_prefilled % chunk);
             if (n > budget) continue;   // next step: a chunk is never cut short by the batch's room
             const bool last_chunk = s->n_prefilled + n == r.prompt.size();
-            const batch::logits want = r.kind == request_kind::evaluate && r.all_logits ? batch::logits::all
+            const batch::logits want = (r.kind == request_kind::evaluate && r.all_logits) || r.kind == request_kind::score ? batch::logits::all
                                      : last_chunk ? batch::logits::last : batch::logits::none;
             b.add_segment(s->slot, s->n_past, r.prompt.data() + s->n_prefilled, n, want);
             step.push_back({ s.get(), n, true, want });
@@ -325,6 +362,22 @@ void engine::run() {
                 row += n_rows;
                 if (n_rows == 0) continue;
 
+                if (r.kind == request_kind::score) {
+                    // row j of this chunk predicts prompt[first + j + 1]
+                    const uint32_t first = s.n_prefilled - e.n;
+                    for (uint32_t j = 0; j < e.n; ++j) {
+                        const uint32_t target = first + j + 1;
+                        if (target < r.score_from || target >= r.prompt.size()) continue;
+                        const float * row_p = rows + (size_t) j * n_vocab;
+                        float mx = row_p[0];
+                        for (uint32_t v = 1; v < n_vocab; ++v) mx = std::max(mx, row_p[v]);
+                        double sum = 0.0;
+                        for (uint32_t v = 0; v < n_vocab; ++v) sum += std::exp((double) (row_p[v] - mx));
+                        s.scores.push_back(row_p[r.prompt[target]] - mx - (float) std::log(sum));
+                    }
+                    if (s.n_prefilled == r.prompt.size()) finish(s, "stop");
+                    continue;
+                }
                 if (r.kind == request_kind::evaluate) {
                     const bool keep_all = r.all_logits;
                     if (keep_all) s.logits.insert(s.logits.end(), rows, rows + n_rows * n_vocab);

@@ -25,6 +25,7 @@ struct engine_stats {
     uint32_t active = 0, queued = 0, slots = 0;
     uint64_t kv_used = 0, kv_capacity = 0;      // positions
     uint64_t tokens_prompt = 0, tokens_generated = 0, steps = 0;
+    uint64_t tokens_cached = 0;                 // prompt tokens not recomputed (prefix reuse)
     double   busy_seconds = 0.0;
 };
 
@@ -62,6 +63,8 @@ private:
         std::unique_ptr<sampler> smp;
         std::unique_ptr<stream_decoder> text;
         std::vector<float>       logits;           // evaluate: collected rows
+        std::vector<float>       scores;           // score: collected log-probabilities
+        uint32_t                 n_cached = 0;     // prompt tokens reused from the slot's cache
         std::string              held;             // text that may be the start of a stop string
     };
 
@@ -92,6 +95,14 @@ private:
     // engine thread only
     std::vector<std::unique_ptr<sequence>> active_;
     std::vector<uint32_t>               free_slots_;
+    // What each slot's KV cells hold (prompt tokens prefilled there, in whole chunks) and when it
+    // was last used: a new request takes the free slot sharing the longest prefix with its
+    // prompt (few-shot prompts, chat history), else the least recently used one.
+    struct slot_cache { std::vector<uint32_t> tokens; uint64_t last_used = 0; };
+    std::vector<slot_cache>             slot_cache_;
+    uint64_t                            use_clock_ = 0;
+    uint32_t                            chunk_ = 128;   // prompt positions per prefill chunk
+    uint32_t                            take_slot(const request & r, uint32_t & n_reused);
 
     // stats (guarded by mu_)
     engine_stats                        stats_;

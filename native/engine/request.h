@@ -15,6 +15,7 @@ namespace gpt2 {
 enum class request_kind {
     generate,   // prefill the prompt, then sample tokens until a stop condition
     evaluate,   // prefill only and return logits (the last row, or every row)
+    score,      // prefill only and return log p(prompt[i] | prompt[..i]) for i ≥ score_from
 };
 
 struct request {
@@ -26,6 +27,7 @@ struct request {
     bool                  ignore_eos  = false;
     bool                  all_logits  = false;    // evaluate: every row, not only the last
     std::vector<std::string> stop;                // generate: stop strings (never emitted)
+    uint32_t              score_from  = 1;        // score: first token scored (≥ 1)
 
     // Shared with the JS thread.
     std::atomic<bool>     cancelled { false };
@@ -45,6 +47,8 @@ struct event {
     uint32_t              n_generated = 0;
     std::vector<float>    logits;        // evaluate: rows × n_vocab
     std::vector<token_logprob> logprobs; // generate with logprobs: one per token
+    std::vector<float>    scores;        // score: one log-probability per scored token
+    uint32_t              n_cached = 0;  // when done: prompt tokens whose KV was reused
 };
 
 } // namespace gpt2
