@@ -319,3 +319,26 @@ test.serial('batch invariance: the same request gives the same tokens alone and 
     }
   }
 });
+
+test.serial('no unhandled rejections: abandoned, aborted and disposed generations', async (t) => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => { unhandled.push(reason); };
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const m = await loadModel(modelPath, { threads: 1 });
+    const controller = new AbortController();
+    m.generate('never read', { maxTokens: 50 });                                  // never iterated
+    m.generate('aborted, never read', { maxTokens: 5000, signal: controller.signal, ignoreEos: true });
+    const c = m.complete('aborted complete', { maxTokens: 5000, signal: controller.signal, ignoreEos: true });
+    const e = m.evaluate(Array.from({ length: 400 }, (_, i) => i), { signal: controller.signal });
+    e.catch(() => {});
+    controller.abort();
+    t.is((await c).finishReason, 'abort');
+    m.generate('in flight at dispose', { maxTokens: 5000, ignoreEos: true });      // never iterated
+    await m.dispose();
+    await new Promise((r) => setTimeout(r, 100));
+    t.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});

@@ -224,6 +224,17 @@ bool engine::filter_stop(sequence & s, std::string text, std::string & out) {
     return false;
 }
 
+void engine::end_unstarted(const request & r, const char * reason, const std::string & code, const std::string & message) {
+    event e;
+    e.id            = r.id;
+    e.done          = true;
+    e.finish_reason = reason;
+    e.error_code    = code;
+    e.error_message = message;
+    e.n_prompt      = (uint32_t) r.prompt.size();
+    emit(std::move(e));
+}
+
 uint32_t engine::take_slot(const request & r, uint32_t & n_reused) {
     // Reusable: whole chunks only (chunk boundaries stay where they would be without reuse, so
     // the result does not depend on what the cache held), and at least the prompt's last token
@@ -257,12 +268,21 @@ void engine::run() {
     std::vector<float> logits;
     struct step_entry { sequence * s; uint32_t n; bool prefill; batch::logits want; };
     std::vector<step_entry> step;
+    std::vector<std::shared_ptr<request>> unstarted;
 
     for (;;) {
         {
             std::unique_lock<std::mutex> lock(mu_);
-            cv_.wait(lock, [&] { return stop_ || (!queue_.empty() && !free_slots_.empty()) || any_runnable(); });
+            auto cancelled_waiting = [&] {
+                return std::any_of(queue_.begin(), queue_.end(), [](const std::shared_ptr<request> & q) { return q->cancelled.load(); });
+            };
+            cv_.wait(lock, [&] { return stop_ || (!queue_.empty() && !free_slots_.empty()) || any_runnable() || cancelled_waiting(); });
             if (stop_) break;
+            // requests cancelled while waiting for a slot end here, without taking one
+            for (auto it = queue_.begin(); it != queue_.end();) {
+                if ((*it)->cancelled.load()) { unstarted.push_back(std::move(*it)); it = queue_.erase(it); }
+                else ++it;
+            }
             // admit waiting requests into free slots, first come first served
             while (!queue_.empty() && !free_slots_.empty()) {
                 auto s = std::make_unique<sequence>();
@@ -278,6 +298,8 @@ void engine::run() {
             }
             stats_.queued = (uint32_t) queue_.size();
         }
+        for (auto & r : unstarted) end_unstarted(*r, "abort", {}, {});
+        unstarted.clear();
 
         // finish cancelled sequences, drop finished ones
         for (auto & s : active_) if (s->req && s->req->cancelled.load()) finish(*s, "abort");
@@ -426,15 +448,7 @@ void engine::run() {
         std::lock_guard<std::mutex> lock(mu_);
         waiting.swap(queue_);
     }
-    for (auto & r : waiting) {
-        event e;
-        e.id = r->id;
-        e.done = true;
-        e.finish_reason = "error";
-        e.error_code = "ERR_DISPOSED";
-        e.error_message = "the model was disposed before the request started";
-        emit(std::move(e));
-    }
+    for (auto & r : waiting) end_unstarted(*r, "error", "ERR_DISPOSED", "the model was disposed before the request started");
     {
         std::lock_guard<std::mutex> lock(mu_);
         stats_.active = 0;

@@ -78,6 +78,7 @@ private:
     void publish_stats(double busy_seconds, bool stepped);   // engine thread
     void finish(sequence & s, const char * reason, const std::string & code = {}, const std::string & message = {});
     void emit(event && e);
+    void end_unstarted(const request & r, const char * reason, const std::string & code, const std::string & message);
     void notify();
 
     std::shared_ptr<const model>        model_;
