@@ -140,7 +140,12 @@ engine_stats engine::stats() const {
 }
 
 void engine::notify() {
-    if (!registry().exiting.load()) notify_();   // at exit, JS is gone: nobody to tell
+    if (registry().exiting.load()) return;   // at exit, JS is gone: nobody to tell
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (events_.empty()) return;          // nothing new this step: no call into JS
+    }
+    notify_();
 }
 
 void engine::emit(event && e) {
