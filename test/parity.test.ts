@@ -155,3 +155,25 @@ for (const shape of ['tiny', '124M'] as const) {
 }
 test.serial('greedy continuations match llama.cpp: tiny', (t) => greedyParity(t, 'tiny', 8));
 test.serial('greedy continuations match llama.cpp: 124M', (t) => greedyParity(t, '124M', 4));
+
+test('an untied LM head (output.weight present) loads and matches llama.cpp', async (t) => {
+  const path = await testModel('tiny', 'f32', { tiedOutput: false });
+  const model = await loadModel(path, { threads: 2 });
+  try {
+    t.false(model.info.tiedOutput);
+    const ids = promptIds(64, 9);
+    const ours = await model.evaluate(ids, { allPositions: true });
+    const ref = await refLogits(path, ids, { allLogits: true, kvType: 'f16', flashAttn: 'on', ubatch: 128 });
+    let maxdiff = 0;
+    for (let i = 0; i < ours.length; i++) maxdiff = Math.max(maxdiff, Math.abs(ours[i]! - ref.logits[i]!));
+    t.log(`untied tiny f32 default n=64: maxdiff = ${maxdiff.toExponential(2)}`);
+    t.true(maxdiff <= 1e-3);
+    // and it is not the tied model's output: the loader really reads output.weight
+    const tied = await loadModel(await testModel('tiny', 'f32'), { threads: 2 });
+    const other = await tied.evaluate(ids);
+    await tied.dispose();
+    t.notDeepEqual(Array.from(other.subarray(0, 8)), Array.from(ours.subarray(63 * 50257, 63 * 50257 + 8)));
+  } finally {
+    await model.dispose();
+  }
+});
