@@ -8,7 +8,7 @@
 //                                         passed through when set.
 //   --native-only                         skip the TypeScript step (used by binding.gyp)
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,4 +62,19 @@ if (!nativeOnly && existsSync(join(root, 'tsconfig.build.json'))) {
     console.error('gpt2-node: TypeScript is not installed and dist/ is missing; run `npm install` with dev dependencies');
     process.exit(1);
   }
+  linkOwnBin();
+}
+
+// npm links package bins for dependencies only; in a source checkout (`npm install` run in this
+// folder) link ours too, so `npx gpt2-node` runs this checkout's CLI as the README shows.
+function linkOwnBin() {
+  const cli = join(root, 'dist', 'lib', 'cli', 'main.js');
+  if (process.env.npm_config_local_prefix !== root || !existsSync(cli)) return;
+  chmodSync(cli, 0o755);
+  if (process.platform === 'win32') return;   // npm's .cmd shims are not worth imitating here
+  const binDir = join(root, 'node_modules', '.bin');
+  mkdirSync(binDir, { recursive: true });
+  const link = join(binDir, 'gpt2-node');
+  try { if (lstatSync(link)) rmSync(link); } catch { /* not there */ }
+  symlinkSync(join('..', '..', 'dist', 'lib', 'cli', 'main.js'), link);
 }

@@ -98,6 +98,20 @@ test.serial('quantize converts a model that then generates', async (t) => {
   t.is(missing.stderr, 'gpt2-node quantize: expects <in.gguf> <out.gguf> <type>\n');
 });
 
+test.serial('`npx gpt2-node` runs this checkout\'s CLI, as the README shows', async (t) => {
+  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn('npx', ['--no', 'gpt2-node', 'info', '-m', modelPath, '--json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  t.is(out.code, 0, out.stderr);
+  t.is(JSON.parse(out.stdout).architecture, 'gpt2');
+});
+
 test('help for the program and every command', async (t) => {
   const top = await cli(['--help']);
   t.is(top.code, 0);
