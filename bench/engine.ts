@@ -1,7 +1,7 @@
 // Engine benchmark: single-stream prompt processing and generation, and aggregate generation
 // with concurrent streams, for each engine configuration (today: batchInvariant on and off, to
 // state what batch invariance costs). Ours only; the side-by-side with llama.cpp and
-// node-llama-cpp is a separate benchmark (not written yet).
+// node-llama-cpp is bench/compare.ts.
 //
 //   npx tsx bench/engine.ts [--shape 124M] [--type f16] [--threads 2] [--runs 3] [--streams 1,4,16,32]
 //

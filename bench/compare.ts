@@ -1,0 +1,179 @@
+// Side-by-side benchmark (issue 6): gpt2-node against llama.cpp's own llama-bench and
+// llama-batched-bench (built from the vendored tree) and node-llama-cpp 3.21.1 (bench/peers),
+// on the same generated GGUF files, the same thread count, in one run. Build the peers first:
+//
+//   node bench/build-peers.mjs
+//   npm run bench:compare -- [--threads 2] [--runs 3] [--agg-runs 1] [--models 124M-f16,124M-q8_0] [--quick]
+//
+// Measures, per model (ratio = ours / peer: above 1 is better for t/s, below 1 for s and MiB):
+//   load          ours: loadModel() with one sequence; node-llama-cpp: getLlama + loadModel +
+//                 createContext; llama.cpp: not measured by its tools
+//   pp512         prompt processing, 512 tokens (llama-bench -p 512)
+//   tg128         generation of 128 tokens after a 128-token prompt (llama-bench -n 128 -d 128);
+//                 ours with the default batchInvariant: true and with false
+//   N streams     generated tokens / wall time (prefill included) of N concurrent 128+128
+//                 requests (llama-batched-bench -npp 128 -ntg 128 -npl 4,16,32: N·TG / T)
+//   TTFT          time to first token of a new 128-token request while 16 streams generate
+//                 (ours and node-llama-cpp; llama.cpp's tools have no such measure)
+//   RSS           peak RSS of the single-stream process, and (peak RSS of the 32-stream process −
+//                 that) / 31 per extra stream
+// Each of ours / node-llama-cpp's groups runs in its own process (bench/compare-worker.ts).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { writeRandomModel, type NamedShape, type RandomModelType } from '../lib/testing/random-model.js';
+
+const { values } = parseArgs({
+  options: {
+    threads: { type: 'string', default: '2' },
+    runs: { type: 'string', default: '3' },
+    'agg-runs': { type: 'string', default: '1' },
+    models: { type: 'string', default: '124M-f16,124M-q8_0' },
+    quick: { type: 'boolean', default: false },
+    'no-node-llama-cpp': { type: 'boolean', default: false },
+  },
+});
+const threads = Number(values.threads);
+const runs = Number(values.runs);
+const aggRuns = Number(values['agg-runs']);
+const models = (values.quick ? '124M-f16' : values.models!).split(',');
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const modelDir = join(here, '.models');
+mkdirSync(modelDir, { recursive: true });
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const commands: string[] = [];
+
+function findTool(name: string): string | undefined {
+  const candidates = [join(root, 'build', 'bin', name), join(root, 'build', 'llama', 'bin', name),
+    join(root, 'build', 'Release', name), join(root, 'build', 'llama', 'tools', name.replace(/^llama-/, ''), name)];
+  return candidates.find((p) => existsSync(p));
+}
+const llamaBench = findTool('llama-bench');
+const batchedBench = findTool('llama-batched-bench');
+const nlcPath = join(here, 'peers', 'node_modules', 'node-llama-cpp', 'package.json');
+const haveNlc = !values['no-node-llama-cpp'] && existsSync(nlcPath);
+if (!llamaBench || !batchedBench) console.error('llama-bench / llama-batched-bench not built (node bench/build-peers.mjs); llama.cpp column empty');
+if (!haveNlc) console.error('node-llama-cpp not in bench/peers (node bench/build-peers.mjs); its column empty');
+
+/** Runs a command under /usr/bin/time for its peak RSS; returns stdout and the RSS in bytes. */
+function timed(cmd: string, args: string[]): { stdout: string; rssBytes: number } {
+  const rssFile = join(tmpdir(), `gpt2-node-bench-rss-${process.pid}`);
+  const shown = `${cmd.replace(root + '/', '')} ${args.map((a) => a.replace(root + '/', '')).join(' ')}`;
+  commands.push(shown);
+  console.error(`$ ${shown}`);
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`${shown} failed (${r.status}):\n${r.stderr?.slice(-2000)}`);
+  const rssBytes = Number(readFileSync(rssFile, 'utf8').trim().split('\n').pop()) * 1024;
+  rmSync(rssFile, { force: true });
+  return { stdout: r.stdout, rssBytes };
+}
+
+function worker(engine: 'ours' | 'nlc', group: string, model: string, batchInvariant = true): Record<string, number> {
+  const tsx = join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
+  const args = [tsx, join(here, 'compare-worker.ts'), engine, group, model, String(threads), String(group === 'agg' ? aggRuns : runs), String(batchInvariant)];
+  const r = timed(process.execPath, args);
+  const line = r.stdout.trim().split('\n').pop()!;
+  return JSON.parse(line) as Record<string, number>;
+}
+
+type Row = { name: string; ours?: number; llama?: number; nlc?: number; unit: string };
+
+async function benchModel(spec: string): Promise<{ title: string; rows: Row[] }> {
+  const [shape, type] = spec.split('-') as [NamedShape, RandomModelType];
+  const path = join(modelDir, `gpt2-${shape}-${type}.gguf`);
+  if (!existsSync(path)) {
+    console.error(`writing ${path}`);
+    await writeRandomModel(path, { shape, type, seed: 1, initScale: 4 });
+  }
+
+  // ours
+  const o1 = worker('ours', 'single', path, true);
+  const o1f = worker('ours', 'single', path, false);
+  const oAgg = worker('ours', 'agg', path, true);
+  const oTtft = worker('ours', 'ttft', path, true);
+
+  // llama.cpp
+  const l: Record<string, number> = {};
+  if (llamaBench && batchedBench) {
+    const b = timed(llamaBench, ['-m', path, '-p', '512', '-n', '128', '-d', '0,128', '-t', String(threads), '-r', String(runs), '-o', 'json']);
+    const tests = JSON.parse(b.stdout) as Array<{ n_prompt: number; n_gen: number; n_depth: number; samples_ts: number[] }>;
+    const pp = tests.find((t) => t.n_prompt === 512 && t.n_depth === 0);
+    const tg = tests.find((t) => t.n_gen === 128 && t.n_depth === 128);
+    const tg0 = tests.find((t) => t.n_gen === 128 && t.n_depth === 0);
+    if (pp) l['pp512'] = median(pp.samples_ts);
+    if (tg) l['tg128'] = median(tg.samples_ts);
+    if (tg0) l['tg128_d0'] = median(tg0.samples_ts);
+    l['rss_single'] = b.rssBytes;
+    const agg: Record<number, number[]> = {};
+    let rssMulti = 0;
+    for (let i = 0; i < aggRuns; i++) {
+      const bb = timed(batchedBench, ['-m', path, '-c', '8192', '-b', '2048', '-ub', '512', '-npp', '128', '-ntg', '128', '-npl', '4,16,32',
+        '-t', String(threads), '--output-format', 'jsonl']);
+      rssMulti = Math.max(rssMulti, bb.rssBytes);
+      for (const line of bb.stdout.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const j = JSON.parse(line) as { pl: number; tg: number; t: number };
+        (agg[j.pl] ??= []).push((j.pl * j.tg) / j.t);
+      }
+    }
+    for (const [pl, xs] of Object.entries(agg)) l[`agg${pl}`] = median(xs);
+    l['rss_multi'] = rssMulti;
+  }
+
+  // node-llama-cpp
+  let n1: Record<string, number> = {};
+  let nAgg: Record<string, number> = {};
+  let nTtft: Record<string, number> = {};
+  if (haveNlc) {
+    try {
+      n1 = worker('nlc', 'single', path);
+      nAgg = worker('nlc', 'agg', path);
+      nTtft = worker('nlc', 'ttft', path);
+    } catch (e) {
+      console.error(`node-llama-cpp failed: ${(e as Error).message}`);
+    }
+  }
+
+  const MiB = 1 << 20;
+  const perExtra = (multi?: number, single?: number) => (multi && single ? (multi - single) / 31 / MiB : undefined);
+  const rows: Row[] = [
+    { name: 'load', unit: 's', ours: o1['load_s'], nlc: n1['load_s'] },
+    { name: 'pp512', unit: 't/s', ours: o1['pp512'], llama: l['pp512'], nlc: n1['pp512'] },
+    { name: 'tg128 after 128 (batchInvariant: true)', unit: 't/s', ours: o1['tg128'], llama: l['tg128'], nlc: n1['tg128'] },
+    { name: 'tg128 after 128 (batchInvariant: false)', unit: 't/s', ours: o1f['tg128'], llama: l['tg128'], nlc: n1['tg128'] },
+    ...[4, 16, 32].map((s) => ({ name: `${s} streams, 128+128, gen tokens / wall`, unit: 't/s', ours: oAgg[`agg${s}`], llama: l[`agg${s}`], nlc: nAgg[`agg${s}`] })),
+    { name: 'TTFT, 128-token request beside 16 streams', unit: 's', ours: oTtft['ttft_s'], nlc: nTtft['ttft_s'] },
+    { name: 'of the 16 streams, finished before that first token', unit: 'max', ours: oTtft['ttft_bg_finished_max'], nlc: nTtft['ttft_bg_finished_max'] },
+    { name: 'peak RSS, one stream', unit: 'MiB', ours: o1['rss_bytes']! / MiB, llama: l['rss_single'] ? l['rss_single'] / MiB : undefined, nlc: n1['rss_bytes'] ? n1['rss_bytes'] / MiB : undefined },
+    { name: 'peak RSS per extra stream (32 vs 1)', unit: 'MiB', ours: perExtra(oAgg['rss_bytes'], o1['rss_bytes']), llama: perExtra(l['rss_multi'], l['rss_single']), nlc: perExtra(nAgg['rss_bytes'], n1['rss_bytes']) },
+  ];
+  if (l['tg128_d0'] !== undefined) console.error(`llama-bench tg128 at depth 0 (for reference): ${l['tg128_d0'].toFixed(1)} t/s`);
+  return { title: `${shape} ${type}, ${threads} threads`, rows };
+}
+
+const fmt = (x: number | undefined, unit: string) =>
+  x === undefined || !Number.isFinite(x) ? '–' : unit === 's' ? x.toFixed(3) : unit === 'max' ? String(x) : x.toFixed(1);
+const ratio = (a?: number, b?: number) => (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? '–' : `${(a / b).toFixed(2)}×`);
+
+const tables: string[] = [];
+for (const spec of models) {
+  const { title, rows } = await benchModel(spec);
+  const t = [`| ${title} | ours | llama.cpp | ratio | node-llama-cpp | ratio |`, '| --- | ---: | ---: | ---: | ---: | ---: |'];
+  for (const r of rows) {
+    const count = r.unit === 'max';
+    t.push(`| ${r.name} (${r.unit}) | ${fmt(r.ours, r.unit)} | ${fmt(r.llama, r.unit)} | ${count ? '' : ratio(r.ours, r.llama)} | ${fmt(r.nlc, r.unit)} | ${count ? '' : ratio(r.ours, r.nlc)} |`);
+  }
+  tables.push(t.join('\n'));
+  console.error(t.join('\n'));
+}
+
+console.log(`${new Date().toISOString()}, ${cpus()[0]?.model ?? 'cpu'} (${cpus().length} cores), node ${process.version}, threads ${threads}, runs ${runs}, agg-runs ${aggRuns}`);
+console.log('\nCommands:\n' + commands.map((c) => `    ${c}`).join('\n'));
+console.log('\n' + tables.join('\n\n'));
