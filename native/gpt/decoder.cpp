@@ -55,12 +55,16 @@ decoder::decoder(std::shared_ptr<const model> m, const decoder_params & p) : mod
 
     galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
 
-    // Reserve the compute buffer once for the worst single-sequence batch: a full chunk at the end
-    // of the context with logits for every row. Other shapes reuse it (or grow it once).
+    // Reserve the compute buffer once for a full batch at the end of the context with logits for
+    // two rows (generation, scoring a chunk's last rows). A batch wanting logits for many rows
+    // (evaluate with allPositions: 512 rows of 50257 floats are 100 MB) grows it when it comes,
+    // instead of every process paying for it up front.
     batch worst;
     const uint32_t n = std::min(params_.n_batch, params_.n_ctx);
     std::vector<uint32_t> ids(n, 0);
-    worst.add_segment(0, params_.n_ctx - n, ids.data(), n, batch::logits::all);
+    worst.add_segment(0, params_.n_ctx - n, ids.data(), n, batch::logits::none);
+    worst.out_rows = { (int32_t) n - 2 >= 0 ? (int32_t) n - 2 : 0, (int32_t) n - 1 };
+    if (worst.out_rows[0] == worst.out_rows[1]) worst.out_rows.pop_back();
     meta_.resize(ggml_tensor_overhead() * graph_max_nodes(*model_, 1) * 2 + ggml_graph_overhead_custom(graph_max_nodes(*model_, 1), false));
     ggml_init_params ip = { meta_.size(), meta_.data(), true };
     ggml_context * ctx = ggml_init(ip);
