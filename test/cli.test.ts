@@ -15,9 +15,9 @@ const bin = join(root, 'dist', 'lib', 'cli', 'main.js');
 let dir: string;
 let modelPath: string;
 
-function cli(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function spawnRun(cmd: string, args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
@@ -27,6 +27,8 @@ function cli(args: string[], input?: string): Promise<{ code: number | null; std
     child.stdin.end(input ?? '');
   });
 }
+
+const cli = (args: string[], input?: string) => spawnRun(process.execPath, [bin, ...args], input);
 
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gpt2-node-cli-'));
@@ -99,15 +101,7 @@ test.serial('quantize converts a model that then generates', async (t) => {
 });
 
 test.serial('`npx gpt2-node` runs this checkout\'s CLI, as the README shows', async (t) => {
-  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn('npx', ['--no', 'gpt2-node', 'info', '-m', modelPath, '--json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  const out = await spawnRun('npx', ['--no', 'gpt2-node', 'info', '-m', modelPath, '--json']);
   t.is(out.code, 0, out.stderr);
   t.is(JSON.parse(out.stdout).architecture, 'gpt2');
 });
