@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Compile-only check of the CUDA build, for machines with the CUDA toolkit but no GPU (not run
+# by CI: ggml's CUDA kernels take the better part of an hour on two cores). Configures ggml with
+# its CUDA backend for one architecture, compiles it, links gpt2_node.node into its own build
+# folder (the CPU build in build/ is left alone) and checks that the .node carries the CUDA
+# backend and links against the CUDA runtime.
+#
+#   bash scripts/cuda-build-check.sh            # sm_90 (H100/H200), into build-cuda/
+#   CMAKE_CUDA_ARCHITECTURES=89 BUILD_DIR=/tmp/b bash scripts/cuda-build-check.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+arch="${CMAKE_CUDA_ARCHITECTURES:-90}"
+out="${BUILD_DIR:-build-cuda}"
+jobs="${JOBS:-$(nproc)}"
+
+command -v nvcc >/dev/null || { echo "cuda-build-check: nvcc is not on PATH (install the CUDA toolkit)" >&2; exit 1; }
+# ggml's CUDA backend needs cuBLAS; some toolkit installs (this project's dev machines) lack it,
+# and the configure step then fails with an unhelpful "CUDA::cublas not found".
+cuda_home="${CUDA_HOME:-${CUDA_PATH:-$(nvcc -v --version 2>&1 | sed -n 's/^#\$ TOP=//p' | head -1)}}"
+cuda_home="${cuda_home:-/usr/local/cuda}"
+if ! ls "$cuda_home"/include/cublas_v2.h "$cuda_home"/targets/*/include/cublas_v2.h >/dev/null 2>&1; then
+  echo "cuda-build-check: the CUDA toolkit at $cuda_home has no cuBLAS (cublas_v2.h, libcublas), which ggml's" >&2
+  echo "CUDA backend needs. Install the toolkit's cuBLAS component (e.g. the libcublas-dev package) and rerun." >&2
+  exit 2
+fi
+echo "cuda-build-check: $(nvcc --version | tail -1), sm_${arch}, ${jobs} jobs, into ${out}/"
+
+node vendor/materialize.mjs
+start=$(date +%s)
+node node_modules/cmake-js/bin/cmake-js compile -O "$out" -p "$jobs" \
+  --CDGGML_CUDA=ON "--CDCMAKE_CUDA_ARCHITECTURES=${arch}"
+end=$(date +%s)
+
+addon="$out/Release/gpt2_node.node"
+test -f "$addon" || { echo "cuda-build-check: $addon was not produced" >&2; exit 1; }
+# ggml's CUDA backend is linked in: its registration function is in the binary (local symbol
+# after --exclude-libs, so look in the full symbol table).
+nm -C "$addon" | grep -q 'ggml_backend_cuda_reg' || { echo "cuda-build-check: no CUDA backend in $addon" >&2; exit 1; }
+echo "cuda-build-check: dynamic CUDA libraries the .node needs:"
+ldd "$addon" | grep -E 'cuda|cublas' || true
+echo "cuda-build-check: OK: $addon ($(du -h "$addon" | cut -f1)) built in $((end - start)) s"
