@@ -22,6 +22,8 @@ export interface NativeModelInfo {
   architecture: 'gpt2';
   name: string;
   path: string;
+  /** The file format the weights were read from: GGUF, a Hugging Face safetensors folder, or a legacy ggml .bin. */
+  format: 'gguf' | 'safetensors' | 'ggml';
   layers: number;
   embeddingSize: number;
   heads: number;

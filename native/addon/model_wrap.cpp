@@ -143,7 +143,7 @@ public:
 
     void Execute() override {
         try {
-            state_->mdl = model_load_gguf(path_);
+            state_->mdl = model_load(path_);
             std::weak_ptr<model_state> weak = state_;
             state_->eng = std::make_unique<engine>(state_->mdl, params_, [weak] {
                 if (auto s = weak.lock()) s->poke();
@@ -274,6 +274,7 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo & info) {
     o.Set("architecture", "gpt2");
     o.Set("name", m.name);
     o.Set("path", m.path);
+    o.Set("format", m.format);
     o.Set("layers", m.hp.n_layer);
     o.Set("embeddingSize", m.hp.n_embd);
     o.Set("heads", m.hp.n_head);

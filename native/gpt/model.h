@@ -1,6 +1,8 @@
-// The GPT-2 model: hyperparameters and weight tensors, loaded from a GGUF file with llama.cpp's
-// `gpt2` architecture names. Every tensor's presence, shape and type is checked against the
-// hyperparameters before use, so the graph never meets a tensor it cannot handle.
+// The GPT-2 model: hyperparameters and weight tensors, loaded from any of the formats GPT-2
+// ships in (GGUF, a Hugging Face checkpoint folder, a legacy ggml .bin; model_load() tells them
+// apart by content). Each format's loader names the tensors with llama.cpp's `gpt2` GGUF names;
+// model_bind_tensors() then checks every tensor's presence, shape and type against the
+// hyperparameters, so the graph never meets a tensor it cannot handle.
 //
 // ggml dims are column-first: a weight of ggml shape [n_in, n_out] is PyTorch's [n_out, n_in],
 // and ggml_mul_mat(w, x) with x [n_in, n_tokens] gives [n_out, n_tokens] = (x · wᵀ).
@@ -8,15 +10,18 @@
 
 #include "gpt/hparams.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+struct ggml_context;
 struct ggml_tensor;
 
 namespace gpt2 {
 
 class gguf_reader;
+class tensor_store;
 class tokenizer;
 
 struct layer {
@@ -36,6 +41,7 @@ struct layer {
 
 struct model {
     std::string   path;
+    std::string   format;            // "gguf", "safetensors" (HF folder) or "ggml" (legacy .bin)
     std::string   name;              // general.name, if any
     hparams       hp;
     ggml_tensor * token_embd    = nullptr;  // wte [n_embd, n_vocab]
@@ -51,12 +57,29 @@ struct model {
     uint64_t      n_bytes    = 0;    // tensor data bytes
 
     std::shared_ptr<const tokenizer> vocab;
-    std::unique_ptr<gguf_reader>     file;   // owns the tensors and the mapping
+    std::unique_ptr<gguf_reader>     file;    // GGUF: owns the mapping the tensors point into
+    std::unique_ptr<tensor_store>    store;   // other formats: owns the tensors' memory
 
+    model();
     ~model();
 };
 
-// Loads and checks; throws gpt2::error (ERR_BAD_MODEL naming the file and the failed check).
+// Loads and checks; throws gpt2::error (ERR_BAD_MODEL naming the file and the failed check,
+// ERR_NOT_FOUND when nothing is at `path`). `path` is a file of any supported format or an HF
+// checkpoint folder; the format is recognized by content, not by name.
+std::shared_ptr<const model> model_load(const std::string & path);
+
 std::shared_ptr<const model> model_load_gguf(const std::string & path);
+// `folder` holds config.json, the weights and the tokenizer files; `weights` names one
+// safetensors file to read instead of the folder's model.safetensors / index.
+std::shared_ptr<const model> model_load_hf(const std::string & folder, const std::string & weights = "");
+std::shared_ptr<const model> model_load_legacy(const std::string & path);
+
+// For the loaders: checks m.hp, finds every tensor by its GGUF name in `tensors`, checks its
+// shape and type, counts parameters, and checks the vocabulary (m.vocab, set before) against
+// token_embd. `where` names the source in errors; `source_name`, when given, turns a GGUF tensor
+// name into the source format's name for error messages.
+void model_bind_tensors(model & m, ggml_context * tensors, const std::string & where,
+                        const std::function<std::string(const std::string &)> & source_name = {});
 
 } // namespace gpt2

@@ -36,6 +36,8 @@ public:
     std::optional<float>       get_float(const char * key) const;
     std::optional<std::string> get_string(const char * key) const;
 
+    // The tensors (no data until bind_data()), for lookups by name.
+    ggml_context * meta() const { return meta_; }
     // nullptr when absent. Tensors have no data until bind_data().
     ggml_tensor * tensor(const std::string & name) const;
     int64_t n_tensors() const;

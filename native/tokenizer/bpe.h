@@ -117,6 +117,7 @@ struct tokenizer_data {
     std::vector<uint32_t> offsets;  // n_vocab + 1 offsets into arena
     std::vector<uint8_t> special;   // 1 for special tokens
     std::vector<uint32_t> special_ids;
+    std::vector<std::string> merges;  // as given, in rank order (kept for writing GGUF)
     std::vector<std::pair<std::string_view, uint32_t>> special_texts;  // longest first
     std::vector<uint32_t> rank;     // merge rank of each merge-produced token, else k_no_rank
     uint32_t byte_token[256] = {};

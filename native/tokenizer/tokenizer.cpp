@@ -131,6 +131,7 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
         }
         if (d.rank[merged] == k_no_rank) { d.rank[merged] = static_cast<uint32_t>(r); }
     }
+    d.merges = merges;
 
     // Pair table: every split of a merge-produced token into two tokens (tiktoken's rule).
     size_t n_pairs = 0;
@@ -300,5 +301,12 @@ uint32_t tokenizer::n_vocab() const { return d_->n_vocab; }
 int32_t tokenizer::eos_id() const { return d_->eos_id; }
 bool tokenizer::is_special(uint32_t id) const { return id < d_->n_vocab && d_->special[id] != 0; }
 const std::vector<uint32_t> & tokenizer::special_ids() const { return d_->special_ids; }
+
+std::string tokenizer::token_text(uint32_t id) const {
+    const std::string_view b = token_bytes(id);
+    return d_->special[id] ? std::string(b) : byte_level_encode(b);
+}
+
+const std::vector<std::string> & tokenizer::merges() const { return d_->merges; }
 
 }  // namespace gpt2

@@ -37,6 +37,10 @@ class tokenizer {
     // Reads tokenizer.ggml.model (must be "gpt2" when present), .tokens, .merges,
     // .eos_token_id and, when present, .token_type (3 = control = special).
     static std::shared_ptr<const tokenizer> from_gguf(const struct gguf_context * ctx);
+    // A vocabulary of raw token bytes whose ids are in merge order, as legacy ggml GPT-2 files
+    // store it (no merges): the merges are recovered by derive_merges(). The token whose bytes
+    // are "<|endoftext|>" is the (special) end-of-text token.
+    static std::shared_ptr<const tokenizer> from_token_bytes(const std::vector<std::string> & token_bytes);
     // A .gguf file, vocab.json (with merges.txt beside it), tokenizer.json, or a folder
     // holding tokenizer.json or vocab.json + merges.txt.
     static std::shared_ptr<const tokenizer> from_file(const std::string & path);
@@ -66,11 +70,22 @@ class tokenizer {
     bool     is_special(uint32_t id) const;
     // Ids of the special tokens, ascending.
     const std::vector<uint32_t> & special_ids() const;
+    // A token as vocab.json / tokenizer.ggml.tokens write it (byte-level alphabet; special
+    // tokens literally), and the merges as given: what writing a GGUF needs.
+    std::string token_text(uint32_t id) const;
+    const std::vector<std::string> & merges() const;
 
   private:
     tokenizer();
     std::unique_ptr<tokenizer_data> d_;
 };
+
+// Recovers the merges of a byte-level BPE vocabulary whose ids are in merge order (GPT-2's:
+// 256 byte tokens, then each merged token in the order its merge was learned). Token i's merge
+// is found by encoding its bytes with the tokens before it: a BPE vocabulary gives exactly two
+// parts. Returns "a b" lines in the byte-level alphabet; skips ids marked special. Throws
+// std::runtime_error naming the first token that is not the merge of two earlier ones.
+std::vector<std::string> derive_merges(const std::vector<std::string> & token_bytes, const std::vector<uint8_t> & special);
 
 // Incremental UTF-8 decoder with the WHATWG Encoding Standard's error handling (each
 // maximal ill-formed subpart becomes one U+FFFD), the same result as JavaScript's
