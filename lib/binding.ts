@@ -150,11 +150,20 @@ export interface NativeTokenizerExports {
 }
 // END TOKENIZER
 
+/** A job on a pool thread; cancel() makes it reject with ERR_ABORTED at the next tensor. */
+export interface NativeFileJob<T> {
+  promise: Promise<T>;
+  cancel(): void;
+}
+
 export interface NativeBinding extends NativeTokenizerExports /* tokenizer section */ {
   loadModel(path: string, options: NativeModelOptions, onEvents: (events: NativeEvent[]) => void): Promise<NativeModel>;
   setLogger(fn: ((level: number, source: string, text: string) => void) | null, minLevel?: number): void;
   quantize(input: string, output: string, type: string, onProgress?: (done: number, total: number) => void):
-    Promise<{ converted: number; kept: number; bytesIn: number; bytesOut: number }>;
+    NativeFileJob<{ converted: number; kept: number; bytesIn: number; bytesOut: number }>;
+  /** type '' keeps every tensor's type. */
+  convert(input: string, output: string, type: string, onProgress?: (done: number, total: number) => void):
+    NativeFileJob<{ formatIn: 'gguf' | 'safetensors' | 'ggml'; tensors: number; converted: number; bytesOut: number }>;
   quantizeTypes(): string[];
   /** Stops every engine thread of this environment (at process exit). */
   shutdown(): void;

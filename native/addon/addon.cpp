@@ -3,7 +3,7 @@
 #include "addon/model_wrap.h"
 #include "addon/tokenizer_wrap.h"
 #include "addon/log_wrap.h"
-#include "addon/quantize_wrap.h"
+#include "addon/file_jobs_wrap.h"
 
 #include <napi.h>
 
@@ -37,7 +37,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
     ModelWrap::Init(env, exports);
     TokenizerWrap::Init(env, exports);
     log_init(env, exports);
-    quantize_init(env, exports);
+    file_jobs_init(env, exports);
     return exports;
 }
 
