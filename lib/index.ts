@@ -8,6 +8,8 @@ export { setLogger } from './logger.js';
 export type { LogLevel } from './logger.js';
 export { loadTokenizer, StreamDecoder, Tokenizer } from './tokenizer.js';
 export type { TokenizeOptions } from './tokenizer.js';
+export { convert } from './convert.js';
+export type { ConvertOptions, ConvertResult } from './convert.js';
 export { quantize, QUANTIZE_TYPES } from './quantize.js';
 export type { QuantizeOptions, QuantizeResult, QuantizeType } from './quantize.js';
 export { Session } from './session.js';
