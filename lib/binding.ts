@@ -16,6 +16,8 @@ export interface NativeModelOptions {
   batchSize?: number;
   kvF32?: boolean;
   batchInvariant?: boolean;
+  device?: string;
+  gpuLayers?: number;
 }
 
 export interface NativeModelInfo {
@@ -42,6 +44,23 @@ export interface NativeModelInfo {
   batchInvariant: boolean;
   kvCacheBytes: number;
   computeBufferBytes: number;
+  /** The device the model runs on: 'cpu', 'cuda:0', 'metal:0', 'vulkan:0'. */
+  device: string;
+  /** Transformer blocks on the GPU (0 on the CPU). */
+  gpuLayers: number;
+}
+
+export interface NativeDevice {
+  /** What loadModel's `device` option takes: 'cpu', 'cuda:0', ... */
+  id: string;
+  /** ggml's device name ('CPU', 'CUDA0', 'MTL0', 'Vulkan0'). */
+  name: string;
+  description: string;
+  backend: string;
+  /** 'gpu' (own memory), 'igpu' (shares host memory), 'cpu' or 'accel'. */
+  type: 'cpu' | 'gpu' | 'igpu' | 'accel';
+  memoryFree: number;
+  memoryTotal: number;
 }
 
 export interface NativeRequest {
@@ -165,6 +184,7 @@ export interface NativeBinding extends NativeTokenizerExports /* tokenizer secti
   convert(input: string, output: string, type: string, onProgress?: (done: number, total: number) => void):
     NativeFileJob<{ formatIn: 'gguf' | 'safetensors' | 'ggml'; tensors: number; converted: number; bytesOut: number }>;
   quantizeTypes(): string[];
+  getDevices(): Promise<NativeDevice[]>;
   /** Stops every engine thread of this environment (at process exit). */
   shutdown(): void;
   [key: string]: unknown;

@@ -9,6 +9,8 @@ export type { LogLevel } from './logger.js';
 export { loadTokenizer, StreamDecoder, Tokenizer } from './tokenizer.js';
 export type { TokenizeOptions } from './tokenizer.js';
 export { convert } from './convert.js';
+export { getDevices } from './devices.js';
+export type { Device } from './devices.js';
 export type { ConvertOptions, ConvertResult } from './convert.js';
 export { quantize, QUANTIZE_TYPES } from './quantize.js';
 export type { QuantizeOptions, QuantizeResult, QuantizeType } from './quantize.js';

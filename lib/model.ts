@@ -24,6 +24,14 @@ export interface LoadModelOptions {
    * bench/RESULTS.md). false: faster single-stream decoding, results may vary with the load.
    */
   batchInvariant?: boolean;
+  /**
+   * Where to run: 'auto' (default: the first GPU this build and machine have, else the CPU),
+   * 'cpu', 'cuda', 'cuda:N', 'metal', 'vulkan'. A device asked for by name that cannot be used
+   * is an error (ERR_NO_DEVICE); with 'auto' the model falls back to the CPU with a log line.
+   */
+  device?: string;
+  /** Transformer blocks to run on the GPU, counted from the last. Default: all. 0 keeps everything on the CPU. */
+  gpuLayers?: number;
 }
 
 export type ModelInfo = Readonly<NativeModelInfo>;
@@ -375,6 +383,8 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
     batchSize: v.optionalInteger('batchSize', o.batchSize, 1, 1 << 16),
     kvF32: kvCacheType(o.kvCacheType) === 'f32',
     batchInvariant: v.optionalBoolean('batchInvariant', o.batchInvariant) ?? true,
+    device: deviceOption(o.device),
+    gpuLayers: v.optionalInteger('gpuLayers', o.gpuLayers, 0, 1024),
   };
   const sinks = new Map<number, EventSink>();
   const onEvents = (events: NativeEvent[]) => {
@@ -394,6 +404,16 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
     throw fromNative(e);
   }
   return new Model(native, sinks);
+}
+
+const DEVICE_PATTERN = /^(auto|cpu|cuda|metal|vulkan)$|^(cuda|metal|vulkan):\d{1,3}$/;
+
+function deviceOption(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  const message = `Expected 'auto', 'cpu', 'cuda', 'cuda:N', 'metal' or 'vulkan' for device but received ${v.describe(value, true)}`;
+  if (typeof value !== 'string') throw new TypeError(message);
+  if (!DEVICE_PATTERN.test(value)) throw new RangeError(message);
+  return value;
 }
 
 function logitBias(value: unknown, vocabSize: number): Float64Array | undefined {

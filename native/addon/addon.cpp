@@ -3,6 +3,7 @@
 #include "addon/model_wrap.h"
 #include "addon/tokenizer_wrap.h"
 #include "addon/log_wrap.h"
+#include "addon/devices_wrap.h"
 #include "addon/file_jobs_wrap.h"
 
 #include <napi.h>
@@ -38,6 +39,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
     TokenizerWrap::Init(env, exports);
     log_init(env, exports);
     file_jobs_init(env, exports);
+    devices_init(env, exports);
     return exports;
 }
 

@@ -221,6 +221,16 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo & info) {
     p.kv_f32 = kv32.IsBoolean() && kv32.As<Napi::Boolean>().Value();
     Napi::Value inv = o.Get("batchInvariant");
     p.batch_invariant = !inv.IsBoolean() || inv.As<Napi::Boolean>().Value();
+    Napi::Value dev = o.Get("device");
+    if (!dev.IsUndefined()) {
+        if (!dev.IsString()) GPT2_THROW_TYPE(env, "Expected string for device");
+        p.device = dev.As<Napi::String>().Utf8Value();
+    }
+    if (!o.Get("gpuLayers").IsUndefined()) {
+        uint32_t layers = 0;
+        if (!read_uint_opt(env, o, "gpuLayers", 1024, layers)) return Napi::Value();
+        p.gpu_layers = (int32_t) layers;
+    }
 
     auto * w = new load_worker(env, info[0].As<Napi::String>().Utf8Value(), p, info[2].As<Napi::Function>());
     Napi::Promise promise = w->promise();
@@ -291,6 +301,8 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo & info) {
     o.Set("batchSize", d.params().n_batch);
     o.Set("threads", d.params().n_threads);
     o.Set("batchInvariant", d.params().batch_invariant);
+    o.Set("device", d.device_id());
+    o.Set("gpuLayers", d.gpu_layers());
     o.Set("kvCacheBytes", (double) d.kv_bytes());
     o.Set("computeBufferBytes", (double) d.compute_bytes());
     return o;

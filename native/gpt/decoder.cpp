@@ -1,7 +1,9 @@
 #include "gpt/decoder.h"
 
+#include "gpt/devices.h"
 #include "gpt/graph.h"
 #include "util/error.h"
+#include "util/log.h"
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
@@ -10,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -29,6 +32,15 @@ static bool abort_cb(void * data) {
 }
 
 decoder::decoder(std::shared_ptr<const model> m, const decoder_params & p) : model_(std::move(m)), params_(p) {
+    try {
+        init();
+    } catch (...) {
+        release();
+        throw;
+    }
+}
+
+void decoder::init() {
     const hparams & hp = model_->hp;
     if (params_.n_ctx == 0) params_.n_ctx = hp.n_ctx;
     if (params_.n_ctx > hp.n_ctx) {
@@ -38,6 +50,11 @@ decoder::decoder(std::shared_ptr<const model> m, const decoder_params & p) : mod
     if (params_.n_seq == 0) throw range_error("the number of sequences must be at least 1");
     if (params_.n_batch == 0) params_.n_batch = 512;
     if (params_.n_threads == 0) params_.n_threads = default_thread_count();
+    if (const char * e = std::getenv("GPT2_NODE_SCHED_ON_CPU"); e && std::strcmp(e, "1") == 0) params_.sched_on_cpu = true;
+    if (params_.gpu_layers > (int32_t) hp.n_layer) {
+        throw range_error("Expected integer between 0 and " + std::to_string(hp.n_layer) + " for gpuLayers but received " +
+                          std::to_string(params_.gpu_layers));
+    }
 
     backend_ = ggml_backend_cpu_init();
     if (!backend_) throw error("ERR_BACKEND", "cannot initialize the CPU backend");
@@ -49,11 +66,30 @@ decoder::decoder(std::shared_ptr<const model> m, const decoder_params & p) : mod
     ggml_backend_cpu_set_n_threads(backend_, (int) params_.n_threads);
     ggml_backend_cpu_set_abort_callback(backend_, abort_cb, nullptr);
 
-    kv_ = std::make_unique<kv_cache>(hp, params_.n_ctx, params_.n_seq,
-                                     params_.kv_f32 ? GGML_TYPE_F32 : GGML_TYPE_F16,
-                                     ggml_backend_get_default_buffer_type(backend_));
-
-    galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
+    // The device: a GPU when asked for (or found, with 'auto'), else the CPU.
+    const device_choice choice = device_select(params_.device);
+    if (choice.dev) {
+        gpu_ = ggml_backend_dev_init(choice.dev, nullptr);
+        if (!gpu_) {
+            if (choice.requested) throw error("ERR_NO_DEVICE", "cannot initialize device " + choice.id);
+            log_write(log_level::warn, "gpt2-node", "cannot initialize " + choice.id + " (" +
+                      ggml_backend_dev_description(choice.dev) + "); running on the CPU\n");
+        }
+    }
+    if (gpu_ && params_.gpu_layers != 0) {
+        device_id_ = choice.id;
+        offload(ggml_backend_dev_buffer_type(choice.dev));
+        log_write(log_level::info, "gpt2-node", "running " + std::to_string(n_offloaded_) + " of " + std::to_string(hp.n_layer) +
+                  " layers on " + choice.id + " (" + ggml_backend_dev_description(choice.dev) + ")\n");
+    } else {
+        if (gpu_) { ggml_backend_free(gpu_); gpu_ = nullptr; }
+        if (params_.sched_on_cpu) offload(ggml_backend_get_default_buffer_type(backend_));
+    }
+    if (!sched_) {
+        kv_ = std::make_unique<kv_cache>(hp, params_.n_ctx, params_.n_seq, params_.kv_f32 ? GGML_TYPE_F32 : GGML_TYPE_F16,
+                                         std::vector<ggml_backend_buffer_type *>(hp.n_layer, ggml_backend_get_default_buffer_type(backend_)));
+        galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
+    }
 
     // Reserve the compute buffer once for a full batch at the end of the context with logits for
     // two rows (generation, scoring a chunk's last rows). A batch wanting logits for many rows
@@ -68,20 +104,101 @@ decoder::decoder(std::shared_ptr<const model> m, const decoder_params & p) : mod
     meta_.resize(ggml_tensor_overhead() * graph_max_nodes(*model_, 1) * 2 + ggml_graph_overhead_custom(graph_max_nodes(*model_, 1), false));
     ggml_init_params ip = { meta_.size(), meta_.data(), true };
     ggml_context * ctx = ggml_init(ip);
-    ggml_cgraph * gf = graph_build(ctx, *model_, *kv_, worst);
-    const bool ok = ggml_gallocr_reserve(galloc_, gf);
+    ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, worst);
+    const bool ok = sched_ ? ggml_backend_sched_reserve(sched_, gf) : ggml_gallocr_reserve(galloc_, gf);
     ggml_free(ctx);
     if (!ok) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute buffer");
 }
 
-decoder::~decoder() {
-    if (galloc_) ggml_gallocr_free(galloc_);
-    kv_.reset();
-    if (backend_) ggml_backend_free(backend_);
-    if (threadpool_) ggml_threadpool_free(threadpool_);
+void decoder::offload(ggml_backend_buffer_type * buft) {
+    const hparams & hp = model_->hp;
+    const uint32_t n_off = params_.gpu_layers < 0 ? hp.n_layer : (uint32_t) params_.gpu_layers;
+    const uint32_t first = hp.n_layer - n_off;   // blocks [first, n_layer) go to the device
+    const bool head = n_off == hp.n_layer;       // with all of them, the final norm and LM head too
+
+    // A view of the model whose offloaded tensors are device copies. The token and position
+    // embeddings stay in host memory: get_rows reads a handful of rows per step.
+    view_ = std::make_unique<model>();
+    view_->hp = hp;
+    view_->token_embd = model_->token_embd;
+    view_->position_embd = model_->position_embd;
+    view_->output_norm = model_->output_norm;
+    view_->output_norm_b = model_->output_norm_b;
+    view_->output = model_->output;
+    view_->tied_output = model_->tied_output;
+    view_->layers = model_->layers;
+
+    std::vector<std::pair<ggml_tensor **, const ggml_tensor *>> copies;
+    for (uint32_t il = first; il < hp.n_layer; ++il) {
+        layer & L = view_->layers[il];
+        for (ggml_tensor ** t : { &L.attn_norm, &L.attn_norm_b, &L.attn_qkv, &L.attn_qkv_b, &L.attn_out, &L.attn_out_b,
+                                  &L.ffn_norm, &L.ffn_norm_b, &L.ffn_up, &L.ffn_up_b, &L.ffn_down, &L.ffn_down_b }) {
+            copies.emplace_back(t, *t);
+        }
+    }
+    if (head) {
+        for (ggml_tensor ** t : { &view_->output_norm, &view_->output_norm_b, &view_->output }) copies.emplace_back(t, *t);
+    }
+    ggml_init_params ip = { ggml_tensor_overhead() * (copies.size() + 1), nullptr, /*no_alloc =*/ true };
+    dev_ctx_ = ggml_init(ip);
+    if (!dev_ctx_) throw error("ERR_OUT_OF_MEMORY", "cannot allocate a ggml context");
+    for (auto & [slot, src] : copies) {
+        ggml_tensor * t = ggml_dup_tensor(dev_ctx_, src);
+        ggml_set_name(t, src == model_->token_embd ? "output.weight" : src->name);   // a tied head gets its own copy
+        *slot = t;
+    }
+    if (!copies.empty()) {
+        dev_buf_ = ggml_backend_alloc_ctx_tensors_from_buft(dev_ctx_, buft);
+        if (!dev_buf_) {
+            size_t bytes = 0;
+            for (auto & c : copies) bytes += ggml_nbytes(c.second);
+            throw error("ERR_OUT_OF_MEMORY", "cannot allocate " + std::to_string(bytes >> 20) + " MiB for the weights in " +
+                        ggml_backend_buft_name(buft) + " (fewer gpuLayers need less)");
+        }
+        ggml_backend_buffer_set_usage(dev_buf_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+        for (auto & [slot, src] : copies) ggml_backend_tensor_set(*slot, src->data, 0, ggml_nbytes(src));
+    }
+    n_offloaded_ = gpu_ ? n_off : 0;
+
+    // Offloaded layers keep their K and V on the device.
+    std::vector<ggml_backend_buffer_type *> kv_buft(hp.n_layer, ggml_backend_get_default_buffer_type(backend_));
+    for (uint32_t il = first; il < hp.n_layer; ++il) kv_buft[il] = buft;
+    kv_ = std::make_unique<kv_cache>(hp, params_.n_ctx, params_.n_seq, params_.kv_f32 ? GGML_TYPE_F32 : GGML_TYPE_F16, kv_buft);
+
+    // The scheduler: the device first, the CPU last (ggml's rule); it assigns each op to the
+    // backend holding its weights and copies activations across.
+    std::vector<ggml_backend_t> backends;
+    if (gpu_) backends.push_back(gpu_);
+    backends.push_back(backend_);
+    const size_t max_segments = std::min<size_t>((size_t) params_.n_seq + 1, params_.n_batch);
+    sched_ = ggml_backend_sched_new(backends.data(), nullptr, (int) backends.size(), 2 * graph_max_nodes(*model_, max_segments) + 1024,
+                                    /*parallel =*/ false, /*op_offload =*/ true);
+    if (!sched_) throw error("ERR_BACKEND", "cannot create the backend scheduler");
+    log_write(log_level::debug, "gpt2-node", "scheduler over " + std::to_string(backends.size()) + " backend(s); " +
+              std::to_string(copies.size()) + " weight tensors (" + std::to_string(dev_buf_ ? ggml_backend_buffer_get_size(dev_buf_) >> 10 : 0) +
+              " KiB) copied to " + ggml_backend_buft_name(buft) + "\n");
 }
 
-size_t decoder::compute_bytes() const { return ggml_gallocr_get_buffer_size(galloc_, 0); }
+void decoder::release() {
+    if (sched_) { ggml_backend_sched_free(sched_); sched_ = nullptr; }
+    if (galloc_) { ggml_gallocr_free(galloc_); galloc_ = nullptr; }
+    kv_.reset();
+    if (dev_buf_) { ggml_backend_buffer_free(dev_buf_); dev_buf_ = nullptr; }
+    if (dev_ctx_) { ggml_free(dev_ctx_); dev_ctx_ = nullptr; }
+    view_.reset();
+    if (gpu_) { ggml_backend_free(gpu_); gpu_ = nullptr; }
+    if (backend_) { ggml_backend_free(backend_); backend_ = nullptr; }
+    if (threadpool_) { ggml_threadpool_free(threadpool_); threadpool_ = nullptr; }
+}
+
+decoder::~decoder() { release(); }
+
+size_t decoder::compute_bytes() const {
+    if (!sched_) return ggml_gallocr_get_buffer_size(galloc_, 0);
+    size_t n = ggml_backend_sched_get_buffer_size(sched_, backend_);
+    if (gpu_) n += ggml_backend_sched_get_buffer_size(sched_, gpu_);
+    return n;
+}
 
 void decoder::pause() {
     if (threadpool_ && !paused_) {
@@ -159,8 +276,13 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     ggml_context * ctx = ggml_init(ip);
     struct ctx_guard { ggml_context * c; ~ctx_guard() { ggml_free(c); } } guard { ctx };
 
-    ggml_cgraph * gf = graph_build(ctx, *model_, *kv_, b);
-    if (!ggml_gallocr_alloc_graph(galloc_, gf)) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute graph");
+    ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, b);
+    if (sched_) {
+        ggml_backend_sched_reset(sched_);
+        if (!ggml_backend_sched_alloc_graph(sched_, gf)) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute graph");
+    } else if (!ggml_gallocr_alloc_graph(galloc_, gf)) {
+        throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute graph");
+    }
 
     ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "tokens"), b.tokens.data(), 0, b.tokens.size() * sizeof(int32_t));
     ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "pos"), b.pos.data(), 0, b.pos.size() * sizeof(int32_t));
@@ -186,7 +308,7 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
         paused_ = false;
     }
     ggml_backend_cpu_set_abort_callback(backend_, abort_cb, (void *) abort_flag_);
-    const ggml_status st = ggml_backend_graph_compute(backend_, gf);
+    const ggml_status st = sched_ ? ggml_backend_sched_graph_compute(sched_, gf) : ggml_backend_graph_compute(backend_, gf);
     if (st == GGML_STATUS_ABORTED) return decode_status::aborted;
     if (st != GGML_STATUS_SUCCESS) throw error("ERR_COMPUTE", std::string("graph computation failed: ") + ggml_status_to_string(st));
 

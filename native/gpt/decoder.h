@@ -1,6 +1,11 @@
-// Runs forward passes of one model over a batch, on one backend, with one KV cache.
-// Owns the backend, its thread pool, the cache and the compute buffer. Not thread-safe: one
-// thread (the engine's) drives it.
+// Runs forward passes of one model over a batch, with one KV cache, on the CPU or on a GPU.
+// Owns the backends, the CPU thread pool, the cache and the compute buffers. Not thread-safe:
+// one thread (the engine's) drives it.
+//
+// On the CPU the model's weights are used where they lie (the file mapping) and one graph
+// allocator serves the compute. With a GPU, the last `gpu_layers` blocks (and, when all are
+// offloaded, the final norm and the LM head) are copied to device memory, their KV cache lives
+// there too, and ggml_backend_sched splits each graph between the GPU and the CPU.
 //
 // decode() validates the batch first (token ids, slots, positions, sizes), so bad input is a
 // gpt2::error and never reaches a GGML_ASSERT. On failure or abort the cache is logically
@@ -14,9 +19,14 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 struct ggml_backend;
+struct ggml_backend_buffer;
+struct ggml_backend_buffer_type;
+struct ggml_backend_sched;
+struct ggml_context;
 struct ggml_gallocr;
 struct ggml_threadpool;
 
@@ -30,6 +40,11 @@ struct decoder_params {
     bool     kv_f32    = false; // KV cache in f32 instead of f16
     bool     batch_invariant = true; // a sequence's numbers never depend on the rest of the batch
                                      // (costs single-stream speed: see decode())
+    std::string device   = "auto";   // see gpt/devices.h
+    int32_t  gpu_layers  = -1;       // blocks on the GPU, counted from the last; -1: all
+    // Run the CPU through the scheduler path that GPUs take (weights copied, sched compute):
+    // for testing that path on machines without a GPU. Env GPT2_NODE_SCHED_ON_CPU=1 sets it.
+    bool     sched_on_cpu = false;
 };
 
 enum class decode_status { ok, aborted };
@@ -51,15 +66,30 @@ public:
     void pause();
 
     const model &          mdl() const { return *model_; }
+    const std::string &    device_id() const { return device_id_; }      // "cpu", "cuda:0", ...
+    uint32_t               gpu_layers() const { return n_offloaded_; }   // 0 on the CPU
     const decoder_params & params() const { return params_; }
     size_t                 kv_bytes() const { return kv_->bytes(); }
     size_t                 compute_bytes() const;
 
 private:
+    void init();
+    void release();
     void check(const batch & b) const;
+    // Copies the offloaded layers' weights into `buft` and builds the scheduler (GPU path).
+    void offload(ggml_backend_buffer_type * buft);
+    // The model the graph reads: the original, or a view whose offloaded tensors are the copies.
+    const model & graph_model() const { return view_ ? *view_ : *model_; }
 
     std::shared_ptr<const model> model_;
     decoder_params               params_;
+    std::string                  device_id_ = "cpu";
+    uint32_t                     n_offloaded_ = 0;
+    ggml_backend *               gpu_       = nullptr;   // nullptr on the CPU path
+    ggml_backend_sched *         sched_     = nullptr;   // the scheduler path (GPU, or sched_on_cpu)
+    std::unique_ptr<model>       view_;
+    ggml_context *               dev_ctx_   = nullptr;   // the weight copies' tensors
+    ggml_backend_buffer *        dev_buf_   = nullptr;   // and their memory
     ggml_backend *               backend_    = nullptr;
     ggml_threadpool *            threadpool_ = nullptr;
     bool                         paused_     = false;

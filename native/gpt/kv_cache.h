@@ -18,8 +18,9 @@ struct ggml_backend_buffer_type;
 namespace gpt2 {
 
 struct kv_cache {
+    // layer_buft[il]: where layer il's K and V live (the device that computes that layer).
     kv_cache(const hparams & hp, uint32_t n_ctx, uint32_t n_seq, int type /* ggml_type */,
-             ggml_backend_buffer_type * buft);
+             const std::vector<ggml_backend_buffer_type *> & layer_buft);
     ~kv_cache();
     kv_cache(const kv_cache &) = delete;
     kv_cache & operator=(const kv_cache &) = delete;
@@ -33,8 +34,15 @@ struct kv_cache {
     size_t bytes() const;
 
 private:
-    ggml_context *        ctx_ = nullptr;
-    ggml_backend_buffer * buf_ = nullptr;
+    void init(const hparams & hp, int type, const std::vector<ggml_backend_buffer_type *> & layer_buft);
+    void release();
+
+    struct part {
+        ggml_backend_buffer_type * buft;
+        ggml_context *             ctx;
+        ggml_backend_buffer *      buf;
+    };
+    std::vector<part> parts_;
 };
 
 } // namespace gpt2

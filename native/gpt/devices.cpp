@@ -1,0 +1,94 @@
+#include "gpt/devices.h"
+
+#include "util/error.h"
+
+#include "ggml-backend.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace gpt2 {
+
+namespace {
+
+// Our lower-case backend name for a ggml registry name ("MTL" is Metal's).
+std::string backend_kind(ggml_backend_dev_t dev) {
+    std::string reg = ggml_backend_reg_name(ggml_backend_dev_backend_reg(dev));
+    std::transform(reg.begin(), reg.end(), reg.begin(), [](unsigned char c) { return (char) std::tolower(c); });
+    if (reg == "mtl") return "metal";
+    return reg;
+}
+
+const char * type_name(enum ggml_backend_dev_type t) {
+    switch (t) {
+        case GGML_BACKEND_DEVICE_TYPE_CPU:  return "cpu";
+        case GGML_BACKEND_DEVICE_TYPE_GPU:  return "gpu";
+        case GGML_BACKEND_DEVICE_TYPE_IGPU: return "igpu";
+        default:                            return "accel";
+    }
+}
+
+struct entry { ggml_backend_dev_t dev; device_info info; };
+
+std::vector<entry> enumerate() {
+    std::vector<entry> out;
+    std::vector<std::pair<std::string, int>> counts;   // per backend kind, for the ids
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        const enum ggml_backend_dev_type type = ggml_backend_dev_type(dev);
+        if (type == GGML_BACKEND_DEVICE_TYPE_META) continue;
+        device_info d;
+        d.backend = backend_kind(dev);
+        auto it = std::find_if(counts.begin(), counts.end(), [&](auto & c) { return c.first == d.backend; });
+        if (it == counts.end()) it = counts.insert(counts.end(), { d.backend, 0 });
+        d.id = d.backend == "cpu" ? "cpu" : d.backend + ":" + std::to_string(it->second);
+        ++it->second;
+        d.name        = ggml_backend_dev_name(dev);
+        d.description = ggml_backend_dev_description(dev);
+        d.type        = type_name(type);
+        ggml_backend_dev_memory(dev, &d.memory_free, &d.memory_total);
+        out.push_back({ dev, std::move(d) });
+    }
+    return out;
+}
+
+} // namespace
+
+std::vector<device_info> devices_list() {
+    std::vector<device_info> out;
+    for (auto & e : enumerate()) out.push_back(std::move(e.info));
+    return out;
+}
+
+device_choice device_select(const std::string & spec) {
+    const std::vector<entry> all = enumerate();
+    if (spec == "auto") {
+        for (const char * want : { "gpu", "igpu" }) {
+            for (const auto & e : all) if (e.info.type == want) return { e.dev, e.info.id, false };
+        }
+        return {};
+    }
+    if (spec == "cpu") return { nullptr, "cpu", true };
+
+    std::string kind = spec, index = "0";
+    if (const size_t colon = spec.find(':'); colon != std::string::npos) {
+        kind  = spec.substr(0, colon);
+        index = spec.substr(colon + 1);
+    }
+    const bool known = kind == "cuda" || kind == "metal" || kind == "vulkan";
+    if (!known || index.empty() || index.size() > 3 || !std::all_of(index.begin(), index.end(), ::isdigit)) {
+        throw range_error("Expected 'auto', 'cpu', 'cuda', 'cuda:N', 'metal' or 'vulkan' for device but received \"" + spec + "\"");
+    }
+    const std::string id = kind + ":" + std::to_string(std::stoi(index));
+    for (const auto & e : all) if (e.info.id == id) return { e.dev, id, true };
+
+    std::string have;
+    for (const auto & e : all) have += (have.empty() ? "" : ", ") + e.info.id;
+    const bool built = std::any_of(all.begin(), all.end(), [&](const entry & e) { return e.info.backend == kind; });
+    throw error("ERR_NO_DEVICE", "device " + spec + " is not available: " +
+                (built ? "this machine has no such " + kind + " device"
+                       : "this build has no " + kind + " backend (rebuild with GPT2_NODE_GPU=" + kind + " npm install)") +
+                "; available: " + have);
+}
+
+} // namespace gpt2
