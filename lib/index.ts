@@ -4,6 +4,8 @@ export { loadModel, Model } from './model.js';
 export type { Completion, EvaluateOptions, GenerateOptions, LoadModelOptions, ModelInfo, ModelStats, PerplexityResult, Prompt, ScoreResult } from './model.js';
 export { Generation } from './generation.js';
 export type { Chunk, FinishReason, TokenLogprob, Usage } from './generation.js';
+export { downloadModel } from './hub/index.js';
+export type { DownloadOptions, DownloadProgress, HubOptions } from './hub/index.js';
 export { setLogger } from './logger.js';
 export type { LogLevel } from './logger.js';
 export { loadTokenizer, StreamDecoder, Tokenizer } from './tokenizer.js';

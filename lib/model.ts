@@ -2,11 +2,13 @@
 import { binding, type NativeEvent, type NativeModel, type NativeModelInfo, type NativeRequest, type NativeStats } from './binding.js';
 import { Gpt2Error, fromNative } from './errors.js';
 import { Generation, type Chunk, type EventSink, type FinishReason, type RequestRegistry, type TokenLogprob, type Usage } from './generation.js';
+import { type HubLoadOptions, isHubSpecifier, resolveSpecifier } from './hub/index.js';
 import { Session, type SessionOptions } from './session.js';
 import { Tokenizer, type TokenizeOptions } from './tokenizer.js';
 import * as v from './validate.js';
 
-export interface LoadModelOptions {
+/** With a path `hf:owner/repo[/file][@revision]`, also the hub's options (cacheDir, offline, token, endpoint, revision, signal, onDownloadProgress). */
+export interface LoadModelOptions extends HubLoadOptions {
   /** Compute threads for this model. Default: half the hardware threads, 1 to 4. */
   threads?: number;
   /** Positions per sequence, at most the model's context length (1024 for GPT-2). Default: the model's. */
@@ -386,6 +388,8 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
     device: deviceOption(o.device),
     gpuLayers: v.optionalInteger('gpuLayers', o.gpuLayers, 0, 1024),
   };
+  // `hf:owner/repo[/file][@revision]`: fetched into the cache first (lib/hub), then loaded from there.
+  if (isHubSpecifier(path)) path = await resolveSpecifier(path, o, 'onDownloadProgress');
   const sinks = new Map<number, EventSink>();
   const onEvents = (events: NativeEvent[]) => {
     for (const e of events) {
