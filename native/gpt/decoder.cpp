@@ -108,6 +108,44 @@ void decoder::init() {
     const bool ok = sched_ ? ggml_backend_sched_reserve(sched_, gf) : ggml_gallocr_reserve(galloc_, gf);
     ggml_free(ctx);
     if (!ok) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute buffer");
+    head_invariant_ = params_.batch_invariant && !sched_ && probe_head_invariance();
+    log_write(log_level::debug, "gpt2-node", std::string("LM head row-count invariant: ") + (head_invariant_ ? "yes" : "no") + "\n");
+}
+
+bool decoder::probe_head_invariance() {
+    // The LM head on 1, 2 and 7 columns whose first column is the same vector: equal to the bit
+    // when its matmul kernel computes a row the same way whatever the number of rows (ggml's
+    // generic path; llamafile's tinyBLAS is taken only for some row counts and types).
+    const int64_t E = model_->hp.n_embd, V = model_->hp.n_vocab;
+    const int widths[] = { 1, 2, 7 };
+    std::vector<uint8_t> meta(ggml_tensor_overhead() * 16 + ggml_graph_overhead());
+    ggml_init_params ip = { meta.size(), meta.data(), true };
+    ggml_context * ctx = ggml_init(ip);
+    struct ctx_guard { ggml_context * c; ~ctx_guard() { ggml_free(c); } } guard { ctx };
+    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, E, 7);
+    ggml_set_input(x);
+    ggml_cgraph * gf = ggml_new_graph(ctx);
+    ggml_tensor * out[3];
+    for (int i = 0; i < 3; ++i) {
+        out[i] = ggml_mul_mat(ctx, model_->output, ggml_view_2d(ctx, x, E, widths[i], x->nb[1], 0));   // [V, w]
+        ggml_set_output(out[i]);
+        ggml_build_forward_expand(gf, out[i]);
+    }
+    ggml_gallocr_t ga = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
+    struct ga_guard { ggml_gallocr_t g; ~ga_guard() { ggml_gallocr_free(g); } } gguard { ga };
+    if (!ggml_gallocr_alloc_graph(ga, gf)) return false;
+    std::vector<float> xs((size_t) E * 7);
+    uint32_t r = 12345;
+    for (float & v : xs) { r = r * 1664525u + 1013904223u; v = (float) ((r >> 8) & 0xFFFF) / 65536.0f - 0.5f; }
+    ggml_backend_tensor_set(x, xs.data(), 0, xs.size() * sizeof(float));
+    if (ggml_backend_graph_compute(backend_, gf) != GGML_STATUS_SUCCESS) return false;
+    std::vector<float> first((size_t) V), other((size_t) V);
+    ggml_backend_tensor_get(out[0], first.data(), 0, first.size() * sizeof(float));
+    for (int i = 1; i < 3; ++i) {
+        ggml_backend_tensor_get(out[i], other.data(), 0, other.size() * sizeof(float));
+        if (std::memcmp(first.data(), other.data(), first.size() * sizeof(float)) != 0) return false;
+    }
+    return true;
 }
 
 void decoder::offload(ggml_backend_buffer_type * buft) {
@@ -269,6 +307,13 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
         b.out_rows.insert(at, row);
     }
 
+    // The extra rows only need to pass the last layer: when the LM head's kernel gives one row
+    // the same numbers alone as among others (probed at load), it computes the asked rows only.
+    if (head_invariant_ && keep.size() < b.out_rows.size()) {
+        b.head_rows = keep.empty() ? std::vector<int32_t>{ 0 } : keep;
+        for (size_t i = 0; i < keep.size(); ++i) keep[i] = (int32_t) i;
+    }
+
     const size_t n_nodes = graph_max_nodes(*model_, b.segments.size());
     const size_t need = ggml_tensor_overhead() * n_nodes * 2 + ggml_graph_overhead_custom(n_nodes, false);
     if (meta_.size() < need) meta_.resize(need);
@@ -288,6 +333,9 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "pos"), b.pos.data(), 0, b.pos.size() * sizeof(int32_t));
     if (ggml_tensor * out = ggml_graph_get_tensor(gf, "out_ids")) {
         ggml_backend_tensor_set(out, b.out_rows.data(), 0, b.out_rows.size() * sizeof(int32_t));
+    }
+    if (ggml_tensor * head = ggml_graph_get_tensor(gf, "head_ids")) {
+        ggml_backend_tensor_set(head, b.head_rows.data(), 0, b.head_rows.size() * sizeof(int32_t));
     }
     const ggml_fp16_t zero = ggml_fp32_to_fp16(0.0f);
     const ggml_fp16_t ninf = ggml_fp32_to_fp16(-INFINITY);

@@ -76,6 +76,7 @@ private:
     void init();
     void release();
     void check(const batch & b) const;
+    bool probe_head_invariance();
     // Copies the offloaded layers' weights into `buft` and builds the scheduler (GPU path).
     void offload(ggml_backend_buffer_type * buft);
     // The model the graph reads: the original, or a view whose offloaded tensors are the copies.
@@ -98,6 +99,7 @@ private:
     std::vector<uint8_t>         meta_;       // ggml context memory for graph metadata
     const std::atomic<bool> *    abort_flag_ = nullptr;
     std::vector<uint16_t>        mask_buf_;   // f16 mask staging
+    bool                         head_invariant_ = false;   // see probe_head_invariance()
 };
 
 uint32_t default_thread_count();

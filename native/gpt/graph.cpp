@@ -132,7 +132,13 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
 
     // logits = lm_head(ln_f(x))
     x = layer_norm(ctx, x, m.output_norm, m.output_norm_b, hp.norm_eps);   // [E, n_out]
-    ggml_tensor * logits = ggml_mul_mat(ctx, m.output, x);                 // [V, n_out]
+    if (!b.head_rows.empty() && (int64_t) b.head_rows.size() < n_out) {
+        ggml_tensor * head_ids = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, (int64_t) b.head_rows.size());
+        ggml_set_name(head_ids, "head_ids");
+        ggml_set_input(head_ids);
+        x = ggml_get_rows(ctx, x, head_ids);                               // [E, n_head]
+    }
+    ggml_tensor * logits = ggml_mul_mat(ctx, m.output, x);                 // [V, n_head]
     ggml_set_name(logits, "logits");
     ggml_set_output(logits);
     ggml_build_forward_expand(gf, logits);

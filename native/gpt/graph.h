@@ -6,7 +6,8 @@
 //   "pos"     I32 [n_tokens]         positions
 //   "out_ids" I32 [n_out]            rows whose logits are computed (absent when all rows are)
 //   "kq_mask.S" F16 [n_kv, n_tokens_S]  causal mask of segment S (only segments of > 1 token)
-// Output: "logits" F32 [n_vocab, n_out].
+//   "head_ids" I32 [n_head]          rows of the output rows that reach the LM head (absent when all do)
+// Output: "logits" F32 [n_vocab, n_head].
 #pragma once
 
 #include "gpt/batch.h"
