@@ -19,11 +19,13 @@
 //                 that) / 31 per extra stream
 // Each of ours / node-llama-cpp's groups runs in its own process (bench/compare-worker.ts).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+
+import ts from 'typescript';
 
 import { writeRandomModel, type NamedShape, type RandomModelType } from '../lib/testing/random-model.js';
 
@@ -75,9 +77,18 @@ function timed(cmd: string, args: string[]): { stdout: string; rssBytes: number 
   return { stdout: r.stdout, rssBytes };
 }
 
+// The worker runs on plain node against the compiled package (dist/), as users run it: under
+// tsx the same process carries ~37 MiB more RSS (the loader and esbuild), which would be
+// charged to us in the RSS rows. TypeScript's transpiler turns it into bench/.compare-worker.mjs.
+const workerJs = join(here, '.compare-worker.mjs');
+{
+  const src = readFileSync(join(here, 'compare-worker.ts'), 'utf8').replace("'../lib/index.js'", "'../dist/lib/index.js'");
+  if (!existsSync(join(root, 'dist', 'lib', 'index.js'))) throw new Error('dist/ is missing: run npm run build:ts');
+  writeFileSync(workerJs, ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText);
+}
+
 function worker(engine: 'ours' | 'nlc', group: string, model: string, batchInvariant = true): Record<string, number> {
-  const tsx = join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
-  const args = [tsx, join(here, 'compare-worker.ts'), engine, group, model, String(threads), String(group === 'agg' ? aggRuns : runs), String(batchInvariant)];
+  const args = [workerJs, engine, group, model, String(threads), String(group === 'agg' ? aggRuns : runs), String(batchInvariant)];
   const r = timed(process.execPath, args);
   const line = r.stdout.trim().split('\n').pop()!;
   return JSON.parse(line) as Record<string, number>;

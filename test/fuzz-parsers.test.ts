@@ -15,7 +15,7 @@ import test, { type ExecutionContext } from 'ava';
 import { Gpt2Error, loadModel } from '../lib/index.js';
 import { writeGguf, type GgufTensorSpec } from '../lib/gguf/writer.js';
 import type { GgufValue } from '../lib/gguf/reader.js';
-import { writeHfFolder, writeLegacyGgml } from '../lib/testing/export-formats.js';
+import { byteLevelAlphabet, writeHfFolder, writeLegacyGgml } from '../lib/testing/export-formats.js';
 
 const ITERATIONS = Number(process.env.GPT2_NODE_FUZZ_ITERATIONS ?? 1000);
 let dir: string;
@@ -23,20 +23,8 @@ let gguf: string;
 let hf: string;
 let legacy: string;
 
-// GPT-2's byte-level alphabet, in GPT-2's id order (printable bytes first).
-function byteTokens(): string[] {
-  const bytes: number[] = [];
-  for (let b = 0x21; b <= 0x7e; b++) bytes.push(b);
-  for (let b = 0xa1; b <= 0xac; b++) bytes.push(b);
-  for (let b = 0xae; b <= 0xff; b++) bytes.push(b);
-  const cps = [...bytes];
-  let n = 0;
-  for (let b = 0; b < 256; b++) if (!bytes.includes(b)) { bytes.push(b); cps.push(256 + n++); }
-  return cps.map((cp) => String.fromCodePoint(cp));
-}
-
 async function writeMicroModel(path: string): Promise<void> {
-  const tokens = [...byteTokens(), '<|endoftext|>'];
+  const tokens = [...byteLevelAlphabet().codePoints.map((cp) => String.fromCodePoint(cp)), '<|endoftext|>'];
   const E = 8, F = 32, V = tokens.length, C = 8;
   const kv: Array<[string, GgufValue]> = [
     ['general.architecture', { type: 'string', value: 'gpt2' }],

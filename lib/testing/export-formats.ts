@@ -167,18 +167,27 @@ export async function writeHfFolder(gguf: string, dir: string, opts: HfFolderOpt
   }
 }
 
-// GPT-2's byte-level alphabet (the inverse map: code point → byte).
-function byteDecoder(): Map<number, number> {
+/**
+ * GPT-2's byte-level alphabet in its vocabulary order: entry i is the code point standing for
+ * byte `bytes[i]` (printable Latin-1 bytes stand for themselves, the other 68 map to U+0100..).
+ */
+export function byteLevelAlphabet(): { bytes: number[]; codePoints: number[] } {
   const bytes: number[] = [];
   for (let b = 0x21; b <= 0x7e; b++) bytes.push(b);
   for (let b = 0xa1; b <= 0xac; b++) bytes.push(b);
   for (let b = 0xae; b <= 0xff; b++) bytes.push(b);
-  const cps = [...bytes];
+  const codePoints = [...bytes];
   let n = 0;
   for (let b = 0; b < 256; b++) {
-    if (!bytes.includes(b)) { bytes.push(b); cps.push(256 + n++); }
+    if (!bytes.includes(b)) { bytes.push(b); codePoints.push(256 + n++); }
   }
-  return new Map(cps.map((cp, i) => [cp, bytes[i]!]));
+  return { bytes, codePoints };
+}
+
+// code point → byte
+function byteDecoder(): Map<number, number> {
+  const { bytes, codePoints } = byteLevelAlphabet();
+  return new Map(codePoints.map((cp, i) => [cp, bytes[i]!]));
 }
 
 /** Writes `gguf` as a legacy ggml GPT-2 file (ggml's examples/gpt-2 layout). */

@@ -86,12 +86,7 @@ convert_result convert_model(const std::string & input, const std::string & outp
     gguf_set_val_f32(g.get(), "gpt2.attention.layer_norm_epsilon", hp.norm_eps);
     set_tokenizer_keys(g.get(), *m->vocab);
 
-    try {
-        res.bytes_out = gguf_write(output, g.get(), tensors, progress, cancelled);
-    } catch (const error & e) {
-        if (e.code() == "ERR_ABORTED") throw error("ERR_ABORTED", "conversion aborted");
-        throw;
-    }
+    res.bytes_out = gguf_write("conversion", output, g.get(), tensors, progress, cancelled);
     return res;
 }
 

@@ -38,7 +38,7 @@ bool can_convert(const ggml_tensor * t, ggml_type type) {
     return t->ne[0] % ggml_blck_size(type) == 0 && (t->type == GGML_TYPE_F32 || ggml_get_type_traits(t->type)->to_float);
 }
 
-uint64_t gguf_write(const std::string & output, gguf_context * meta, const std::vector<gguf_tensor_out> & tensors,
+uint64_t gguf_write(const std::string & job, const std::string & output, gguf_context * meta, const std::vector<gguf_tensor_out> & tensors,
                     const std::function<void(uint64_t, uint64_t)> & progress, const std::function<bool()> & cancelled) {
     uint64_t total = 0;
     for (const auto & t : tensors) {
@@ -62,7 +62,7 @@ uint64_t gguf_write(const std::string & output, gguf_context * meta, const std::
     std::vector<uint8_t> out;
     uint64_t done = 0, written = 0;
     for (const auto & [src, type] : tensors) {
-        if (cancelled && cancelled()) abandon(error("ERR_ABORTED", "aborted"));
+        if (cancelled && cancelled()) abandon(error("ERR_ABORTED", job + " aborted"));
         const uint8_t * data = (const uint8_t *) src->data;
         size_t nbytes = ggml_nbytes(src);
         if (type != src->type) {

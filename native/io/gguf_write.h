@@ -37,9 +37,9 @@ struct gguf_tensor_out {
 bool can_convert(const ggml_tensor * t, ggml_type type);
 
 // `meta` holds the keys; the tensors are added here in order with their output types.
-// progress(done, total) after each tensor, in source bytes; cancelled() → ERR_ABORTED.
-// Returns the bytes of tensor data written. Throws ERR_IO for the output, ERR_ABORTED.
-uint64_t gguf_write(const std::string & output, gguf_context * meta, const std::vector<gguf_tensor_out> & tensors,
+// progress(done, total) after each tensor, in source bytes; cancelled() → ERR_ABORTED
+// ("<job> aborted"). Returns the bytes of tensor data written. Throws ERR_IO for the output.
+uint64_t gguf_write(const std::string & job, const std::string & output, gguf_context * meta, const std::vector<gguf_tensor_out> & tensors,
                     const std::function<void(uint64_t done, uint64_t total)> & progress,
                     const std::function<bool()> & cancelled);
 

@@ -2,7 +2,6 @@
 
 #include "io/gguf_reader.h"
 #include "io/gguf_write.h"
-#include "util/error.h"
 
 #include "gguf.h"
 
@@ -47,12 +46,7 @@ quantize_result quantize_gguf(const std::string & input, const std::string & out
         tensors.push_back({ t, nt });
         res.bytes_in += ggml_nbytes(t);
     }
-    try {
-        res.bytes_out = gguf_write(output, dst.get(), tensors, progress, cancelled);
-    } catch (const error & e) {
-        if (e.code() == "ERR_ABORTED") throw error("ERR_ABORTED", "quantization aborted");
-        throw;
-    }
+    res.bytes_out = gguf_write("quantization", output, dst.get(), tensors, progress, cancelled);
     return res;
 }
 
