@@ -18,3 +18,5 @@ export { quantize, QUANTIZE_TYPES } from './quantize.js';
 export type { QuantizeOptions, QuantizeResult, QuantizeType } from './quantize.js';
 export { Session } from './session.js';
 export type { SessionOptions, Turn } from './session.js';
+export { ApiError, ApiServer, createServer, startServer } from './server/index.js';
+export type { ChatFormat, ChatMessage, ChatRole, CloseOptions, ServerOptions } from './server/index.js';

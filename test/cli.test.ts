@@ -110,10 +110,17 @@ test('help for the program and every command', async (t) => {
   const top = await cli(['--help']);
   t.is(top.code, 0);
   t.regex(top.stdout, /Usage: gpt2-node <command>/);
-  for (const command of ['generate', 'info', 'create-model', 'quantize']) {
+  // every command the program's help lists has its own help, with every option it accepts
+  const listed = [...top.stdout.matchAll(/^ {2}([a-z-]+) /gm)].map((m) => m[1]!);
+  for (const command of ['generate', 'chat', 'serve', 'info', 'tokenize', 'detokenize', 'score', 'perplexity', 'bench', 'quantize', 'create-model']) {
+    t.true(listed.includes(command), command);
+  }
+  for (const command of listed) {
     const h = await cli([command, '--help']);
-    t.is(h.code, 0);
-    t.regex(h.stdout, new RegExp(`Usage: gpt2-node ${command}`));
+    t.is(h.code, 0, command);
+    t.regex(h.stdout, new RegExp(`^Usage: gpt2-node ${command}`));
+    t.regex(h.stdout, /^ {2}-h, --help +show this help$/m);
+    t.is((await cli([command, '-h'])).stdout, h.stdout);
   }
   const none = await cli([]);
   t.is(none.code, 1);
@@ -136,7 +143,10 @@ test('errors are one line and a non-zero exit code', async (t) => {
   await writeFile(notModel, 'plain text');
   const bad = await cli(['info', '-m', notModel]);
   t.is(bad.code, 1);
-  t.is(bad.stderr, `gpt2-node info: ${notModel}: not a GGUF file (the first 4 bytes are not "GGUF") [ERR_BAD_MODEL]\n`);
+  // the reason is the model loader's (its wording belongs to the formats' tests)
+  t.true(bad.stderr.startsWith(`gpt2-node info: ${notModel}: `), bad.stderr);
+  t.true(bad.stderr.endsWith(' [ERR_BAD_MODEL]\n'), bad.stderr);
+  t.is(bad.stderr.split('\n').length, 2, 'one line');
   const range = await cli(['generate', '-m', notModel, '-n', '0', 'hi']);
   t.is(range.code, 1);
   t.is(range.stderr.split('\n').length, 2, 'one line');
