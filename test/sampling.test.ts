@@ -168,3 +168,51 @@ test.serial('validation messages of the sampling options', (t) => {
   t.throws(() => model.generate('x', { penaltyWindow: -1 }), { instanceOf: RangeError, message: 'Expected integer between 0 and 1048576 for penaltyWindow but received -1' });
   t.throws(() => model.generate('x', { truncate: 'end' as never }), { instanceOf: RangeError, message: `Expected 'error' or 'start' for truncate but received "end" of type string` });
 });
+
+// topK, topP and minP keep the right candidates: every sampled token is checked against its
+// step's top-20 alternatives (logprobs at temperature 1, the temperature sampled at here). On a
+// model with a large init scale, whose next-token distributions are peaked enough that the
+// top 20 hold most of the mass.
+test.serial('topK, topP and minP only ever sample from the candidates they keep', async (t) => {
+  const model = await loadModel(await testModel('tiny', 'f32', { initScale: 24 }), { threads: 2 });
+  t.teardown(() => model.dispose());
+  const prompts = ['Once upon a time', 'The results show', 'In 1887 the', 'She said that'];
+  const steps = async (opts: Record<string, number>): Promise<Array<{ logprob: number; token: number; top: { token: number; logprob: number }[] }>> => {
+    const out = [];
+    for (const [i, p] of prompts.entries()) {
+      const r = await model.complete(p, { maxTokens: 24, temperature: 1, ignoreEos: true, seed: 100 + i, logprobs: 20, ...opts });
+      out.push(...r.logprobs!);
+    }
+    return out;
+  };
+  for (const k of [1, 3, 8]) {
+    for (const s of await steps({ topK: k })) {
+      const rank = s.top.findIndex((x) => x.token === s.token);
+      t.true(rank >= 0 && rank < k, `topK ${k}: sampled rank ${rank}`);
+    }
+  }
+  for (const p of [0.05, 0.3, 0.6]) {
+    let checked = 0;
+    for (const s of await steps({ topP: p })) {
+      const rank = s.top.findIndex((x) => x.token === s.token);
+      const massBefore = (r: number) => s.top.slice(0, r).reduce((a, x) => a + Math.exp(x.logprob), 0);
+      if (rank >= 0) {
+        t.true(massBefore(rank) < p + 1e-6, `topP ${p}: ${massBefore(rank)} of mass ranked before the sampled token`);
+        checked++;
+      } else {
+        t.true(massBefore(20) < p + 1e-6, `topP ${p}: sampled past the top 20, which hold ${massBefore(20)}`);
+      }
+    }
+    t.true(checked > 0, `topP ${p}: some samples fall in the top 20`);
+  }
+  for (const m of [0.2, 0.5, 0.9]) {
+    for (const s of await steps({ minP: m })) {
+      t.true(s.logprob >= s.top[0]!.logprob + Math.log(m) - 1e-5, `minP ${m}: p ${Math.exp(s.logprob)} vs top ${Math.exp(s.top[0]!.logprob)}`);
+    }
+  }
+  // the three together, and a tiny topP is greedy
+  for (const s of await steps({ topK: 10, topP: 0.5, minP: 0.1 })) t.true(s.top.findIndex((x) => x.token === s.token) < 10);
+  const greedyRun = await model.complete('Once upon a time', { ...greedy, maxTokens: 16 });
+  const tinyP = await model.complete('Once upon a time', { maxTokens: 16, temperature: 1, ignoreEos: true, topP: 1e-9, seed: 5 });
+  t.deepEqual(Array.from(tinyP.tokens), Array.from(greedyRun.tokens));
+});

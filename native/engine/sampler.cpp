@@ -44,44 +44,66 @@ uint32_t sampler::sample(float * logits, uint32_t n_vocab, token_logprob * lp) {
     if (p_.temperature <= 0.0f || p_.top_k == 1) {
         chosen = argmax(logits, n_vocab);
     } else {
+        // Candidates (scaled logit, id). Only top-p needs them in order, and then only the
+        // prefix it keeps: sorting all 50257 every token cost more than the forward pass of a
+        // small model, so nothing here sorts more than it must.
         cand_.resize(n_vocab);
         for (uint32_t i = 0; i < n_vocab; ++i) cand_[i] = { logits[i] / p_.temperature, i };
-        // descending logit, ties by ascending id: deterministic
-        auto by_logit = [](const std::pair<float, uint32_t> & a, const std::pair<float, uint32_t> & b) {
+        // descending, ties by ascending id: deterministic
+        auto by_value = [](const std::pair<float, uint32_t> & a, const std::pair<float, uint32_t> & b) {
             return a.first > b.first || (a.first == b.first && a.second < b.second);
         };
         size_t n = n_vocab;
         if (p_.top_k > 0 && p_.top_k < n_vocab) {
-            std::partial_sort(cand_.begin(), cand_.begin() + p_.top_k, cand_.end(), by_logit);
+            std::nth_element(cand_.begin(), cand_.begin() + (p_.top_k - 1), cand_.end(), by_value);
             n = p_.top_k;
-        } else {
-            std::sort(cand_.begin(), cand_.end(), by_logit);
         }
-        // softmax over the kept candidates (a banned token's -inf gives probability 0)
-        const float max_l = cand_[0].first;
-        prob_.resize(n);
+        // softmax over the kept candidates (a banned token's -inf gives probability 0); the
+        // candidates' values become their unnormalized probabilities
+        float max_l = cand_[0].first;
+        for (size_t i = 1; i < n; ++i) max_l = std::max(max_l, cand_[i].first);
         double sum = 0.0;
-        for (size_t i = 0; i < n; ++i) { prob_[i] = std::exp((double) (cand_[i].first - max_l)); sum += prob_[i]; }
-        for (size_t i = 0; i < n; ++i) prob_[i] /= sum;
+        for (size_t i = 0; i < n; ++i) { cand_[i].first = std::exp(cand_[i].first - max_l); sum += cand_[i].first; }
         if (p_.min_p > 0.0f) {
-            const double floor_p = prob_[0] * p_.min_p;
-            size_t keep = 1;
-            while (keep < n && prob_[keep] >= floor_p) ++keep;
+            // the most likely candidate has value exp(0) = 1
+            const float floor_v = p_.min_p;
+            size_t keep = 0;
+            for (size_t i = 0; i < n; ++i) if (cand_[i].first >= floor_v) cand_[keep++] = cand_[i];
             n = keep;
+            sum = 0.0;
+            for (size_t i = 0; i < n; ++i) sum += cand_[i].first;
         }
         if (p_.top_p < 1.0f) {
-            double cum = 0.0;
-            size_t keep = 0;
-            while (keep < n) { cum += prob_[keep++]; if (cum >= p_.top_p) break; }
+            // The smallest most-likely prefix reaching top_p, by quickselect on the mass: halve
+            // the range holding the boundary (nth_element partitions it) until it is small,
+            // then sort just that part. O(n) even when the prefix is most of the vocabulary.
+            const double target = p_.top_p * sum;
+            size_t lo = 0, hi = n;   // [0, lo) is in the prefix, [hi, n) is not
+            double before = 0.0;     // mass of [0, lo)
+            while (hi - lo > 64) {
+                const size_t mid = lo + (hi - lo) / 2;
+                std::nth_element(cand_.begin() + lo, cand_.begin() + mid, cand_.begin() + hi, by_value);
+                double mass = 0.0;
+                for (size_t i = lo; i < mid; ++i) mass += cand_[i].first;
+                if (before + mass >= target) hi = mid;
+                else { before += mass; lo = mid; }
+            }
+            std::sort(cand_.begin() + lo, cand_.begin() + hi, by_value);
+            size_t keep = hi;   // rounding may leave the target unreached: keep what is left
+            double cum = before;
+            for (size_t i = lo; i < hi; ++i) {
+                cum += cand_[i].first;
+                if (cum >= target) { keep = i + 1; break; }
+            }
             n = keep;
         }
         double total = 0.0;
-        for (size_t i = 0; i < n; ++i) total += prob_[i];
+        for (size_t i = 0; i < n; ++i) total += cand_[i].first;
         const double r = rng_.uniform() * total;
         double acc = 0.0;
         chosen = cand_[n - 1].second;
         for (size_t i = 0; i < n; ++i) {
-            acc += prob_[i];
+            acc += cand_[i].first;
             if (r < acc) { chosen = cand_[i].second; break; }
         }
     }

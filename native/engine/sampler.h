@@ -60,7 +60,6 @@ private:
     std::deque<uint32_t>                    window_;   // last penalty_window tokens
     std::unordered_map<uint32_t, uint32_t>  counts_;   // occurrences in window_
     std::vector<std::pair<float, uint32_t>> cand_;     // scratch: (logit, id)
-    std::vector<double>                     prob_;     // scratch
 };
 
 } // namespace gpt2
