@@ -100,6 +100,56 @@ test.serial('quantize converts a model that then generates', async (t) => {
   t.is(missing.stderr, 'gpt2-node quantize: expects <in.gguf> <out.gguf> <type>\n');
 });
 
+test.serial('convert: an HF folder and a legacy .bin to GGUF, and its errors', async (t) => {
+  const { writeHfFolder, writeLegacyGgml } = await import('../lib/testing/export-formats.js');
+  const hf = join(dir, 'hf');
+  await writeHfFolder(modelPath, hf);
+  const out = join(dir, 'from-hf.gguf');
+  const r = await cli(['convert', hf, '-o', out, '--type', 'f16']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stderr, /^wrote .*from-hf\.gguf: 28 tensors from safetensors, \d+ as f16, [\d.]+ MiB in [\d.]+ s\n$/);
+  const info = JSON.parse((await cli(['info', '-m', out, '--json'])).stdout);
+  t.is(info.tensorType, 'f16');
+  t.is(info.format, 'gguf');
+  // the folder itself runs too, and gives the converted file's f32 twin the same tokens
+  const fromFolder = JSON.parse((await cli(['generate', '-m', hf, '-n', '6', '-t', '0', '--ignore-eos', '--json', 'x'])).stdout);
+  const fromGguf = JSON.parse((await cli(['generate', '-m', modelPath, '-n', '6', '-t', '0', '--ignore-eos', '--json', 'x'])).stdout);
+  t.deepEqual(fromFolder.tokens, fromGguf.tokens);
+
+  const legacy = join(dir, 'legacy.bin');
+  await writeLegacyGgml(modelPath, legacy);
+  const l = await cli(['convert', legacy, '-o', join(dir, 'from-legacy.gguf')]);
+  t.is(l.code, 0, l.stderr);
+  t.regex(l.stderr, /28 tensors from ggml,/);
+
+  const noOut = await cli(['convert', hf]);
+  t.is(noOut.code, 2);
+  t.is(noOut.stderr, 'gpt2-node convert: needs -o <out.gguf>\n');
+  const badType = await cli(['convert', hf, '-o', join(dir, 'x.gguf'), '--type', 'q7']);
+  t.is(badType.code, 2);
+  t.regex(badType.stderr, /^gpt2-node convert: Expected one of f32, .* for type but received "q7" of type string\n$/);
+  const notModel = await cli(['convert', join(dir, 'nothing'), '-o', join(dir, 'x.gguf')]);
+  t.is(notModel.code, 1);
+  t.regex(notModel.stderr, /^gpt2-node convert: .*nothing: no such file or folder \[ERR_NOT_FOUND\]\n$/);
+});
+
+test.serial('convert: Ctrl-C aborts and leaves no output', async (t) => {
+  const { testModel } = await import('./support/models.js');
+  const big = await testModel('124M', 'f16');
+  const out = join(dir, 'interrupted.gguf');
+  const child = spawn(process.execPath, [bin, 'convert', big, '-o', out, '--type', 'q4_K'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  // give it time to start converting (124M to q4_K takes seconds), then interrupt
+  setTimeout(() => child.kill('SIGINT'), 1500);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.not(code, 0, stderr);
+  t.regex(stderr, /conversion aborted \[ERR_ABORTED\]/);
+  const { existsSync } = await import('node:fs');
+  t.false(existsSync(out));
+  t.false(existsSync(`${out}.partial`));
+});
+
 test.serial('`npx gpt2-node` runs this checkout\'s CLI, as the README shows', async (t) => {
   const out = await spawnRun('npx', ['--no', 'gpt2-node', 'info', '-m', modelPath, '--json']);
   t.is(out.code, 0, out.stderr);
@@ -112,7 +162,7 @@ test('help for the program and every command', async (t) => {
   t.regex(top.stdout, /Usage: gpt2-node <command>/);
   // every command the program's help lists has its own help, with every option it accepts
   const listed = [...top.stdout.matchAll(/^ {2}([a-z-]+) /gm)].map((m) => m[1]!);
-  for (const command of ['generate', 'chat', 'serve', 'info', 'tokenize', 'detokenize', 'score', 'perplexity', 'bench', 'quantize', 'create-model']) {
+  for (const command of ['generate', 'chat', 'serve', 'info', 'tokenize', 'detokenize', 'score', 'perplexity', 'bench', 'convert', 'quantize', 'create-model']) {
     t.true(listed.includes(command), command);
   }
   for (const command of listed) {

@@ -9,6 +9,7 @@ import { Gpt2Error } from '../errors.js';
 import { UsageError, type Command, type Values } from './command.js';
 import { command as bench } from './commands/bench.js';
 import { command as chat } from './commands/chat.js';
+import { command as convert } from './commands/convert.js';
 import { command as createModel } from './commands/create-model.js';
 import { command as detokenize } from './commands/detokenize.js';
 import { command as generate } from './commands/generate.js';
@@ -21,7 +22,7 @@ import { command as tokenize } from './commands/tokenize.js';
 
 /** Every command, in the order `gpt2-node --help` lists them. */
 export const COMMANDS: readonly Command[] = [
-  generate, chat, serve, info, tokenize, detokenize, score, perplexity, bench, quantize, createModel,
+  generate, chat, serve, info, tokenize, detokenize, score, perplexity, bench, convert, quantize, createModel,
 ];
 
 function help(): string {

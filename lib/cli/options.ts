@@ -100,7 +100,16 @@ export function loadOptions(values: Values): LoadModelOptions {
  */
 export async function openModel(path: string, options: LoadModelOptions): Promise<Model> {
   const { loadModel } = await import('../model.js');
-  return asUsage(() => loadModel(path, options));
+  const { isHubSpecifier } = await import('../hub/index.js');
+  if (!isHubSpecifier(path)) return asUsage(() => loadModel(path, options));
+  // hf:owner/repo: a progress line per downloaded file (on a terminal)
+  const { downloadProgressBar } = await import('./download-progress.js');
+  const bar = downloadProgressBar();
+  try {
+    return await asUsage(() => loadModel(path, { ...options, onDownloadProgress: bar.onProgress }));
+  } finally {
+    bar.end();
+  }
 }
 
 // ---- sampling (generate, chat) ----
