@@ -871,3 +871,29 @@ test('loadModel("hf:…") downloads a real GGUF into the cache, loads it and gen
   t.is(again.info.layers, 2);
   await again.dispose();
 });
+
+test('loadModel("hf:…") of a Hugging Face model folder repo fetches just the model\'s files and loads them', async (t) => {
+  const { mkdtemp, readdir, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { writeHfFolder } = await import('../lib/testing/export-formats.js');
+  const gguf = await testModel('tiny', 'f32', { initScale: 4 });
+  const folder = await mkdtemp(join(tmpdir(), 'gpt2-node-hf-repo-'));
+  t.teardown(() => rm(folder, { recursive: true, force: true }));
+  await writeHfFolder(gguf, folder, { shards: 2 });
+  const files: Record<string, { content: Buffer; lfs?: boolean }> = { 'README.md': { content: Buffer.from('# tiny') }, 'pytorch_model.bin': { content: Buffer.from([0x80, 2]), lfs: true } };
+  for (const f of await readdir(folder)) files[f] = { content: await readFile(join(folder, f)), lfs: f.endsWith('.safetensors') };
+  hub.addRepo('t/tiny-gpt2', files);
+  const cacheDir = await newCache();
+  const model = await loadModel('hf:t/tiny-gpt2', { endpoint: hub.endpoint, cacheDir, token: false, threads: 1 });
+  try {
+    t.is(model.info.format, 'safetensors');
+    const direct = await loadModel(gguf, { threads: 1 });
+    const ids = model.tokenize('Hello there');
+    t.deepEqual(await model.evaluate(ids), await direct.evaluate(ids));
+    await direct.dispose();
+  } finally {
+    await model.dispose();
+  }
+  // the pickle was not downloaded
+  t.is(hub.requests('GET', undefined, 'pytorch_model.bin').length, 0);
+});
