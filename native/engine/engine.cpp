@@ -327,13 +327,21 @@ void engine::run() {
         // is in the batch: a sequence's numbers then never depend on its neighbours (ggml's
         // attention kernel takes another path for many query rows than for few), and a long
         // prompt delays the other streams' next token by one chunk, not its whole prefill.
+        // With no stream decoding in this step, further whole chunks of the same prompt join its
+        // segment while the batch has room (a lone prompt then prefills at full batch width):
+        // ggml's attention computes a row the same in a segment of 128 rows as in one of 512
+        // (its tiled kernel, taken from 64 rows up; measured identical to the bit), so the
+        // numbers do not change. A final partial chunk stays a segment of its own: fewer rows
+        // may take the other kernel.
         const uint32_t chunk = chunk_;
+        const bool merge = step.empty();
         for (auto & s : active_) {
             const request & r = *s->req;
             if (budget == 0) break;
             if (s->n_prefilled >= r.prompt.size()) continue;
-            const uint32_t n = std::min<uint32_t>((uint32_t) r.prompt.size() - s->n_prefilled, chunk - s->n_prefilled % chunk);
+            uint32_t n = std::min<uint32_t>((uint32_t) r.prompt.size() - s->n_prefilled, chunk - s->n_prefilled % chunk);
             if (n > budget) continue;   // next step: a chunk is never cut short by the batch's room
+            while (merge && n % chunk == 0 && s->n_prefilled + n + chunk <= r.prompt.size() && n + chunk <= budget) n += chunk;
             const bool last_chunk = s->n_prefilled + n == r.prompt.size();
             const batch::logits want = (r.kind == request_kind::evaluate && r.all_logits) || r.kind == request_kind::score ? batch::logits::all
                                      : last_chunk ? batch::logits::last : batch::logits::none;
