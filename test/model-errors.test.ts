@@ -31,16 +31,16 @@ async function rejects(t: import('ava').ExecutionContext, path: string, what: st
 }
 
 test('a missing file', async (t) => {
-  await rejects(t, join(dir, 'nope.gguf'), 'cannot open file', 'ERR_NOT_FOUND');
+  await rejects(t, join(dir, 'nope.gguf'), 'no such file or folder', 'ERR_NOT_FOUND');
 });
 
 test('a file that is not GGUF', async (t) => {
   const p = join(dir, 'text.gguf');
   await writeFile(p, 'hello, this is not a model\n');
-  await rejects(t, p, 'not a GGUF file');
+  await rejects(t, p, 'unknown format: not GGUF, safetensors or a legacy ggml file (first bytes: 68 65 6c 6c 6f 2c 20 74)');
   const empty = join(dir, 'empty.gguf');
   await writeFile(empty, '');
-  await rejects(t, empty, 'not a GGUF file');
+  await rejects(t, empty, 'unknown format: not GGUF, safetensors or a legacy ggml file (first bytes: )');
 });
 
 test('a truncated file, cut in the header or in the tensor data', async (t) => {
@@ -69,7 +69,7 @@ test('missing or mistyped hyperparameters', async (t) => {
   await rejects(t, p2, 'metadata gpt2.block_count has type str, expected an integer');
   const p3 = join(dir, 'odd-heads.gguf');
   await mutateModel(good, p3, { kv: (kv) => kv.set('gpt2.attention.head_count', { type: 'u32', value: 3 }) });
-  await rejects(t, p3, 'embedding_length 64 is not divisible by head_count 3');
+  await rejects(t, p3, 'embedding size 64 is not divisible by the head count 3');
   const p4 = join(dir, 'more-layers.gguf');
   await mutateModel(good, p4, { kv: (kv) => kv.set('gpt2.block_count', { type: 'u32', value: 3 }) });
   await rejects(t, p4, 'missing tensor blk.2.attn_norm.weight');
