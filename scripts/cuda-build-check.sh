@@ -54,7 +54,9 @@ addon="$out/Release/gpt2_node.node"
 test -f "$addon" || { echo "cuda-build-check: $addon was not produced" >&2; exit 1; }
 # ggml's CUDA backend is linked in: its registration function is in the binary (local symbol
 # after --exclude-libs, so look in the full symbol table).
-nm -C "$addon" | grep -q 'ggml_backend_cuda_reg' || { echo "cuda-build-check: no CUDA backend in $addon" >&2; exit 1; }
+# (grep -c, not -q: with pipefail, -q's early exit would fail nm with SIGPIPE)
+n_cuda=$(nm -C "$addon" | grep -c 'ggml_backend_cuda_reg' || true)
+[ "$n_cuda" -gt 0 ] || { echo "cuda-build-check: no CUDA backend in $addon" >&2; exit 1; }
 echo "cuda-build-check: dynamic CUDA libraries the .node needs:"
 ldd "$addon" | grep -E 'cuda|cublas' || true
 echo "cuda-build-check: OK: $addon ($(du -h "$addon" | cut -f1)) built in $((end - start)) s"
