@@ -44,6 +44,22 @@ async function unixServer(slots: number, options: ServerOptions = {}): Promise<{
 /** A stream longer than the socket's buffers: it cannot finish while its client does not read. */
 const longStream = { prompt: 'A long stream', max_tokens: 500, logprobs: 20, temperature: 0, ignore_eos: true, stream: true };
 
+/**
+ * Reports where a test waits when it takes far longer than it should (to stderr: ava's own
+ * timeout gives no detail), with the engine's and the server's counters.
+ */
+function watchdog(t: { title: string }, server: ApiServer, m: Model, afterMs = 60_000) {
+  let current = 'start';
+  const timer = setInterval(() => {
+    let stats: unknown;
+    try { stats = m.stats(); } catch (e) { stats = String(e); }
+    console.error(`[watchdog] "${t.title}" still at step "${current}"\n  engine: ${JSON.stringify(stats)}\n` +
+      server.metrics().split('\n').filter((l) => l && !l.startsWith('#')).map((l) => `  ${l}`).join('\n'));
+  }, afterMs);
+  timer.unref();
+  return { step: (name: string) => { current = name; }, stop: () => clearInterval(timer) };
+}
+
 const metric = (server: ApiServer, name: string) => Number(new RegExp(`^gpt2_node_${name} (\\S+)$`, 'm').exec(server.metrics())?.[1]);
 
 test.serial('64 concurrent streaming clients: every stream complete and the same as alone', async (t) => {
@@ -154,11 +170,18 @@ test.serial('a client that disconnects, streaming or queued, frees its slot at o
 
 test.serial('past the bounded queue requests get 503 server_overloaded', async (t) => {
   const { server, model: m, target } = await unixServer(2, { maxQueue: 1 });
+  const dog = watchdog(t, server, m);
   try {
+    dog.step('a');
     const a = open(target, 'POST', '/v1/completions', { ...longStream, n: 2 });
     await a.res;
+    // both of a's sequences hold a slot (the engine admits them one step apart: until then the
+    // second one is the queued sequence), and b's is then the one queued
+    t.true(await until(() => m.stats().activeSequences === 2));
+    dog.step('b');
     const b = post(target, '/v1/completions', { prompt: 'Queued', max_tokens: 4 });
-    t.true(await until(() => m.stats().queuedSequences === 1));
+    t.true(await until(() => metric(server, 'sequences_in_flight') === 3 && m.stats().queuedSequences === 1));
+    dog.step('c');
     const c = await post(target, '/v1/chat/completions', { messages: [{ role: 'user', content: 'One more' }], max_tokens: 4 });
     t.is(c.status, 503);
     t.deepEqual(c.json, { error: {
@@ -167,12 +190,16 @@ test.serial('past the bounded queue requests get 503 server_overloaded', async (
     } });
     t.is(c.headers['retry-after'], '1');
     t.is(metric(server, 'requests_rejected_total'), 1);
+    dog.step('destroy a, await b');
     a.req.destroy();
     t.is((await b).status, 200);
+    dog.step('one more');
     t.is((await post(target, '/v1/chat/completions', { messages: [{ role: 'user', content: 'One more' }], max_tokens: 4 })).status, 200);
+    dog.step('close');
   } finally {
     await server.close();
     await m.dispose();
+    dog.stop();
   }
 });
 
