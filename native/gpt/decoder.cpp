@@ -108,44 +108,63 @@ void decoder::init() {
     const bool ok = sched_ ? ggml_backend_sched_reserve(sched_, gf) : ggml_gallocr_reserve(galloc_, gf);
     ggml_free(ctx);
     if (!ok) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute buffer");
-    head_invariant_ = params_.batch_invariant && !sched_ && probe_head_invariance();
-    log_write(log_level::debug, "gpt2-node", std::string("LM head row-count invariant: ") + (head_invariant_ ? "yes" : "no") + "\n");
+    // Which matmuls give a row the same numbers alone as among others (see decode()). Probed on
+    // the CPU path only: the scheduler path splits the graph, and a GPU picks kernels by size.
+    head_invariant_   = params_.batch_invariant && !sched_ && row_count_invariant(model_->output, { 1, 2, 7 });
+    blocks_invariant_ = params_.batch_invariant && !sched_ && blocks_row_count_invariant();
+    log_write(log_level::debug, "gpt2-node", std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") +
+              ", blocks " + (blocks_invariant_ ? "yes" : "no") + "\n");
 }
 
-bool decoder::probe_head_invariance() {
-    // The LM head on 1, 2 and 7 columns whose first column is the same vector: equal to the bit
-    // when its matmul kernel computes a row the same way whatever the number of rows (ggml's
-    // generic path; llamafile's tinyBLAS is taken only for some row counts and types).
-    const int64_t E = model_->hp.n_embd, V = model_->hp.n_vocab;
-    const int widths[] = { 1, 2, 7 };
-    std::vector<uint8_t> meta(ggml_tensor_overhead() * 16 + ggml_graph_overhead());
+bool decoder::row_count_invariant(ggml_tensor * w, std::initializer_list<int> widths) {
+    // w times 1..N columns whose first column is the same vector: equal to the bit when the
+    // matmul kernel computes a row the same way whatever the number of rows. ggml's generic
+    // path does; llamafile's tinyBLAS (taken from two rows up) does too for some types (q8_0:
+    // the same per-block sums in the same order as ggml's dot product) and not for others (f16).
+    const int64_t K = w->ne[0], N = w->ne[1];
+    const int max_w = *std::max_element(widths.begin(), widths.end());
+    std::vector<uint8_t> meta(ggml_tensor_overhead() * 32 + ggml_graph_overhead());
     ggml_init_params ip = { meta.size(), meta.data(), true };
     ggml_context * ctx = ggml_init(ip);
     struct ctx_guard { ggml_context * c; ~ctx_guard() { ggml_free(c); } } guard { ctx };
-    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, E, 7);
+    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, max_w);
     ggml_set_input(x);
     ggml_cgraph * gf = ggml_new_graph(ctx);
-    ggml_tensor * out[3];
-    for (int i = 0; i < 3; ++i) {
-        out[i] = ggml_mul_mat(ctx, model_->output, ggml_view_2d(ctx, x, E, widths[i], x->nb[1], 0));   // [V, w]
-        ggml_set_output(out[i]);
-        ggml_build_forward_expand(gf, out[i]);
+    std::vector<ggml_tensor *> out;
+    for (int width : widths) {
+        out.push_back(ggml_mul_mat(ctx, w, ggml_view_2d(ctx, x, K, width, x->nb[1], 0)));   // [N, width]
+        ggml_set_output(out.back());
+        ggml_build_forward_expand(gf, out.back());
     }
     ggml_gallocr_t ga = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
     struct ga_guard { ggml_gallocr_t g; ~ga_guard() { ggml_gallocr_free(g); } } gguard { ga };
     if (!ggml_gallocr_alloc_graph(ga, gf)) return false;
-    std::vector<float> xs((size_t) E * 7);
+    std::vector<float> xs((size_t) K * max_w);
     uint32_t r = 12345;
     for (float & v : xs) { r = r * 1664525u + 1013904223u; v = (float) ((r >> 8) & 0xFFFF) / 65536.0f - 0.5f; }
     ggml_backend_tensor_set(x, xs.data(), 0, xs.size() * sizeof(float));
     if (ggml_backend_graph_compute(backend_, gf) != GGML_STATUS_SUCCESS) return false;
-    std::vector<float> first((size_t) V), other((size_t) V);
+    std::vector<float> first((size_t) N), other((size_t) N);
     ggml_backend_tensor_get(out[0], first.data(), 0, first.size() * sizeof(float));
-    for (int i = 1; i < 3; ++i) {
+    for (size_t i = 1; i < out.size(); ++i) {
         ggml_backend_tensor_get(out[i], other.data(), 0, other.size() * sizeof(float));
         if (std::memcmp(first.data(), other.data(), first.size() * sizeof(float)) != 0) return false;
     }
     return true;
+}
+
+bool decoder::blocks_row_count_invariant() {
+    // every distinct kind of block weight (type and shape: a mixed quantization varies by layer)
+    std::vector<ggml_tensor *> kinds;
+    for (const layer & L : model_->layers) {
+        for (ggml_tensor * w : { L.attn_qkv, L.attn_out, L.ffn_up, L.ffn_down }) {
+            const bool seen = std::any_of(kinds.begin(), kinds.end(), [w](const ggml_tensor * k) {
+                return k->type == w->type && k->ne[0] == w->ne[0] && k->ne[1] == w->ne[1];
+            });
+            if (!seen) kinds.push_back(w);
+        }
+    }
+    return std::all_of(kinds.begin(), kinds.end(), [this](ggml_tensor * w) { return row_count_invariant(w, { 1, 2, 7, 16 }); });
 }
 
 void decoder::offload(ggml_backend_buffer_type * buft) {
@@ -283,15 +302,15 @@ void decoder::check(const batch & b) const {
 decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     check(b_in);
     // Adjustments that leave the results as asked (batch invariance): ggml's CPU matmul takes
-    // another kernel for one row than for several (llamafile's tinyBLAS needs n >= 2) and the two
-    // round differently, yet a sequence's numbers must not depend on whether it runs alone or
-    // among others. So every matmul gets at least two rows: a batch of one token gets a padding
-    // row (a token in the scratch cell), and a batch with fewer than two output rows gets extra
-    // ones (the last layer's MLP and the LM head run on output rows only). The extra rows are
-    // computed and dropped; for one sequence decoding that costs little, the work being bound by
-    // reading the weights.
+    // another kernel for one row than for several (llamafile's tinyBLAS needs n >= 2), and for
+    // some weight types (f16) the two round differently, yet a sequence's numbers must not depend
+    // on whether it runs alone or among others. So, unless the load-time probes found every
+    // matmul row-count invariant, every matmul gets at least two rows: a batch of one token gets
+    // a padding row (a token in the scratch cell), and a batch with fewer than two output rows
+    // gets extra ones (the last layer's MLP and the LM head run on output rows only). The extra
+    // rows are computed and dropped.
     batch b = b_in;
-    const bool pad = params_.batch_invariant;
+    const bool pad = params_.batch_invariant && !(blocks_invariant_ && head_invariant_);
     if (pad && b.tokens.size() == 1) {
         const uint32_t pad_token = 0;
         b.add_segment(kv_->scratch_slot(), 0, &pad_token, 1, batch::logits::none);

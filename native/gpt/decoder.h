@@ -17,6 +17,7 @@
 #include "gpt/model.h"
 
 #include <atomic>
+#include <initializer_list>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -76,7 +77,9 @@ private:
     void init();
     void release();
     void check(const batch & b) const;
-    bool probe_head_invariance();
+    // Whether w times N columns gives each column the same bits for every N in `widths`.
+    bool row_count_invariant(ggml_tensor * w, std::initializer_list<int> widths);
+    bool blocks_row_count_invariant();
     // Copies the offloaded layers' weights into `buft` and builds the scheduler (GPU path).
     void offload(ggml_backend_buffer_type * buft);
     // The model the graph reads: the original, or a view whose offloaded tensors are the copies.
@@ -99,7 +102,8 @@ private:
     std::vector<uint8_t>         meta_;       // ggml context memory for graph metadata
     const std::atomic<bool> *    abort_flag_ = nullptr;
     std::vector<uint16_t>        mask_buf_;   // f16 mask staging
-    bool                         head_invariant_ = false;   // see probe_head_invariance()
+    bool                         head_invariant_   = false;   // the LM head is row-count invariant (probed)
+    bool                         blocks_invariant_ = false;   // and so are the blocks' matmuls
 };
 
 uint32_t default_thread_count();
