@@ -27,7 +27,10 @@ import { parseArgs } from 'node:util';
 
 import ts from 'typescript';
 
+import { quantize, type QuantizeType } from '../lib/quantize.js';
 import { writeRandomModel, type NamedShape, type RandomModelType } from '../lib/testing/random-model.js';
+
+const RANDOM_TYPES: readonly string[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
 
 const { values } = parseArgs({
   options: {
@@ -97,11 +100,19 @@ function worker(engine: 'ours' | 'nlc', group: string, model: string, batchInvar
 type Row = { name: string; ours?: number; llama?: number; nlc?: number; unit: string };
 
 async function benchModel(spec: string): Promise<{ title: string; rows: Row[] }> {
-  const [shape, type] = spec.split('-') as [NamedShape, RandomModelType];
+  const [shape, type] = spec.split('-') as [NamedShape, QuantizeType];
   const path = join(modelDir, `gpt2-${shape}-${type}.gguf`);
   if (!existsSync(path)) {
-    console.error(`writing ${path}`);
-    await writeRandomModel(path, { shape, type, seed: 1, initScale: 4 });
+    if (RANDOM_TYPES.includes(type)) {
+      console.error(`writing ${path}`);
+      await writeRandomModel(path, { shape, type: type as RandomModelType, seed: 1, initScale: 4 });
+    } else {
+      // k-quants and the rest: the f16 model's weights, quantized by our quantize() (ggml's quantizer)
+      const f16 = join(modelDir, `gpt2-${shape}-f16.gguf`);
+      if (!existsSync(f16)) await writeRandomModel(f16, { shape, type: 'f16', seed: 1, initScale: 4 });
+      console.error(`quantizing ${f16} to ${type}`);
+      await quantize(f16, path, { type });
+    }
   }
 
   // ours

@@ -91,6 +91,8 @@ void decoder::init() {
         galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
     }
 
+    if (!sched_) repack_weights();
+
     // Reserve the compute buffer once for a full batch at the end of the context with logits for
     // two rows (generation, scoring a chunk's last rows). A batch wanting logits for many rows
     // (evaluate with allPositions: 512 rows of 50257 floats are 100 MB) grows it when it comes,
@@ -110,7 +112,7 @@ void decoder::init() {
     if (!ok) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute buffer");
     // Which matmuls give a row the same numbers alone as among others (see decode()). Probed on
     // the CPU path only: the scheduler path splits the graph, and a GPU picks kernels by size.
-    head_invariant_   = params_.batch_invariant && !sched_ && row_count_invariant(model_->output, { 1, 2, 7 });
+    head_invariant_   = params_.batch_invariant && !sched_ && row_count_invariant(graph_model().output, { 1, 2, 7 });
     blocks_invariant_ = params_.batch_invariant && !sched_ && blocks_row_count_invariant();
     log_write(log_level::debug, "gpt2-node", std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") +
               ", blocks " + (blocks_invariant_ ? "yes" : "no") + "\n");
@@ -156,7 +158,7 @@ bool decoder::row_count_invariant(ggml_tensor * w, std::initializer_list<int> wi
 bool decoder::blocks_row_count_invariant() {
     // every distinct kind of block weight (type and shape: a mixed quantization varies by layer)
     std::vector<ggml_tensor *> kinds;
-    for (const layer & L : model_->layers) {
+    for (const layer & L : graph_model().layers) {
         for (ggml_tensor * w : { L.attn_qkv, L.attn_out, L.ffn_up, L.ffn_down }) {
             const bool seen = std::any_of(kinds.begin(), kinds.end(), [w](const ggml_tensor * k) {
                 return k->type == w->type && k->ne[0] == w->ne[0] && k->ne[1] == w->ne[1];
@@ -165,6 +167,91 @@ bool decoder::blocks_row_count_invariant() {
         }
     }
     return std::all_of(kinds.begin(), kinds.end(), [this](ggml_tensor * w) { return row_count_invariant(w, { 1, 2, 7, 16 }); });
+}
+
+void decoder::repack_weights() {
+    // ggml's CPU backend multiplies some types faster from an interleaved layout of its own (its
+    // "extra" buffer type CPU_REPACK: q4_0, q4_K, iq4_nl... on AVX2), as llama.cpp does by
+    // default. The blocks' weights that it takes are copied into such a buffer (the layout is
+    // made as they are set) and the graph reads the copies through a view of the model.
+    if (std::getenv("GPT2_NODE_NO_REPACK")) return;
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    if (!cpu) return;
+    using extra_bufts_fn = ggml_backend_buffer_type_t * (*)(ggml_backend_dev_t);
+    auto get_extra = (extra_bufts_fn) ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts");
+    ggml_backend_buffer_type_t repack = nullptr;
+    for (ggml_backend_buffer_type_t * b = get_extra ? get_extra(cpu) : nullptr; b && *b; ++b) {
+        if (std::strcmp(ggml_backend_buft_name(*b), "CPU_REPACK") == 0) repack = *b;
+    }
+    if (!repack) return;
+
+    // Which weights it takes: asked as llama.cpp asks, with a matmul whose weight sits in an
+    // empty buffer of that type.
+    ggml_backend_buffer_t probe_buf = ggml_backend_buft_alloc_buffer(repack, 0);
+    if (!probe_buf) return;
+    struct buf_guard { ggml_backend_buffer_t b; ~buf_guard() { ggml_backend_buffer_free(b); } } pguard { probe_buf };
+    std::vector<uint8_t> meta(ggml_tensor_overhead() * 4);
+    ggml_init_params mp = { meta.size(), meta.data(), true };
+    ggml_context * mctx = ggml_init(mp);
+    struct ctx_guard { ggml_context * c; ~ctx_guard() { ggml_free(c); } } mguard { mctx };
+    auto takes = [&](const ggml_tensor * w) {
+        ggml_tensor * a = ggml_new_tensor_2d(mctx, w->type, w->ne[0], w->ne[1]);
+        ggml_tensor * x = ggml_new_tensor_2d(mctx, GGML_TYPE_F32, w->ne[0], 1);
+        ggml_tensor * op = ggml_mul_mat(mctx, a, x);
+        a->buffer = probe_buf;
+        const bool ok = ggml_backend_dev_supports_op(cpu, op);
+        ggml_reset(mctx);
+        return ok;
+    };
+
+    auto v = std::make_unique<model>();
+    v->hp = model_->hp;
+    v->token_embd = model_->token_embd;
+    v->position_embd = model_->position_embd;
+    v->output_norm = model_->output_norm;
+    v->output_norm_b = model_->output_norm_b;
+    v->output = model_->output;
+    v->tied_output = model_->tied_output;
+    v->layers = model_->layers;
+    std::vector<std::pair<ggml_tensor **, const ggml_tensor *>> copies;
+    for (layer & L : v->layers) {
+        for (ggml_tensor ** t : { &L.attn_qkv, &L.attn_out, &L.ffn_up, &L.ffn_down }) {
+            if ((*t)->data && takes(*t)) copies.emplace_back(t, *t);
+        }
+    }
+    if (copies.empty()) return;
+    ggml_init_params ip = { ggml_tensor_overhead() * copies.size(), nullptr, /*no_alloc =*/ true };
+    ggml_context * ctx = ggml_init(ip);
+    if (!ctx) return;
+    for (auto & [slot, src] : copies) {
+        ggml_tensor * t = ggml_dup_tensor(ctx, src);
+        ggml_set_name(t, src->name);
+        *slot = t;
+    }
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, repack);
+    if (!buf) {   // not fatal: the weights as they are work too
+        ggml_free(ctx);
+        log_write(log_level::warn, "gpt2-node", "cannot allocate the repacked weights; multiplying them as stored\n");
+        return;
+    }
+    ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    for (auto & [slot, src] : copies) ggml_backend_tensor_set(*slot, src->data, 0, ggml_nbytes(src));
+    dev_ctx_ = ctx;
+    dev_buf_ = buf;
+    view_ = std::move(v);
+    // Interleaved kernels are not row-count invariant by nature (a gemm for groups of 4 rows, a
+    // gemv for the rest): with batch invariance asked for, keep them only if they are.
+    if (params_.batch_invariant && !blocks_row_count_invariant()) {
+        log_write(log_level::debug, "gpt2-node", "repacked weights are not row-count invariant; multiplying them as stored\n");
+        view_.reset();
+        ggml_backend_buffer_free(dev_buf_);
+        dev_buf_ = nullptr;
+        ggml_free(dev_ctx_);
+        dev_ctx_ = nullptr;
+        return;
+    }
+    log_write(log_level::debug, "gpt2-node", std::to_string(copies.size()) + " weight tensors (" +
+              std::to_string(ggml_backend_buffer_get_size(dev_buf_) >> 10) + " KiB) repacked for " + ggml_backend_buft_name(repack) + "\n");
 }
 
 void decoder::offload(ggml_backend_buffer_type * buft) {

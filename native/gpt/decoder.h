@@ -80,6 +80,8 @@ private:
     // Whether w times N columns gives each column the same bits for every N in `widths`.
     bool row_count_invariant(ggml_tensor * w, std::initializer_list<int> widths);
     bool blocks_row_count_invariant();
+    // CPU path: copies the block weights that ggml's CPU_REPACK buffer type takes into one (view_).
+    void repack_weights();
     // Copies the offloaded layers' weights into `buft` and builds the scheduler (GPU path).
     void offload(ggml_backend_buffer_type * buft);
     // The model the graph reads: the original, or a view whose offloaded tensors are the copies.
