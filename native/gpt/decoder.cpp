@@ -2,6 +2,7 @@
 
 #include "gpt/devices.h"
 #include "gpt/graph.h"
+#include "io/gguf_reader.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -235,7 +236,12 @@ void decoder::repack_weights() {
         return;
     }
     ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
-    for (auto & [slot, src] : copies) ggml_backend_tensor_set(*slot, src->data, 0, ggml_nbytes(src));
+    // The originals are not read again (or, if the copies are dropped below, read back from the
+    // page cache): each gives its mapped pages back once copied, so RSS holds one of the two.
+    for (auto & [slot, src] : copies) {
+        ggml_backend_tensor_set(*slot, src->data, 0, ggml_nbytes(src));
+        if (model_->file) model_->file->release(src->data, ggml_nbytes(src));
+    }
     dev_ctx_ = ctx;
     dev_buf_ = buf;
     view_ = std::move(v);

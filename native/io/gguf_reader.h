@@ -45,6 +45,8 @@ public:
     // Maps the file and points every tensor at its bytes (after checking each lies inside the file).
     void bind_data();
     size_t file_size() const { return file_ ? file_->size() : 0; }
+    // See mapped_file::release(): for tensor bytes that were copied elsewhere.
+    void release(const void * p, size_t n) const { if (file_) file_->release(p, n); }
 
 private:
     [[noreturn]] void fail(const std::string & what) const;

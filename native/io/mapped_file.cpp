@@ -37,6 +37,10 @@ mapped_file::mapped_file(const std::string & path) : path_(path) {
     if (!data_) { CloseHandle(m); CloseHandle(f); throw error("ERR_IO", path + ": cannot map file"); }
 }
 
+void mapped_file::release(const void *, size_t) const {
+    // Windows trims a process's working set by itself; nothing to do.
+}
+
 mapped_file::~mapped_file() {
     if (data_) UnmapViewOfFile(data_);
     if (mapping_) CloseHandle((HANDLE) mapping_);
@@ -67,6 +71,14 @@ mapped_file::mapped_file(const std::string & path) : path_(path) {
         data_ = (uint8_t *) p;
     }
     ::close(fd);   // the mapping keeps the file alive
+}
+
+void mapped_file::release(const void * p, size_t n) const {
+    const uintptr_t begin = (uintptr_t) p, end = begin + n;
+    if (!data_ || begin < (uintptr_t) data_ || end > (uintptr_t) data_ + size_) return;
+    const uintptr_t page = (uintptr_t) sysconf(_SC_PAGESIZE);
+    const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+    if (first < last) madvise((void *) first, last - first, MADV_DONTNEED);   // advice: failure changes nothing
 }
 
 mapped_file::~mapped_file() {

@@ -18,6 +18,9 @@ public:
     const uint8_t * data() const { return data_; }
     size_t          size() const { return size_; }
     const std::string & path() const { return path_; }
+    // Drops the whole pages inside [p, p + n) from this process's resident memory (they stay in
+    // the page cache and come back on the next read): for bytes that were copied elsewhere.
+    void release(const void * p, size_t n) const;
 
 private:
     std::string path_;
