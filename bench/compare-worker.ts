@@ -14,6 +14,8 @@ const threads = Number(threadsArg);
 const runs = Number(runsArg);
 const batchInvariant = biArg !== 'false';
 const STREAMS = [4, 16, 32];
+/** Positions of the single-stream context: llama-bench -p 512 -n 128 -d 0,128 needs at most 640. */
+const SINGLE_CONTEXT = 640;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 // distinct prompts (no prefix reuse between runs); ids below 50000 are plain GPT-2 tokens
@@ -40,8 +42,9 @@ async function open(maxSequences: number): Promise<{ engine: Engine; loadS: numb
   if (engine === 'ours') {
     const { loadModel } = await import('../lib/index.js');
     const t0 = now(); // load time: the model and its engine, not the library's own start
-    // the same positions per sequence as the peers get: 1024 alone, 256 (128+128) when batched
-    const m = await loadModel(modelPath!, { threads, maxSequences, batchInvariant, contextSize: maxSequences === 1 ? 1024 : 256 });
+    // the same positions per sequence as the peers get: alone, 640 (llama-bench's largest
+    // context in this run: pp512 at depth 128); 256 (128+128) when batched
+    const m = await loadModel(modelPath!, { threads, maxSequences, batchInvariant, contextSize: maxSequences === 1 ? SINGLE_CONTEXT : 256 });
     const loadS = (now() - t0) / 1000;
     return {
       loadS,
@@ -67,7 +70,7 @@ async function open(maxSequences: number): Promise<{ engine: Engine; loadS: numb
   const t0 = now(); // as ours: model + context, not getLlama (which tests its binary in a child process)
   const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
   const context = await model.createContext({
-    contextSize: maxSequences === 1 ? 1024 : 256, // per sequence
+    contextSize: maxSequences === 1 ? SINGLE_CONTEXT : 256, // per sequence
     sequences: maxSequences,
     batchSize: 512,
     threads,

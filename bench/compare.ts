@@ -18,6 +18,9 @@
 //   RSS           peak RSS of the single-stream process, and (peak RSS of the 32-stream process −
 //                 that) / 31 per extra stream
 // Each of ours / node-llama-cpp's groups runs in its own process (bench/compare-worker.ts).
+// Ours and llama.cpp's tools alternate: --runs rounds of (ours single, ours single with
+// batchInvariant: false, llama-bench -r 1), then --agg-runs rounds of (ours agg,
+// llama-batched-bench); each number is the median over its rounds.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -90,14 +93,47 @@ const workerJs = join(here, '.compare-worker.mjs');
   writeFileSync(workerJs, ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText);
 }
 
-function worker(engine: 'ours' | 'nlc', group: string, model: string, batchInvariant = true): Record<string, number> {
-  const args = [workerJs, engine, group, model, String(threads), String(group === 'agg' ? aggRuns : runs), String(batchInvariant)];
+function worker(engine: 'ours' | 'nlc', group: string, model: string, batchInvariant = true, n = group === 'agg' ? aggRuns : runs): Record<string, number> {
+  const args = [workerJs, engine, group, model, String(threads), String(n), String(batchInvariant)];
   const r = timed(process.execPath, args);
   const line = r.stdout.trim().split('\n').pop()!;
   return JSON.parse(line) as Record<string, number>;
 }
 
 type Row = { name: string; ours?: number; llama?: number; nlc?: number; unit: string };
+
+/** Key by key medians of several runs' results. */
+function medians(xs: Record<string, number>[]): Record<string, number> {
+  const keys = new Set(xs.flatMap((x) => Object.keys(x)));
+  return Object.fromEntries([...keys].map((k) => [k, median(xs.map((x) => x[k]).filter((v): v is number => v !== undefined))]));
+}
+
+/** One llama-bench run (-r 1): pp512, tg128 after 128, tg128 at depth 0, peak RSS. */
+function llamaBenchOnce(path: string): Record<string, number> {
+  const b = timed(llamaBench!, ['-m', path, '-p', '512', '-n', '128', '-d', '0,128', '-t', String(threads), '-r', '1', '-o', 'json']);
+  const tests = JSON.parse(b.stdout) as Array<{ n_prompt: number; n_gen: number; n_depth: number; avg_ts: number }>;
+  const out: Record<string, number> = { rss_single: b.rssBytes };
+  const pp = tests.find((t) => t.n_prompt === 512 && t.n_depth === 0);
+  const tg = tests.find((t) => t.n_gen === 128 && t.n_depth === 128);
+  const tg0 = tests.find((t) => t.n_gen === 128 && t.n_depth === 0);
+  if (pp) out['pp512'] = pp.avg_ts;
+  if (tg) out['tg128'] = tg.avg_ts;
+  if (tg0) out['tg128_d0'] = tg0.avg_ts;
+  return out;
+}
+
+/** One llama-batched-bench run: 4/16/32 sequences of 128 + 128 (generated tokens / wall), peak RSS. */
+function batchedBenchOnce(path: string): Record<string, number> {
+  const bb = timed(batchedBench!, ['-m', path, '-c', '8192', '-b', '2048', '-ub', '512', '-npp', '128', '-ntg', '128', '-npl', '4,16,32',
+    '-t', String(threads), '--output-format', 'jsonl']);
+  const out: Record<string, number> = { rss_multi: bb.rssBytes };
+  for (const line of bb.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const j = JSON.parse(line) as { pl: number; tg: number; t: number };
+    out[`agg${j.pl}`] = (j.pl * j.tg) / j.t;
+  }
+  return out;
+}
 
 async function benchModel(spec: string): Promise<{ title: string; rows: Row[] }> {
   const [shape, type] = spec.split('-') as [NamedShape, QuantizeType];
@@ -115,39 +151,29 @@ async function benchModel(spec: string): Promise<{ title: string; rows: Row[] }>
     }
   }
 
-  // ours
-  const o1 = worker('ours', 'single', path, true);
-  const o1f = worker('ours', 'single', path, false);
-  const oAgg = worker('ours', 'agg', path, true);
-  const oTtft = worker('ours', 'ttft', path, true);
-
-  // llama.cpp
-  const l: Record<string, number> = {};
-  if (llamaBench && batchedBench) {
-    const b = timed(llamaBench, ['-m', path, '-p', '512', '-n', '128', '-d', '0,128', '-t', String(threads), '-r', String(runs), '-o', 'json']);
-    const tests = JSON.parse(b.stdout) as Array<{ n_prompt: number; n_gen: number; n_depth: number; samples_ts: number[] }>;
-    const pp = tests.find((t) => t.n_prompt === 512 && t.n_depth === 0);
-    const tg = tests.find((t) => t.n_gen === 128 && t.n_depth === 128);
-    const tg0 = tests.find((t) => t.n_gen === 128 && t.n_depth === 0);
-    if (pp) l['pp512'] = median(pp.samples_ts);
-    if (tg) l['tg128'] = median(tg.samples_ts);
-    if (tg0) l['tg128_d0'] = median(tg0.samples_ts);
-    l['rss_single'] = b.rssBytes;
-    const agg: Record<number, number[]> = {};
-    let rssMulti = 0;
-    for (let i = 0; i < aggRuns; i++) {
-      const bb = timed(batchedBench, ['-m', path, '-c', '8192', '-b', '2048', '-ub', '512', '-npp', '128', '-ntg', '128', '-npl', '4,16,32',
-        '-t', String(threads), '--output-format', 'jsonl']);
-      rssMulti = Math.max(rssMulti, bb.rssBytes);
-      for (const line of bb.stdout.split('\n')) {
-        if (!line.startsWith('{')) continue;
-        const j = JSON.parse(line) as { pl: number; tg: number; t: number };
-        (agg[j.pl] ??= []).push((j.pl * j.tg) / j.t);
-      }
-    }
-    for (const [pl, xs] of Object.entries(agg)) l[`agg${pl}`] = median(xs);
-    l['rss_multi'] = rssMulti;
+  // ours and llama.cpp, interleaved: one run of each per round, medians over the rounds. This
+  // machine's speed drifts by 10-20 % over minutes (a shared VM); running all of one engine and
+  // then all of the other would charge that drift to one side.
+  const o1s: Record<string, number>[] = [];
+  const o1fs: Record<string, number>[] = [];
+  const oAggs: Record<string, number>[] = [];
+  const ls: Record<string, number>[] = [];
+  const lAggs: Record<string, number>[] = [];
+  const havePeers = llamaBench !== undefined && batchedBench !== undefined;
+  for (let round = 0; round < runs; round++) {
+    o1s.push(worker('ours', 'single', path, true, 1));
+    o1fs.push(worker('ours', 'single', path, false, 1));
+    if (havePeers) ls.push(llamaBenchOnce(path));
   }
+  for (let round = 0; round < aggRuns; round++) {
+    oAggs.push(worker('ours', 'agg', path, true, 1));
+    if (havePeers) lAggs.push(batchedBenchOnce(path));
+  }
+  const o1 = medians(o1s);
+  const o1f = medians(o1fs);
+  const oAgg = medians(oAggs);
+  const oTtft = worker('ours', 'ttft', path, true);
+  const l = { ...medians(ls), ...medians(lAggs) };
 
   // node-llama-cpp
   let n1: Record<string, number> = {};

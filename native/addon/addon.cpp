@@ -5,6 +5,7 @@
 #include "addon/log_wrap.h"
 #include "addon/devices_wrap.h"
 #include "addon/file_jobs_wrap.h"
+#include "io/gguf_reader.h"
 
 #include <napi.h>
 
@@ -35,6 +36,9 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
     });
     exports.Set("shutdown", Napi::Function::New(env, shutdown_env, "shutdown"));
     gpt2::engine::install_exit_handler();
+    // ggml's log goes through ours from the start (silent by default, as documented), not to
+    // stderr until the first GGUF file happens to be opened by the model loader
+    gpt2::ggml_log_capture_install();
     ModelWrap::Init(env, exports);
     TokenizerWrap::Init(env, exports);
     log_init(env, exports);

@@ -19,6 +19,10 @@
 
 namespace gpt2 {
 
+// Views (offset, width) for decoder::row_count_invariant(), the probed row being column 4: any
+// row count, the probed row first or among others.
+static const std::vector<std::pair<int, int>> k_any_rows = { { 4, 1 }, { 4, 2 }, { 3, 2 }, { 4, 7 }, { 1, 7 }, { 0, 16 } };
+
 uint32_t default_thread_count() {
     // Hardware threads count SMT siblings, which do not help matmuls; ggml's spinning workers on
     // oversubscribed cores hurt badly (the JS thread needs a core too). Take half, within [1, 4].
@@ -113,61 +117,66 @@ void decoder::init() {
     if (!ok) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute buffer");
     // Which matmuls give a row the same numbers alone as among others (see decode()). Probed on
     // the CPU path only: the scheduler path splits the graph, and a GPU picks kernels by size.
-    head_invariant_   = params_.batch_invariant && !sched_ && row_count_invariant(graph_model().output, { 1, 2, 7 });
-    blocks_invariant_ = params_.batch_invariant && !sched_ && blocks_row_count_invariant();
+    head_invariant_ = params_.batch_invariant && !sched_ && row_count_invariant(graph_model().output, { { 4, 1 }, { 4, 2 }, { 1, 7 } });
+    const bool blocks_invariant = params_.batch_invariant && !sched_ && blocks_row_count_invariant(k_any_rows);
+    pad_ = params_.batch_invariant && !(blocks_invariant && head_invariant_);
     log_write(log_level::debug, "gpt2-node", std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") +
-              ", blocks " + (blocks_invariant_ ? "yes" : "no") + "\n");
+              ", blocks " + (blocks_invariant ? "yes" : "no") + "\n");
 }
 
-bool decoder::row_count_invariant(ggml_tensor * w, std::initializer_list<int> widths) {
-    // w times 1..N columns whose first column is the same vector: equal to the bit when the
-    // matmul kernel computes a row the same way whatever the number of rows. ggml's generic
-    // path does; llamafile's tinyBLAS (taken from two rows up) does too for some types (q8_0:
-    // the same per-block sums in the same order as ggml's dot product) and not for others (f16).
+bool decoder::row_count_invariant(ggml_tensor * w, const std::vector<std::pair<int, int>> & views) {
+    // w times views [offset, offset + width) of a matrix of random columns, each holding column
+    // k_probe_column: that column's products must be equal to the bit in every view when the
+    // kernel computes a row the same way whatever the number of rows and its place among them.
+    // ggml's generic path does; llamafile's tinyBLAS (taken from two rows up) does too for some
+    // types (q8_0: the same per-block sums in the same order as ggml's dot product) and not for
+    // others (f16).
+    constexpr int k_probe_column = 4;
     const int64_t K = w->ne[0], N = w->ne[1];
-    const int max_w = *std::max_element(widths.begin(), widths.end());
+    int n_cols = 0;
+    for (auto [off, width] : views) n_cols = std::max(n_cols, off + width);
     std::vector<uint8_t> meta(ggml_tensor_overhead() * 32 + ggml_graph_overhead());
     ggml_init_params ip = { meta.size(), meta.data(), true };
     ggml_context * ctx = ggml_init(ip);
     struct ctx_guard { ggml_context * c; ~ctx_guard() { ggml_free(c); } } guard { ctx };
-    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, max_w);
+    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, n_cols);
     ggml_set_input(x);
     ggml_cgraph * gf = ggml_new_graph(ctx);
-    std::vector<ggml_tensor *> out;
-    for (int width : widths) {
-        out.push_back(ggml_mul_mat(ctx, w, ggml_view_2d(ctx, x, K, width, x->nb[1], 0)));   // [N, width]
-        ggml_set_output(out.back());
-        ggml_build_forward_expand(gf, out.back());
+    std::vector<std::pair<ggml_tensor *, int>> out;   // product, and the probe column's place in it
+    for (auto [off, width] : views) {
+        ggml_tensor * y = ggml_mul_mat(ctx, w, ggml_view_2d(ctx, x, K, width, x->nb[1], (size_t) off * x->nb[1]));   // [N, width]
+        ggml_set_output(y);
+        ggml_build_forward_expand(gf, y);
+        out.emplace_back(y, k_probe_column - off);
     }
     ggml_gallocr_t ga = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
     struct ga_guard { ggml_gallocr_t g; ~ga_guard() { ggml_gallocr_free(g); } } gguard { ga };
     if (!ggml_gallocr_alloc_graph(ga, gf)) return false;
-    std::vector<float> xs((size_t) K * max_w);
+    std::vector<float> xs((size_t) K * n_cols);
     uint32_t r = 12345;
     for (float & v : xs) { r = r * 1664525u + 1013904223u; v = (float) ((r >> 8) & 0xFFFF) / 65536.0f - 0.5f; }
     ggml_backend_tensor_set(x, xs.data(), 0, xs.size() * sizeof(float));
     if (ggml_backend_graph_compute(backend_, gf) != GGML_STATUS_SUCCESS) return false;
     std::vector<float> first((size_t) N), other((size_t) N);
-    ggml_backend_tensor_get(out[0], first.data(), 0, first.size() * sizeof(float));
-    for (size_t i = 1; i < out.size(); ++i) {
-        ggml_backend_tensor_get(out[i], other.data(), 0, other.size() * sizeof(float));
-        if (std::memcmp(first.data(), other.data(), first.size() * sizeof(float)) != 0) return false;
+    for (size_t i = 0; i < out.size(); ++i) {
+        ggml_backend_tensor_get(out[i].first, (i == 0 ? first : other).data(), (size_t) out[i].second * N * sizeof(float), N * sizeof(float));
+        if (i > 0 && std::memcmp(first.data(), other.data(), N * sizeof(float)) != 0) return false;
     }
     return true;
 }
 
-bool decoder::blocks_row_count_invariant() {
+bool decoder::blocks_row_count_invariant(const std::vector<std::pair<int, int>> & views) {
     // every distinct kind of block weight (type and shape: a mixed quantization varies by layer)
     std::vector<ggml_tensor *> kinds;
     for (const layer & L : graph_model().layers) {
         for (ggml_tensor * w : { L.attn_qkv, L.attn_out, L.ffn_up, L.ffn_down }) {
             const bool seen = std::any_of(kinds.begin(), kinds.end(), [w](const ggml_tensor * k) {
-                return k->type == w->type && k->ne[0] == w->ne[0] && k->ne[1] == w->ne[1];
+                return k->type == w->type && k->ne[0] == w->ne[0] && k->ne[1] == w->ne[1] && k->buffer == w->buffer;
             });
             if (!seen) kinds.push_back(w);
         }
     }
-    return std::all_of(kinds.begin(), kinds.end(), [this](ggml_tensor * w) { return row_count_invariant(w, { 1, 2, 7, 16 }); });
+    return std::all_of(kinds.begin(), kinds.end(), [&](ggml_tensor * w) { return row_count_invariant(w, views); });
 }
 
 void decoder::repack_weights() {
@@ -245,9 +254,11 @@ void decoder::repack_weights() {
     dev_ctx_ = ctx;
     dev_buf_ = buf;
     view_ = std::move(v);
-    // Interleaved kernels are not row-count invariant by nature (a gemm for groups of 4 rows, a
-    // gemv for the rest): with batch invariance asked for, keep them only if they are.
-    if (params_.batch_invariant && !blocks_row_count_invariant()) {
+    // Interleaved kernels take a gemm for groups of 4 rows and a gemv for the rest, which may
+    // round differently (q4_K): with batch invariance asked for, keep them only if they do not.
+    // (q4_K's gemm alone is invariant, so padding every batch to a multiple of 4 rows would do,
+    // but a lone stream then computes 4 rows per token: measured half the decoding speed.)
+    if (params_.batch_invariant && !blocks_row_count_invariant(k_any_rows)) {
         log_write(log_level::debug, "gpt2-node", "repacked weights are not row-count invariant; multiplying them as stored\n");
         view_.reset();
         ggml_backend_buffer_free(dev_buf_);
@@ -398,19 +409,18 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     // another kernel for one row than for several (llamafile's tinyBLAS needs n >= 2), and for
     // some weight types (f16) the two round differently, yet a sequence's numbers must not depend
     // on whether it runs alone or among others. So, unless the load-time probes found every
-    // matmul row-count invariant, every matmul gets at least two rows: a batch of one token gets
-    // a padding row (a token in the scratch cell), and a batch with fewer than two output rows
-    // gets extra ones (the last layer's MLP and the LM head run on output rows only). The extra
-    // rows are computed and dropped.
+    // matmul row-count invariant, every matmul gets at least two rows (pad_): a batch of one
+    // token gets a padding row (a token in the scratch cell), and a batch with
+    // fewer than two output rows gets extra ones (the last layer's MLP and the LM head run on
+    // output rows only). The extra rows are computed and dropped.
     batch b = b_in;
-    const bool pad = params_.batch_invariant && !(blocks_invariant_ && head_invariant_);
-    if (pad && b.tokens.size() == 1) {
+    if (pad_ && b.tokens.size() == 1) {
         const uint32_t pad_token = 0;
         b.add_segment(kv_->scratch_slot(), 0, &pad_token, 1, batch::logits::none);
     }
     std::vector<int32_t> keep;   // positions within the computed rows that the caller asked for
     for (size_t i = 0; i < b_in.out_rows.size(); ++i) keep.push_back((int32_t) i);
-    const size_t min_out = pad ? 2 : 1;   // the graph needs one output row in any case
+    const size_t min_out = pad_ ? 2 : 1;   // the graph needs one output row in any case
     for (int32_t row = (int32_t) b.tokens.size() - 1; b.out_rows.size() < min_out && row >= 0; --row) {
         auto at = std::lower_bound(b.out_rows.begin(), b.out_rows.end(), row);
         if (at != b.out_rows.end() && *at == row) continue;

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <initializer_list>
+#include <utility>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -77,9 +78,11 @@ private:
     void init();
     void release();
     void check(const batch & b) const;
-    // Whether w times N columns gives each column the same bits for every N in `widths`.
-    bool row_count_invariant(ggml_tensor * w, std::initializer_list<int> widths);
-    bool blocks_row_count_invariant();
+    // Whether w times each view (offset, width) of one set of columns gives the column they share
+    // the same bits: a kernel that computes a row alike whatever the rows beside it.
+    bool row_count_invariant(ggml_tensor * w, const std::vector<std::pair<int, int>> & views);
+    // The same for every kind of block weight the graph reads.
+    bool blocks_row_count_invariant(const std::vector<std::pair<int, int>> & views);
     // CPU path: copies the block weights that ggml's CPU_REPACK buffer type takes into one (view_).
     void repack_weights();
     // Copies the offloaded layers' weights into `buft` and builds the scheduler (GPU path).
@@ -104,8 +107,8 @@ private:
     std::vector<uint8_t>         meta_;       // ggml context memory for graph metadata
     const std::atomic<bool> *    abort_flag_ = nullptr;
     std::vector<uint16_t>        mask_buf_;   // f16 mask staging
-    bool                         head_invariant_   = false;   // the LM head is row-count invariant (probed)
-    bool                         blocks_invariant_ = false;   // and so are the blocks' matmuls
+    bool                         head_invariant_ = false;   // the LM head is row-count invariant (probed)
+    bool                         pad_           = true;    // a lone row gets a padding row (see decode())
 };
 
 uint32_t default_thread_count();

@@ -13,6 +13,7 @@
 #include "io/tensor_store.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/log.h"
 
 #include "ggml.h"
@@ -31,20 +32,15 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string join_path(const std::string & folder, const std::string & name) { return (fs::u8path(folder) / fs::u8path(name)).u8string(); }
-
-bool is_file(const std::string & path) {
-    std::error_code ec;
-    return fs::is_regular_file(fs::u8path(path), ec);
-}
+std::string join_path(const std::string & folder, const std::string & name) { return files::join(folder, name); }
+using files::is_file;
 
 json read_json(const std::string & path) {
-    std::ifstream in(fs::u8path(path), std::ios::binary);
-    if (!in) throw error("ERR_IO", path + ": cannot open file");
-    std::stringstream ss;
-    ss << in.rdbuf();
+    std::string text;
+    const files::read_status st = files::read(path, text);
+    if (st != files::read_status::ok) throw error("ERR_IO", path + (st == files::read_status::cannot_open ? ": cannot open file" : ": read error"));
     try {
-        return json::parse(ss.str());
+        return json::parse(text);
     } catch (const json::exception & e) {
         throw bad_model(path, std::string("not valid JSON (") + e.what() + ")");
     }

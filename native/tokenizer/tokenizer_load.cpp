@@ -6,6 +6,7 @@
 #include "gguf.h"
 #include "nlohmann/json.hpp"
 #include "util/error.h"
+#include "util/files.h"
 
 #include <filesystem>
 #include <fstream>
@@ -82,23 +83,17 @@ int64_t gguf_integer(const gguf_context * ctx, const char * key) {
 
 // --- files --------------------------------------------------------------------------------
 
-bool is_directory(const std::string & path) {
-    std::error_code ec;
-    return std::filesystem::is_directory(std::filesystem::u8path(path), ec);
-}
-
-bool is_file(const std::string & path) {
-    std::error_code ec;
-    return std::filesystem::is_regular_file(std::filesystem::u8path(path), ec);
-}
+using files::is_directory;
+using files::is_file;
 
 std::string read_file(const std::string & path) {
-    std::ifstream f(std::filesystem::u8path(path), std::ios::binary);
-    if (!f) { fail_not_found(path, "cannot open file"); }
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    if (f.bad()) { fail(path, "read error"); }
-    return ss.str();
+    std::string text;
+    switch (files::read(path, text)) {
+        case files::read_status::ok:          break;
+        case files::read_status::cannot_open: fail_not_found(path, "cannot open file");
+        case files::read_status::read_error:  fail(path, "read error");
+    }
+    return text;
 }
 
 std::string dir_of(const std::string & path) {
