@@ -44,6 +44,8 @@ export interface NativeModelInfo {
   batchInvariant: boolean;
   kvCacheBytes: number;
   computeBufferBytes: number;
+  /** Block weight tensors multiplied from ggml's interleaved CPU_REPACK layout (0: all as stored). */
+  repackedWeights: number;
   /** The device the model runs on: 'cpu', 'cuda:0', 'metal:0', 'vulkan:0'. */
   device: string;
   /** Transformer blocks on the GPU (0 on the CPU). */

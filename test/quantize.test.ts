@@ -45,9 +45,12 @@ for (const type of ['f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_K
       t.is(model.info.tensorType, type);
       const ids = Array.from({ length: 48 }, (_, i) => (i * 7919 + 13) % 50257);
       const ours = await model.evaluate(ids, { allPositions: true });
-      // llama.cpp repacks q4_0 and q4_K weights for other kernels by default; compare like for like
-      // (the repacked kernels' rounding differs by up to ~2 % of the logit range, measured).
-      const ref = await refLogits(out, ids, { allLogits: true, kvType: 'f16', flashAttn: 'on', threads: 2, repack: false });
+      // Both engines may repack q4_0 / q4_K weights for interleaved kernels whose rounding differs
+      // by up to ~2 % of the logit range (measured); ours keeps the repacked copy only where batch
+      // invariance allows (info.repackedWeights). Compare like for like.
+      const repack = model.info.repackedWeights > 0;
+      t.log(`${type}: ${model.info.repackedWeights} weight tensors repacked`);
+      const ref = await refLogits(out, ids, { allLogits: true, kvType: 'f16', flashAttn: 'on', threads: 2, repack });
       t.is(ref.logits.length, ours.length);
       let maxdiff = 0;
       let maxabs = 0;

@@ -305,6 +305,7 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo & info) {
     o.Set("gpuLayers", d.gpu_layers());
     o.Set("kvCacheBytes", (double) d.kv_bytes());
     o.Set("computeBufferBytes", (double) d.compute_bytes());
+    o.Set("repackedWeights", d.repacked_weights());
     return o;
 }
 

@@ -23,6 +23,21 @@ namespace gpt2 {
 // row count, the probed row first or among others.
 static const std::vector<std::pair<int, int>> k_any_rows = { { 4, 1 }, { 4, 2 }, { 3, 2 }, { 4, 7 }, { 1, 7 }, { 0, 16 } };
 
+// A model that points at m's weights, for the decoder to swap some of them for copies (repacked,
+// or on a device); it owns nothing.
+static std::unique_ptr<model> weight_view(const model & m) {
+    auto v = std::make_unique<model>();
+    v->hp = m.hp;
+    v->token_embd = m.token_embd;
+    v->position_embd = m.position_embd;
+    v->output_norm = m.output_norm;
+    v->output_norm_b = m.output_norm_b;
+    v->output = m.output;
+    v->tied_output = m.tied_output;
+    v->layers = m.layers;
+    return v;
+}
+
 uint32_t default_thread_count() {
     // Hardware threads count SMT siblings, which do not help matmuls; ggml's spinning workers on
     // oversubscribed cores hurt badly (the JS thread needs a core too). Take half, within [1, 4].
@@ -214,15 +229,7 @@ void decoder::repack_weights() {
         return ok;
     };
 
-    auto v = std::make_unique<model>();
-    v->hp = model_->hp;
-    v->token_embd = model_->token_embd;
-    v->position_embd = model_->position_embd;
-    v->output_norm = model_->output_norm;
-    v->output_norm_b = model_->output_norm_b;
-    v->output = model_->output;
-    v->tied_output = model_->tied_output;
-    v->layers = model_->layers;
+    auto v = weight_view(*model_);
     std::vector<std::pair<ggml_tensor **, const ggml_tensor *>> copies;
     for (layer & L : v->layers) {
         for (ggml_tensor ** t : { &L.attn_qkv, &L.attn_out, &L.ffn_up, &L.ffn_down }) {
@@ -267,6 +274,7 @@ void decoder::repack_weights() {
         dev_ctx_ = nullptr;
         return;
     }
+    n_repacked_ = (uint32_t) copies.size();
     log_write(log_level::debug, "gpt2-node", std::to_string(copies.size()) + " weight tensors (" +
               std::to_string(ggml_backend_buffer_get_size(dev_buf_) >> 10) + " KiB) repacked for " + ggml_backend_buft_name(repack) + "\n");
 }
@@ -279,15 +287,7 @@ void decoder::offload(ggml_backend_buffer_type * buft) {
 
     // A view of the model whose offloaded tensors are device copies. The token and position
     // embeddings stay in host memory: get_rows reads a handful of rows per step.
-    view_ = std::make_unique<model>();
-    view_->hp = hp;
-    view_->token_embd = model_->token_embd;
-    view_->position_embd = model_->position_embd;
-    view_->output_norm = model_->output_norm;
-    view_->output_norm_b = model_->output_norm_b;
-    view_->output = model_->output;
-    view_->tied_output = model_->tied_output;
-    view_->layers = model_->layers;
+    view_ = weight_view(*model_);
 
     std::vector<std::pair<ggml_tensor **, const ggml_tensor *>> copies;
     for (uint32_t il = first; il < hp.n_layer; ++il) {

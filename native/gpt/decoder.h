@@ -73,6 +73,8 @@ public:
     const decoder_params & params() const { return params_; }
     size_t                 kv_bytes() const { return kv_->bytes(); }
     size_t                 compute_bytes() const;
+    // Block weight tensors multiplied from ggml's CPU_REPACK layout (0: all as stored).
+    uint32_t               repacked_weights() const { return n_repacked_; }
 
 private:
     void init();
@@ -109,6 +111,7 @@ private:
     std::vector<uint16_t>        mask_buf_;   // f16 mask staging
     bool                         head_invariant_ = false;   // the LM head is row-count invariant (probed)
     bool                         pad_           = true;    // a lone row gets a padding row (see decode())
+    uint32_t                     n_repacked_    = 0;       // see repacked_weights()
 };
 
 uint32_t default_thread_count();
