@@ -111,7 +111,29 @@ void decoder::init() {
         galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
     }
 
+    // Which matmuls give a row the same numbers alone as among others (see decode()). Probed on
+    // the CPU path only: the scheduler path splits the graph, and a GPU picks kernels by size.
+    // Repacked weights are probed as repacked; interleaved kernels take a gemm for groups of 4
+    // rows and a gemv for the rest, which may round differently (q4_K): with batch invariance
+    // asked for, the repacked copies are then dropped and the weights probed as stored.
+    // (q4_K's gemm alone is invariant, so padding every batch to a multiple of 4 rows would do,
+    // but a lone stream then computes 4 rows per token: measured half the decoding speed.)
     if (!sched_) repack_weights();
+    const bool probe = params_.batch_invariant && !sched_;
+    bool blocks_invariant = probe && blocks_row_count_invariant(k_any_rows);
+    if (probe && !blocks_invariant && n_repacked_ > 0) {
+        log_write(log_level::debug, "gpt2-node", "repacked weights are not row-count invariant; multiplying them as stored\n");
+        drop_repacked();
+        blocks_invariant = blocks_row_count_invariant(k_any_rows);
+    }
+    head_invariant_ = probe && row_count_invariant(graph_model().output, { { 4, 1 }, { 4, 2 }, { 1, 7 } });
+    pad_ = params_.batch_invariant && !(blocks_invariant && head_invariant_);
+    log_write(log_level::debug, "gpt2-node", std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") +
+              ", blocks " + (blocks_invariant ? "yes" : "no") + "\n");
+    if (n_repacked_ > 0) {
+        log_write(log_level::debug, "gpt2-node", std::to_string(n_repacked_) + " weight tensors (" +
+                  std::to_string(ggml_backend_buffer_get_size(dev_buf_) >> 10) + " KiB) repacked for CPU_REPACK\n");
+    }
 
     // Reserve the compute buffer once for a full batch at the end of the context with logits for
     // two rows (generation, scoring a chunk's last rows). A batch wanting logits for many rows
@@ -130,13 +152,6 @@ void decoder::init() {
     const bool ok = sched_ ? ggml_backend_sched_reserve(sched_, gf) : ggml_gallocr_reserve(galloc_, gf);
     ggml_free(ctx);
     if (!ok) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute buffer");
-    // Which matmuls give a row the same numbers alone as among others (see decode()). Probed on
-    // the CPU path only: the scheduler path splits the graph, and a GPU picks kernels by size.
-    head_invariant_ = params_.batch_invariant && !sched_ && row_count_invariant(graph_model().output, { { 4, 1 }, { 4, 2 }, { 1, 7 } });
-    const bool blocks_invariant = params_.batch_invariant && !sched_ && blocks_row_count_invariant(k_any_rows);
-    pad_ = params_.batch_invariant && !(blocks_invariant && head_invariant_);
-    log_write(log_level::debug, "gpt2-node", std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") +
-              ", blocks " + (blocks_invariant ? "yes" : "no") + "\n");
 }
 
 bool decoder::row_count_invariant(ggml_tensor * w, const std::vector<std::pair<int, int>> & views) {
@@ -252,7 +267,7 @@ void decoder::repack_weights() {
         return;
     }
     ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
-    // The originals are not read again (or, if the copies are dropped below, read back from the
+    // The originals are not read again (or, if init() drops the copies, read back from the
     // page cache): each gives its mapped pages back once copied, so RSS holds one of the two.
     for (auto & [slot, src] : copies) {
         ggml_backend_tensor_set(*slot, src->data, 0, ggml_nbytes(src));
@@ -261,22 +276,16 @@ void decoder::repack_weights() {
     dev_ctx_ = ctx;
     dev_buf_ = buf;
     view_ = std::move(v);
-    // Interleaved kernels take a gemm for groups of 4 rows and a gemv for the rest, which may
-    // round differently (q4_K): with batch invariance asked for, keep them only if they do not.
-    // (q4_K's gemm alone is invariant, so padding every batch to a multiple of 4 rows would do,
-    // but a lone stream then computes 4 rows per token: measured half the decoding speed.)
-    if (params_.batch_invariant && !blocks_row_count_invariant(k_any_rows)) {
-        log_write(log_level::debug, "gpt2-node", "repacked weights are not row-count invariant; multiplying them as stored\n");
-        view_.reset();
-        ggml_backend_buffer_free(dev_buf_);
-        dev_buf_ = nullptr;
-        ggml_free(dev_ctx_);
-        dev_ctx_ = nullptr;
-        return;
-    }
     n_repacked_ = (uint32_t) copies.size();
-    log_write(log_level::debug, "gpt2-node", std::to_string(copies.size()) + " weight tensors (" +
-              std::to_string(ggml_backend_buffer_get_size(dev_buf_) >> 10) + " KiB) repacked for " + ggml_backend_buft_name(repack) + "\n");
+}
+
+void decoder::drop_repacked() {
+    view_.reset();
+    ggml_backend_buffer_free(dev_buf_);
+    dev_buf_ = nullptr;
+    ggml_free(dev_ctx_);
+    dev_ctx_ = nullptr;
+    n_repacked_ = 0;
 }
 
 void decoder::offload(ggml_backend_buffer_type * buft) {

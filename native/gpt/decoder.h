@@ -87,6 +87,8 @@ private:
     bool blocks_row_count_invariant(const std::vector<std::pair<int, int>> & views);
     // CPU path: copies the block weights that ggml's CPU_REPACK buffer type takes into one (view_).
     void repack_weights();
+    // Back to the weights as stored (repacked copies that would break batch invariance).
+    void drop_repacked();
     // Copies the offloaded layers' weights into `buft` and builds the scheduler (GPU path).
     void offload(ggml_backend_buffer_type * buft);
     // The model the graph reads: the original, or a view whose offloaded tensors are the copies.
