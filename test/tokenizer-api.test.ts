@@ -184,19 +184,23 @@ test('a 100 MB input works', async (t) => {
 test.serial('a 1 MB word takes well under a second and time grows O(n log n), not n²', (t) => {
   const g = new Gen(5);
   const word = Array.from({ length: 1 << 20 }, () => String.fromCharCode(97 + g.int(0, 25))).join('');
-  // best of two runs: other test files share the machine's cores
-  const time = (s: string) => {
-    let best = Infinity;
-    let n = 0;
-    for (let r = 0; r < 2; r++) { const t0 = performance.now(); n = tok.tokenize(s).length; best = Math.min(best, performance.now() - t0); }
-    return [best, n] as const;
-  };
+  // Best of three rounds, the two sizes alternating: other test files share the machine's two
+  // cores (a CI run once measured 55 then 519 ms with a parity test computing beside it).
+  const time = (s: string) => { const t0 = performance.now(); const n = tok.tokenize(s).length; return [performance.now() - t0, n] as const; };
   time(word.slice(0, 1000));
-  const [quarterMs] = time(word.slice(0, 1 << 18));
-  const [fullMs, n] = time(word);
+  let quarterMs = Infinity;
+  let fullMs = Infinity;
+  let n = 0;
+  for (let r = 0; r < 3; r++) {
+    quarterMs = Math.min(quarterMs, time(word.slice(0, 1 << 18))[0]);
+    const [ms, count] = time(word);
+    fullMs = Math.min(fullMs, ms);
+    n = count;
+  }
   t.log(`256 KB word: ${quarterMs.toFixed(0)} ms, 1 MB word: ${fullMs.toFixed(0)} ms (${n} tokens)`);
   t.true(fullMs < 2000, `${fullMs} ms`);
-  t.true(fullMs < quarterMs * 8 + 50, 'quadratic would be 16×');
+  // 4× the input: O(n log n) is ≈ 4.4× the time (≈ 7× measured alone: caches), quadratic 16×
+  t.true(fullMs < quarterMs * 12 + 50, 'quadratic would be 16×');
   // and the result is right: same as tiktoken on a 20,000-letter prefix
   t.deepEqual([...tok.tokenize(word.slice(0, 20000))], tiktoken.encode(word.slice(0, 20000), false));
 });
