@@ -126,7 +126,7 @@ void decoder::init() {
         drop_repacked();
         blocks_invariant = blocks_row_count_invariant(k_any_rows);
     }
-    head_invariant_ = probe && row_count_invariant(graph_model().output, { { 4, 1 }, { 4, 2 }, { 1, 7 } });
+    head_invariant_ = probe && row_count_invariant(graph_model().output, { { 4, 1 }, { 4, 2 }, { 1, 7 } }, /*head =*/ true);
     pad_ = params_.batch_invariant && !(blocks_invariant && head_invariant_);
     log_write(log_level::debug, "gpt2-node", std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") +
               ", blocks " + (blocks_invariant ? "yes" : "no") + "\n");
@@ -148,13 +148,13 @@ void decoder::init() {
     meta_.resize(ggml_tensor_overhead() * graph_max_nodes(*model_, 1) * 2 + ggml_graph_overhead_custom(graph_max_nodes(*model_, 1), false));
     ggml_init_params ip = { meta_.size(), meta_.data(), true };
     ggml_context * ctx = ggml_init(ip);
-    ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, worst);
+    ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, worst, !sched_);
     const bool ok = sched_ ? ggml_backend_sched_reserve(sched_, gf) : ggml_gallocr_reserve(galloc_, gf);
     ggml_free(ctx);
     if (!ok) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute buffer");
 }
 
-bool decoder::row_count_invariant(ggml_tensor * w, const std::vector<std::pair<int, int>> & views) {
+bool decoder::row_count_invariant(ggml_tensor * w, const std::vector<std::pair<int, int>> & views, bool head) {
     // w times views [offset, offset + width) of a matrix of random columns, each holding column
     // k_probe_column: that column's products must be equal to the bit in every view when the
     // kernel computes a row the same way whatever the number of rows and its place among them.
@@ -165,7 +165,7 @@ bool decoder::row_count_invariant(ggml_tensor * w, const std::vector<std::pair<i
     const int64_t K = w->ne[0], N = w->ne[1];
     int n_cols = 0;
     for (auto [off, width] : views) n_cols = std::max(n_cols, off + width);
-    std::vector<uint8_t> meta(ggml_tensor_overhead() * 32 + ggml_graph_overhead());
+    std::vector<uint8_t> meta(ggml_tensor_overhead() * 64 + ggml_graph_overhead());
     ggml_init_params ip = { meta.size(), meta.data(), true };
     ggml_context * ctx = ggml_init(ip);
     struct ctx_guard { ggml_context * c; ~ctx_guard() { ggml_free(c); } } guard { ctx };
@@ -174,7 +174,8 @@ bool decoder::row_count_invariant(ggml_tensor * w, const std::vector<std::pair<i
     ggml_cgraph * gf = ggml_new_graph(ctx);
     std::vector<std::pair<ggml_tensor *, int>> out;   // product, and the probe column's place in it
     for (auto [off, width] : views) {
-        ggml_tensor * y = ggml_mul_mat(ctx, w, ggml_view_2d(ctx, x, K, width, x->nb[1], (size_t) off * x->nb[1]));   // [N, width]
+        ggml_tensor * xv = ggml_view_2d(ctx, x, K, width, x->nb[1], (size_t) off * x->nb[1]);
+        ggml_tensor * y = head ? lm_head(ctx, w, xv, !sched_) : ggml_mul_mat(ctx, w, xv);   // [N, width]
         ggml_set_output(y);
         ggml_build_forward_expand(gf, y);
         out.emplace_back(y, k_probe_column - off);
@@ -206,7 +207,7 @@ bool decoder::blocks_row_count_invariant(const std::vector<std::pair<int, int>> 
             if (!seen) kinds.push_back(w);
         }
     }
-    return std::all_of(kinds.begin(), kinds.end(), [&](ggml_tensor * w) { return row_count_invariant(w, views); });
+    return std::all_of(kinds.begin(), kinds.end(), [&](ggml_tensor * w) { return row_count_invariant(w, views, false); });
 }
 
 void decoder::repack_weights() {
@@ -452,7 +453,7 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     ggml_context * ctx = ggml_init(ip);
     struct ctx_guard { ggml_context * c; ~ctx_guard() { ggml_free(c); } } guard { ctx };
 
-    ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, b);
+    ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, b, !sched_);
     if (sched_) {
         ggml_backend_sched_reset(sched_);
         if (!ggml_backend_sched_alloc_graph(sched_, gf)) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute graph");
@@ -467,6 +468,13 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     }
     if (ggml_tensor * head = ggml_graph_get_tensor(gf, "head_ids")) {
         ggml_backend_tensor_set(head, b.head_rows.data(), 0, b.head_rows.size() * sizeof(int32_t));
+    }
+    if (ggml_tensor * dec = ggml_graph_get_tensor(gf, "dec_rows")) {
+        std::vector<int32_t> rows;
+        for (const batch_segment & seg : b.segments) {
+            if (seg.n_tokens == 1) rows.insert(rows.end(), { (int32_t) seg.first, (int32_t) (seg.slot * kv_->n_ctx), (int32_t) seg.n_past + 1 });
+        }
+        ggml_backend_tensor_set(dec, rows.data(), 0, rows.size() * sizeof(int32_t));
     }
     const ggml_fp16_t zero = ggml_fp32_to_fp16(0.0f);
     const ggml_fp16_t ninf = ggml_fp32_to_fp16(-INFINITY);

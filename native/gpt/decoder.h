@@ -81,8 +81,9 @@ private:
     void release();
     void check(const batch & b) const;
     // Whether w times each view (offset, width) of one set of columns gives the column they share
-    // the same bits: a kernel that computes a row alike whatever the rows beside it.
-    bool row_count_invariant(ggml_tensor * w, const std::vector<std::pair<int, int>> & views);
+    // the same bits: a kernel that computes a row alike whatever the rows beside it. head: w is
+    // the LM head, multiplied as graph_build() does (lm_head()).
+    bool row_count_invariant(ggml_tensor * w, const std::vector<std::pair<int, int>> & views, bool head);
     // The same for every kind of block weight the graph reads.
     bool blocks_row_count_invariant(const std::vector<std::pair<int, int>> & views);
     // CPU path: copies the block weights that ggml's CPU_REPACK buffer type takes into one (view_).

@@ -5,11 +5,13 @@
 // ggml_mul_mat(w, x) computes x · wᵀ, i.e. PyTorch's F.linear(x, w) with w of ggml shape [in, out].
 #include "gpt/graph.h"
 
+#include "gpt/decode_attention.h"
 #include "gpt/kv_cache.h"
 #include "gpt/model.h"
 
 #include "ggml.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -31,7 +33,19 @@ static ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w
     return ggml_add(ctx, ggml_mul_mat(ctx, w, x), b);   // [n_out, n]
 }
 
-ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & kv, const batch & b) {
+ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, bool cpu_only) {
+    // ggml's CPU matmul takes llamafile's tinyBLAS only for an output count that is a multiple
+    // of 4, and 50257 is not: the whole head would fall back to one dot product per logit, which
+    // is 1.5x slower for a batch of 32 rows (measured). So the rows past the last multiple of 4
+    // go through a matmul of their own and the two products are joined.
+    const int64_t V = w->ne[1], V4 = V / 4 * 4;
+    if (!cpu_only || V4 == V || V4 == 0) return ggml_mul_mat(ctx, w, x);
+    ggml_tensor * bulk = ggml_mul_mat(ctx, ggml_view_2d(ctx, w, w->ne[0], V4, w->nb[1], 0), x);                    // [V4, n]
+    ggml_tensor * tail = ggml_mul_mat(ctx, ggml_view_2d(ctx, w, w->ne[0], V - V4, w->nb[1], V4 * w->nb[1]), x);   // [V - V4, n]
+    return ggml_concat(ctx, bulk, tail, 0);                                                                         // [V, n]
+}
+
+ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & kv, const batch & b, bool cpu_only) {
     const hparams & hp = m.hp;
     const int64_t E     = hp.n_embd;
     const int64_t H     = hp.n_head;
@@ -54,6 +68,14 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
         out_ids = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_out);
         ggml_set_name(out_ids, "out_ids");
         ggml_set_input(out_ids);
+    }
+    // The decoding rows' (batch row, first cell, cells) for decode_attention().
+    ggml_tensor * dec_rows = nullptr;
+    const int64_t n_dec = std::count_if(b.segments.begin(), b.segments.end(), [](const batch_segment & s) { return s.n_tokens == 1; });
+    if (cpu_only && n_dec > 0) {
+        dec_rows = ggml_new_tensor_2d(ctx, GGML_TYPE_I32, 3, n_dec);
+        ggml_set_name(dec_rows, "dec_rows");
+        ggml_set_input(dec_rows);
     }
     // Causal masks, one per multi-token segment: token i of the segment sees cache cells 0..n_past+i.
     std::vector<ggml_tensor *> masks(b.segments.size(), nullptr);
@@ -78,29 +100,33 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
         ggml_tensor * qkv = linear(ctx, cur, L.attn_qkv, L.attn_qkv_b);                    // [3E, T]
         const size_t  esz = ggml_element_size(qkv);
 
-        // Attention, segment by segment: each sequence attends to its own cache region only.
-        ggml_tensor * attn = nullptr;
-        if (b.segments.size() > 1) attn = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, E, T);
+        // Store every segment's new keys and values at cells n_past.. of its slot (the attention
+        // nodes below come later in the graph, and nodes run in order, so they see the stores).
+        ggml_tensor * kc = kv.k[il];
+        ggml_tensor * vc = kv.v[il];
+        for (const batch_segment & seg : b.segments) {
+            const size_t off  = seg.first * qkv->nb[1];
+            const size_t cell = (size_t) seg.slot * kv.n_ctx + seg.n_past;
+            ggml_build_forward_expand(gf, ggml_cpy(ctx, ggml_view_2d(ctx, qkv, E, seg.n_tokens, qkv->nb[1], off + E * esz),
+                                                   ggml_view_2d(ctx, kc, E, seg.n_tokens, kc->nb[1], cell * kc->nb[1])));
+            ggml_build_forward_expand(gf, ggml_cpy(ctx, ggml_view_2d(ctx, qkv, E, seg.n_tokens, qkv->nb[1], off + 2 * E * esz),
+                                                   ggml_view_2d(ctx, vc, E, seg.n_tokens, vc->nb[1], cell * vc->nb[1])));
+        }
+
+        // Attention: each sequence attends to its own cache region only. All decoding rows in one
+        // node (CPU), prompt chunks one flash-attention node each.
+        ggml_tensor * attn = dec_rows ? decode_attention(ctx, qkv, kc, vc, dec_rows, hp) : nullptr;
+        if (!attn && b.segments.size() > 1) attn = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, E, T);
         for (size_t s = 0; s < b.segments.size(); ++s) {
             const batch_segment & seg = b.segments[s];
+            if (dec_rows && seg.n_tokens == 1) continue;
             const int64_t n    = seg.n_tokens;
             const int64_t n_kv = seg.n_past + seg.n_tokens;
             const size_t  off  = seg.first * qkv->nb[1];
-
-            ggml_tensor * q     = ggml_view_3d(ctx, qkv, hd, H, n, hd * esz, qkv->nb[1], off);   // [hd, H, n]
-            ggml_tensor * k_new = ggml_view_2d(ctx, qkv, E, n, qkv->nb[1], off + E * esz);       // [E, n]
-            ggml_tensor * v_new = ggml_view_2d(ctx, qkv, E, n, qkv->nb[1], off + 2 * E * esz);   // [E, n]
-
-            // store this segment's keys and values at cells n_past.. of its slot
-            ggml_tensor * kc = kv.k[il];
-            ggml_tensor * vc = kv.v[il];
             const size_t cell0 = (size_t) seg.slot * kv.n_ctx;
-            ggml_build_forward_expand(gf, ggml_cpy(ctx, k_new,
-                ggml_view_2d(ctx, kc, E, n, kc->nb[1], (cell0 + seg.n_past) * kc->nb[1])));
-            ggml_build_forward_expand(gf, ggml_cpy(ctx, v_new,
-                ggml_view_2d(ctx, vc, E, n, vc->nb[1], (cell0 + seg.n_past) * vc->nb[1])));
 
-            // the slot's first n_kv cells, per head (nodes run in order, so these see the stores)
+            ggml_tensor * q = ggml_view_3d(ctx, qkv, hd, H, n, hd * esz, qkv->nb[1], off);   // [hd, H, n]
+            // the slot's first n_kv cells, per head
             ggml_tensor * k = ggml_view_3d(ctx, kc, hd, n_kv, H, kc->nb[1], hd * ggml_element_size(kc), cell0 * kc->nb[1]); // [hd, n_kv, H]
             ggml_tensor * v = ggml_view_3d(ctx, vc, hd, n_kv, H, vc->nb[1], hd * ggml_element_size(vc), cell0 * vc->nb[1]); // [hd, n_kv, H]
 
@@ -138,7 +164,7 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
         ggml_set_input(head_ids);
         x = ggml_get_rows(ctx, x, head_ids);                               // [E, n_head]
     }
-    ggml_tensor * logits = ggml_mul_mat(ctx, m.output, x);                 // [V, n_head]
+    ggml_tensor * logits = lm_head(ctx, m.output, x, cpu_only);            // [V, n_head]
     ggml_set_name(logits, "logits");
     ggml_set_output(logits);
     ggml_build_forward_expand(gf, logits);

@@ -1,0 +1,215 @@
+#include "gpt/decode_attention.h"
+
+#include "gpt/hparams.h"
+
+#include "ggml-cpu.h"
+#include "ggml.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#define GPT2_NODE_X86 1
+#endif
+
+namespace gpt2 {
+
+namespace {
+
+// One decoding row's one head: softmax(q·kᵀ·scale)·v over n cells.
+struct head_task {
+    const float * q;      // [hd]
+    const char *  k;      // first cell's slice of this head; cells k_stride bytes apart
+    const char *  v;
+    size_t        k_stride, v_stride;
+    int           n;      // cells
+    int           hd;
+    float         scale;
+    float *       out;    // [hd]
+};
+
+// w[0..n) holds scaled scores: turns them into softmax weights, returns 1 / their sum.
+float softmax_in_place(float * w, int n) {
+    float m = w[0];
+    for (int c = 1; c < n; ++c) m = std::max(m, w[c]);
+    float sum = 0.0f;
+    for (int c = 0; c < n; ++c) {
+        w[c] = std::exp(w[c] - m);
+        sum += w[c];
+    }
+    return 1.0f / sum;
+}
+
+// Portable path: the head's keys and values converted to f32 once, then plain loops that a
+// compiler vectorizes (eight partial sums, so that it need not reorder a reduction).
+template <typename T>
+const float * as_f32(const char * base, size_t stride, int n, int hd, std::vector<float> & buf) {
+    if constexpr (std::is_same_v<T, float>) {
+        if (stride == hd * sizeof(float)) return reinterpret_cast<const float *>(base);
+    }
+    buf.resize((size_t) n * hd);
+    for (int c = 0; c < n; ++c) {
+        const T * row = reinterpret_cast<const T *>(base + c * stride);
+        if constexpr (std::is_same_v<T, float>) std::memcpy(&buf[(size_t) c * hd], row, hd * sizeof(float));
+        else ggml_cpu_fp16_to_fp32(row, &buf[(size_t) c * hd], hd);
+    }
+    return buf.data();
+}
+
+template <typename T>
+void head_portable(const head_task & t, std::vector<float> & w) {
+    thread_local std::vector<float> kbuf, vbuf;
+    const int hd = t.hd;
+    const float * k = as_f32<T>(t.k, t.k_stride, t.n, hd, kbuf);
+    w.resize(t.n);
+    for (int c = 0; c < t.n; ++c) {
+        const float * kc = k + (size_t) c * hd;
+        float acc[8] = {};
+        int d = 0;
+        for (; d + 8 <= hd; d += 8) {
+            for (int l = 0; l < 8; ++l) acc[l] += t.q[d + l] * kc[d + l];
+        }
+        float s = 0.0f;
+        for (int l = 0; l < 8; ++l) s += acc[l];
+        for (; d < hd; ++d) s += t.q[d] * kc[d];
+        w[c] = s * t.scale;
+    }
+    const float inv = softmax_in_place(w.data(), t.n);
+    const float * v = as_f32<T>(t.v, t.v_stride, t.n, hd, vbuf);
+    std::fill(t.out, t.out + hd, 0.0f);
+    for (int c = 0; c < t.n; ++c) {
+        const float * vc = v + (size_t) c * hd;
+        for (int d = 0; d < hd; ++d) t.out[d] += w[c] * vc[d];
+    }
+    for (int d = 0; d < hd; ++d) t.out[d] *= inv;
+}
+
+#ifdef GPT2_NODE_X86
+#define GPT2_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+GPT2_AVX2 inline __m256 load8(const ggml_fp16_t * p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p))); }
+GPT2_AVX2 inline __m256 load8(const float * p) { return _mm256_loadu_ps(p); }
+
+GPT2_AVX2 inline float hsum(__m256 v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+// out[d0, d0 + 8·NB) = Σ_c w[c]·v_c[d0, ...): NB independent accumulators hide the FMA latency.
+template <int NB, typename T>
+GPT2_AVX2 void weighted_values(const head_task & t, const float * w, int d0) {
+    __m256 acc[NB];
+    for (int b = 0; b < NB; ++b) acc[b] = _mm256_setzero_ps();
+    for (int c = 0; c < t.n; ++c) {
+        const T * vc = reinterpret_cast<const T *>(t.v + c * t.v_stride) + d0;
+        const __m256 wc = _mm256_set1_ps(w[c]);
+        for (int b = 0; b < NB; ++b) acc[b] = _mm256_fmadd_ps(wc, load8(vc + 8 * b), acc[b]);
+    }
+    for (int b = 0; b < NB; ++b) _mm256_storeu_ps(t.out + d0 + 8 * b, acc[b]);
+}
+
+// Needs hd % 8 == 0 (GPT-2's heads are 64 wide).
+template <typename T>
+GPT2_AVX2 void head_avx2(const head_task & t, std::vector<float> & w) {
+    const int hd = t.hd;
+    w.resize(t.n);
+    // scores, four cells at a time: four independent FMA chains
+    int c = 0;
+    for (; c + 4 <= t.n; c += 4) {
+        const T * k0 = reinterpret_cast<const T *>(t.k + (c + 0) * t.k_stride);
+        const T * k1 = reinterpret_cast<const T *>(t.k + (c + 1) * t.k_stride);
+        const T * k2 = reinterpret_cast<const T *>(t.k + (c + 2) * t.k_stride);
+        const T * k3 = reinterpret_cast<const T *>(t.k + (c + 3) * t.k_stride);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int d = 0; d < hd; d += 8) {
+            const __m256 qd = _mm256_loadu_ps(t.q + d);
+            a0 = _mm256_fmadd_ps(qd, load8(k0 + d), a0);
+            a1 = _mm256_fmadd_ps(qd, load8(k1 + d), a1);
+            a2 = _mm256_fmadd_ps(qd, load8(k2 + d), a2);
+            a3 = _mm256_fmadd_ps(qd, load8(k3 + d), a3);
+        }
+        w[c + 0] = hsum(a0) * t.scale;
+        w[c + 1] = hsum(a1) * t.scale;
+        w[c + 2] = hsum(a2) * t.scale;
+        w[c + 3] = hsum(a3) * t.scale;
+    }
+    for (; c < t.n; ++c) {
+        const T * kc = reinterpret_cast<const T *>(t.k + c * t.k_stride);
+        __m256 a = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(t.q + d), load8(kc + d), a);
+        w[c] = hsum(a) * t.scale;
+    }
+    const float inv = softmax_in_place(w.data(), t.n);
+    int d0 = 0;
+    for (; d0 + 64 <= hd; d0 += 64) weighted_values<8, T>(t, w.data(), d0);
+    for (; d0 < hd; d0 += 8) weighted_values<1, T>(t, w.data(), d0);
+    const __m256 vinv = _mm256_set1_ps(inv);
+    for (int d = 0; d < hd; d += 8) _mm256_storeu_ps(t.out + d, _mm256_mul_ps(_mm256_loadu_ps(t.out + d), vinv));
+}
+
+bool has_avx2() {
+    // GPT2_NODE_PORTABLE_KERNELS=1 takes the portable path (tests compare the two).
+    static const bool yes = !std::getenv("GPT2_NODE_PORTABLE_KERNELS") && __builtin_cpu_supports("avx2") &&
+                            __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return yes;
+}
+#endif
+
+template <typename T>
+void run_head(const head_task & t) {
+    thread_local std::vector<float> w;
+#ifdef GPT2_NODE_X86
+    if (t.hd % 8 == 0 && has_avx2()) return head_avx2<T>(t, w);
+#endif
+    head_portable<T>(t, w);
+}
+
+void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
+    const hparams & hp = *static_cast<const hparams *>(userdata);
+    const ggml_tensor * qkv  = dst->src[0];
+    const ggml_tensor * k    = dst->src[1];
+    const ggml_tensor * v    = dst->src[2];
+    const ggml_tensor * rows = dst->src[3];
+    const int H  = (int) hp.n_head;
+    const int hd = (int) hp.n_embd_head();
+    const int64_t n_rows = rows->ne[1];
+    const int64_t n_tasks = n_rows * H;
+    const int64_t lo = n_tasks * ith / nth, hi = n_tasks * (ith + 1) / nth;
+    const size_t k_esz = ggml_element_size(k), v_esz = ggml_element_size(v);
+    for (int64_t i = lo; i < hi; ++i) {
+        const int32_t * r = reinterpret_cast<const int32_t *>(static_cast<const char *>(rows->data) + (i / H) * rows->nb[1]);
+        const int h = (int) (i % H);
+        head_task t;
+        t.q = reinterpret_cast<const float *>(static_cast<const char *>(qkv->data) + r[0] * qkv->nb[1]) + h * hd;
+        t.k = static_cast<const char *>(k->data) + (size_t) r[1] * k->nb[1] + (size_t) h * hd * k_esz;
+        t.v = static_cast<const char *>(v->data) + (size_t) r[1] * v->nb[1] + (size_t) h * hd * v_esz;
+        t.k_stride = k->nb[1];
+        t.v_stride = v->nb[1];
+        t.n = r[2];
+        t.hd = hd;
+        t.scale = 1.0f / std::sqrt((float) hd);
+        t.out = reinterpret_cast<float *>(static_cast<char *>(dst->data) + r[0] * dst->nb[1]) + h * hd;
+        if (k->type == GGML_TYPE_F16) run_head<ggml_fp16_t>(t);
+        else run_head<float>(t);
+    }
+}
+
+} // namespace
+
+ggml_tensor * decode_attention(ggml_context * ctx, ggml_tensor * qkv, ggml_tensor * k, ggml_tensor * v,
+                               ggml_tensor * rows, const hparams & hp) {
+    GGML_ASSERT(qkv->type == GGML_TYPE_F32 && rows->type == GGML_TYPE_I32 && k->type == v->type &&
+                (k->type == GGML_TYPE_F16 || k->type == GGML_TYPE_F32));
+    ggml_tensor * args[] = { qkv, k, v, rows };
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, hp.n_embd, qkv->ne[1], 1, 1, args, 4, compute, GGML_N_TASKS_MAX,
+                          const_cast<hparams *>(&hp));
+}
+
+} // namespace gpt2

@@ -1,0 +1,32 @@
+// Attention for decoding rows (segments of one token), as one custom CPU op for all of them.
+//
+// Why not ggml_flash_attn_ext per segment: a decoding row is one query against a short cache
+// region, and ggml's CPU flash-attention kernel spends that on per-cell overhead (a function
+// call and an f16 round trip of the query per 64-wide dot product, a rescale per cell): with 32
+// streams it took half of the step. This op computes every decoding row of every head in one
+// node, with the query in f32, and two plain passes (scores, then softmax-weighted values).
+//
+// Each (row, head) is computed alone, in a fixed order, from its own cache region only: a
+// sequence's numbers do not depend on the other rows of the batch nor on the thread count
+// (batch invariance). CPU only: the graph takes it when the whole graph runs on the CPU backend.
+#pragma once
+
+#include <cstdint>
+
+struct ggml_context;
+struct ggml_tensor;
+
+namespace gpt2 {
+
+struct hparams;
+
+// qkv:  F32 [3·n_embd, T], the fused q|k|v projection of the batch's T rows
+// k, v: the layer's cache, F16 or F32 [n_embd, cells] (row = cell; head h at n_embd_head·h)
+// rows: I32 [3, n_rows] input, one (batch row, first cell of its region, cells to attend) per
+//       decoding row; the row's own new key and value must already be in the cache
+// Returns F32 [n_embd, T] with the decoding rows' attention output; other rows are left for the
+// caller to fill (ggml_set_2d_inplace). `hp` must outlive the graph's computation.
+ggml_tensor * decode_attention(ggml_context * ctx, ggml_tensor * qkv, ggml_tensor * k, ggml_tensor * v,
+                               ggml_tensor * rows, const hparams & hp);
+
+} // namespace gpt2
