@@ -154,21 +154,29 @@ GPT2_AVX2 void head_avx2(const head_task & t, std::vector<float> & w) {
     for (int d = 0; d < hd; d += 8) _mm256_storeu_ps(t.out + d, _mm256_mul_ps(_mm256_loadu_ps(t.out + d), vinv));
 }
 
-bool has_avx2() {
-    // GPT2_NODE_PORTABLE_KERNELS=1 takes the portable path (tests compare the two).
-    static const bool yes = !std::getenv("GPT2_NODE_PORTABLE_KERNELS") && __builtin_cpu_supports("avx2") &&
-                            __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+bool cpu_has_avx2() {
+    static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     return yes;
 }
 #endif
 
 template <typename T>
-void run_head(const head_task & t) {
+void run_head(const head_task & t, bool simd) {
     thread_local std::vector<float> w;
 #ifdef GPT2_NODE_X86
-    if (t.hd % 8 == 0 && has_avx2()) return head_avx2<T>(t, w);
+    if (simd && t.hd % 8 == 0) return head_avx2<T>(t, w);
 #endif
     head_portable<T>(t, w);
+}
+
+bool use_simd() {
+    // GPT2_NODE_PORTABLE_KERNELS=1 takes the portable path (read per op: tests compare the two).
+    if (std::getenv("GPT2_NODE_PORTABLE_KERNELS")) return false;
+#ifdef GPT2_NODE_X86
+    return cpu_has_avx2();
+#else
+    return false;
+#endif
 }
 
 void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
@@ -183,6 +191,7 @@ void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
     const int64_t n_tasks = n_rows * H;
     const int64_t lo = n_tasks * ith / nth, hi = n_tasks * (ith + 1) / nth;
     const size_t k_esz = ggml_element_size(k), v_esz = ggml_element_size(v);
+    const bool simd = use_simd();
     for (int64_t i = lo; i < hi; ++i) {
         const int32_t * r = reinterpret_cast<const int32_t *>(static_cast<const char *>(rows->data) + (i / H) * rows->nb[1]);
         const int h = (int) (i % H);
@@ -196,8 +205,8 @@ void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
         t.hd = hd;
         t.scale = 1.0f / std::sqrt((float) hd);
         t.out = reinterpret_cast<float *>(static_cast<char *>(dst->data) + r[0] * dst->nb[1]) + h * hd;
-        if (k->type == GGML_TYPE_F16) run_head<ggml_fp16_t>(t);
-        else run_head<float>(t);
+        if (k->type == GGML_TYPE_F16) run_head<ggml_fp16_t>(t, simd);
+        else run_head<float>(t, simd);
     }
 }
 
