@@ -1,6 +1,7 @@
 #include "gpt/decode_attention.h"
 
 #include "gpt/hparams.h"
+#include "gpt/simd_x86.h"
 
 #include "ggml-cpu.h"
 #include "ggml.h"
@@ -12,10 +13,6 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#include <immintrin.h>
-#define GPT2_NODE_X86 1
-#endif
 
 namespace gpt2 {
 
@@ -90,17 +87,8 @@ void head_portable(const head_task & t, std::vector<float> & w) {
 }
 
 #ifdef GPT2_NODE_X86
-#define GPT2_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-GPT2_AVX2 inline __m256 load8(const ggml_fp16_t * p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p))); }
-GPT2_AVX2 inline __m256 load8(const float * p) { return _mm256_loadu_ps(p); }
-
-GPT2_AVX2 inline float hsum(__m256 v) {
-    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-    x = _mm_add_ss(x, _mm_movehdup_ps(x));
-    return _mm_cvtss_f32(x);
-}
+using simd::hsum;
+using simd::load8;
 
 // out[d0, d0 + 8·NB) = Σ_c w[c]·v_c[d0, ...): NB independent accumulators hide the FMA latency.
 template <int NB, typename T>
@@ -154,30 +142,17 @@ GPT2_AVX2 void head_avx2(const head_task & t, std::vector<float> & w) {
     for (int d = 0; d < hd; d += 8) _mm256_storeu_ps(t.out + d, _mm256_mul_ps(_mm256_loadu_ps(t.out + d), vinv));
 }
 
-bool cpu_has_avx2() {
-    static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    return yes;
-}
 #endif
 
 template <typename T>
-void run_head(const head_task & t, bool simd) {
+void run_head(const head_task & t, bool use_simd) {
     thread_local std::vector<float> w;
 #ifdef GPT2_NODE_X86
-    if (simd && t.hd % 8 == 0) return head_avx2<T>(t, w);
+    if (use_simd && t.hd % 8 == 0) return head_avx2<T>(t, w);
 #endif
     head_portable<T>(t, w);
 }
 
-bool use_simd() {
-    // GPT2_NODE_PORTABLE_KERNELS=1 takes the portable path (read per op: tests compare the two).
-    if (std::getenv("GPT2_NODE_PORTABLE_KERNELS")) return false;
-#ifdef GPT2_NODE_X86
-    return cpu_has_avx2();
-#else
-    return false;
-#endif
-}
 
 void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
     const hparams & hp = *static_cast<const hparams *>(userdata);
@@ -191,7 +166,7 @@ void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
     const int64_t n_tasks = n_rows * H;
     const int64_t lo = n_tasks * ith / nth, hi = n_tasks * (ith + 1) / nth;
     const size_t k_esz = ggml_element_size(k), v_esz = ggml_element_size(v);
-    const bool simd = use_simd();
+    const bool use_simd = simd::enabled();
     for (int64_t i = lo; i < hi; ++i) {
         const int32_t * r = reinterpret_cast<const int32_t *>(static_cast<const char *>(rows->data) + (i / H) * rows->nb[1]);
         const int h = (int) (i % H);
@@ -205,8 +180,8 @@ void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
         t.hd = hd;
         t.scale = 1.0f / std::sqrt((float) hd);
         t.out = reinterpret_cast<float *>(static_cast<char *>(dst->data) + r[0] * dst->nb[1]) + h * hd;
-        if (k->type == GGML_TYPE_F16) run_head<ggml_fp16_t>(t, simd);
-        else run_head<float>(t, simd);
+        if (k->type == GGML_TYPE_F16) run_head<ggml_fp16_t>(t, use_simd);
+        else run_head<float>(t, use_simd);
     }
 }
 

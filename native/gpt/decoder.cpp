@@ -148,7 +148,7 @@ void decoder::init() {
     meta_.resize(ggml_tensor_overhead() * graph_max_nodes(*model_, 1) * 2 + ggml_graph_overhead_custom(graph_max_nodes(*model_, 1), false));
     ggml_init_params ip = { meta_.size(), meta_.data(), true };
     ggml_context * ctx = ggml_init(ip);
-    ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, worst, !sched_);
+    ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, worst, cpu_ops());
     const bool ok = sched_ ? ggml_backend_sched_reserve(sched_, gf) : ggml_gallocr_reserve(galloc_, gf);
     ggml_free(ctx);
     if (!ok) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute buffer");
@@ -175,7 +175,7 @@ bool decoder::row_count_invariant(ggml_tensor * w, const std::vector<std::pair<i
     std::vector<std::pair<ggml_tensor *, int>> out;   // product, and the probe column's place in it
     for (auto [off, width] : views) {
         ggml_tensor * xv = ggml_view_2d(ctx, x, K, width, x->nb[1], (size_t) off * x->nb[1]);
-        ggml_tensor * y = head ? lm_head(ctx, w, xv, !sched_) : ggml_mul_mat(ctx, w, xv);   // [N, width]
+        ggml_tensor * y = head ? lm_head(ctx, w, xv, cpu_ops()) : ggml_mul_mat(ctx, w, xv);   // [N, width]
         ggml_set_output(y);
         ggml_build_forward_expand(gf, y);
         out.emplace_back(y, k_probe_column - off);
@@ -453,7 +453,7 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     ggml_context * ctx = ggml_init(ip);
     struct ctx_guard { ggml_context * c; ~ctx_guard() { ggml_free(c); } } guard { ctx };
 
-    ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, b, !sched_);
+    ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, b, cpu_ops());
     if (sched_) {
         ggml_backend_sched_reset(sched_);
         if (!ggml_backend_sched_alloc_graph(sched_, gf)) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute graph");

@@ -13,6 +13,7 @@
 #pragma once
 
 #include "gpt/batch.h"
+#include "gpt/graph.h"
 #include "gpt/kv_cache.h"
 #include "gpt/model.h"
 
@@ -94,6 +95,8 @@ private:
     void offload(ggml_backend_buffer_type * buft);
     // The model the graph reads: the original, or a view whose offloaded tensors are the copies.
     const model & graph_model() const { return view_ ? *view_ : *model_; }
+    // Our own CPU ops' state; none on the scheduler path (the graph may run on a GPU).
+    cpu_op_state * cpu_ops() { return sched_ ? nullptr : &cpu_ops_; }
 
     std::shared_ptr<const model> model_;
     decoder_params               params_;
@@ -112,6 +115,7 @@ private:
     std::vector<uint8_t>         meta_;       // ggml context memory for graph metadata
     const std::atomic<bool> *    abort_flag_ = nullptr;
     std::vector<uint16_t>        mask_buf_;   // f16 mask staging
+    cpu_op_state cpu_ops_;
     bool                         head_invariant_ = false;   // the LM head is row-count invariant (probed)
     bool                         pad_           = true;    // a lone row gets a padding row (see decode())
     uint32_t                     n_repacked_    = 0;       // see repacked_weights()

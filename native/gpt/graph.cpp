@@ -33,19 +33,21 @@ static ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w
     return ggml_add(ctx, ggml_mul_mat(ctx, w, x), b);   // [n_out, n]
 }
 
-ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, bool cpu_only) {
-    // ggml's CPU matmul takes llamafile's tinyBLAS only for an output count that is a multiple
-    // of 4, and 50257 is not: the whole head would fall back to one dot product per logit, which
-    // is 1.5x slower for a batch of 32 rows (measured). So the rows past the last multiple of 4
-    // go through a matmul of their own and the two products are joined.
+ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu) {
+    if (!cpu) return ggml_mul_mat(ctx, w, x);
+    // f16 and f32: our own kernel (lm_head_matmul.h says why).
+    if (lm_head_matmul_supports(w)) return lm_head_matmul(ctx, w, x, cpu->lm_head);
+    // Others: ggml's CPU matmul takes llamafile's tinyBLAS only for an output count that is a
+    // multiple of 4, and 50257 is not: the rows past the last multiple of 4 go through a matmul
+    // of their own (for q8_0 the two kernels give the same bits: the load-time probe checks).
     const int64_t V = w->ne[1], V4 = V / 4 * 4;
-    if (!cpu_only || V4 == V || V4 == 0) return ggml_mul_mat(ctx, w, x);
+    if (V4 == V || V4 == 0) return ggml_mul_mat(ctx, w, x);
     ggml_tensor * bulk = ggml_mul_mat(ctx, ggml_view_2d(ctx, w, w->ne[0], V4, w->nb[1], 0), x);                    // [V4, n]
     ggml_tensor * tail = ggml_mul_mat(ctx, ggml_view_2d(ctx, w, w->ne[0], V - V4, w->nb[1], V4 * w->nb[1]), x);   // [V - V4, n]
     return ggml_concat(ctx, bulk, tail, 0);                                                                         // [V, n]
 }
 
-ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & kv, const batch & b, bool cpu_only) {
+ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & kv, const batch & b, cpu_op_state * cpu) {
     const hparams & hp = m.hp;
     const int64_t E     = hp.n_embd;
     const int64_t H     = hp.n_head;
@@ -72,7 +74,7 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
     // The decoding rows' (batch row, first cell, cells) for decode_attention().
     ggml_tensor * dec_rows = nullptr;
     const int64_t n_dec = std::count_if(b.segments.begin(), b.segments.end(), [](const batch_segment & s) { return s.n_tokens == 1; });
-    if (cpu_only && n_dec > 0) {
+    if (cpu && n_dec > 0) {
         dec_rows = ggml_new_tensor_2d(ctx, GGML_TYPE_I32, 3, n_dec);
         ggml_set_name(dec_rows, "dec_rows");
         ggml_set_input(dec_rows);
@@ -164,7 +166,7 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
         ggml_set_input(head_ids);
         x = ggml_get_rows(ctx, x, head_ids);                               // [E, n_head]
     }
-    ggml_tensor * logits = lm_head(ctx, m.output, x, cpu_only);            // [V, n_head]
+    ggml_tensor * logits = lm_head(ctx, m.output, x, cpu);            // [V, n_head]
     ggml_set_name(logits, "logits");
     ggml_set_output(logits);
     ggml_build_forward_expand(gf, logits);

@@ -7,12 +7,13 @@
 //   "out_ids" I32 [n_out]            rows whose logits are computed (absent when all rows are)
 //   "kq_mask.S" F16 [n_kv, n_tokens_S]  causal mask of segment S (only segments of > 1 token)
 //   "head_ids" I32 [n_head]          rows of the output rows that reach the LM head (absent when all do)
-//   "dec_rows" I32 [3, n_dec]        with cpu_only, per one-token segment: its batch row,
+//   "dec_rows" I32 [3, n_dec]        with `cpu`, per one-token segment: its batch row,
 //                                    its slot's first cell, n_past + 1 (absent without such segments)
 // Output: "logits" F32 [n_vocab, n_head].
 #pragma once
 
 #include "gpt/batch.h"
+#include "gpt/lm_head_matmul.h"
 
 #include <cstddef>
 
@@ -25,13 +26,17 @@ namespace gpt2 {
 struct model;
 struct kv_cache;
 
-// cpu_only: the whole graph runs on the CPU backend, so it may take CPU-only ops and shapes
-// (decode_attention() for one-token segments, lm_head()'s split); otherwise every segment
-// attends through flash attention.
-ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & kv, const batch & b, bool cpu_only);
+// The state of the graph's own CPU ops, one per thread pool (its graphs run one at a time).
+struct cpu_op_state {
+    lm_head_matmul_state lm_head;
+};
 
-// The LM head's product w·x ([n_vocab, n]), shaped for ggml's CPU kernels when cpu_only.
-ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, bool cpu_only);
+// With `cpu` (the whole graph runs on the CPU backend) the graph takes our CPU ops and shapes:
+// decode_attention() for one-token segments, lm_head() below. Without it, ggml's ops only.
+ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & kv, const batch & b, cpu_op_state * cpu);
+
+// The LM head's product w·x ([n_vocab, n]), shaped for the CPU when given `cpu`.
+ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu);
 
 // Upper bound on the graph's node count, to size the graph and its metadata context.
 size_t graph_max_nodes(const model & m, size_t n_segments);

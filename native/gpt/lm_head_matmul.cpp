@@ -1,0 +1,155 @@
+#include "gpt/lm_head_matmul.h"
+
+#include "gpt/simd_x86.h"
+
+#include "ggml-cpu.h"
+#include "ggml.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+namespace gpt2 {
+
+namespace {
+
+constexpr int64_t k_block_rows = 64;   // weight rows per cache block: 64 x 768 f16 = 96 KiB
+
+struct operands {
+    const char *  w;     // row i at w + i·w_stride
+    size_t        w_stride;
+    const float * x;     // column j at x + j·K
+    float *       c;     // column j at c + j·M
+    int64_t       K, M, n;
+};
+
+// Portable: the same eight-lane order, in plain loops.
+template <typename T>
+float dot_portable(const T * w, const float * x, int64_t K, std::vector<float> & row) {
+    const float * wf;
+    if constexpr (std::is_same_v<T, float>) {
+        wf = w;
+    } else {
+        row.resize(K);
+        ggml_cpu_fp16_to_fp32(w, row.data(), K);
+        wf = row.data();
+    }
+    float acc[8] = {};
+    for (int64_t k = 0; k < K; k += 8) {
+        for (int l = 0; l < 8; ++l) acc[l] += wf[k + l] * x[k + l];
+    }
+    float s = 0.0f;
+    for (float a : acc) s += a;
+    return s;
+}
+
+template <typename T>
+void rows_portable(const operands & o, int64_t i0, int64_t i1) {
+    thread_local std::vector<float> row;
+    for (int64_t i = i0; i < i1; ++i) {
+        const T * w = reinterpret_cast<const T *>(o.w + i * o.w_stride);
+        for (int64_t j = 0; j < o.n; ++j) o.c[j * o.M + i] = dot_portable(w, o.x + j * o.K, o.K, row);
+    }
+}
+
+#ifdef GPT2_NODE_X86
+using simd::hsum;
+using simd::load8;
+
+// C[i .. i+RM) x [j .. j+RN): RM·RN accumulators, each summing its products in eight lanes along K.
+template <int RM, int RN, typename T>
+GPT2_AVX2 void tile(const operands & o, int64_t i, int64_t j) {
+    __m256 acc[RM][RN];
+    for (int r = 0; r < RM; ++r)
+        for (int c = 0; c < RN; ++c) acc[r][c] = _mm256_setzero_ps();
+    const T * w[RM];
+    for (int r = 0; r < RM; ++r) w[r] = reinterpret_cast<const T *>(o.w + (i + r) * o.w_stride);
+    const float * x[RN];
+    for (int c = 0; c < RN; ++c) x[c] = o.x + (j + c) * o.K;
+    for (int64_t k = 0; k < o.K; k += 8) {
+        __m256 xv[RN];
+        for (int c = 0; c < RN; ++c) xv[c] = _mm256_loadu_ps(x[c] + k);
+        if (RN == 1 && k % 32 == 0) {   // one column: memory-bound; fetch the next rows' same place
+            for (int r = 0; r < RM; ++r) _mm_prefetch(reinterpret_cast<const char *>(w[r] + k) + RM * o.w_stride, _MM_HINT_T0);
+        }
+        for (int r = 0; r < RM; ++r) {
+            const __m256 wv = load8(w[r] + k);
+            for (int c = 0; c < RN; ++c) acc[r][c] = _mm256_fmadd_ps(wv, xv[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < RM; ++r)
+        for (int c = 0; c < RN; ++c) o.c[(j + c) * o.M + i + r] = hsum(acc[r][c]);
+}
+
+template <int RM, typename T>
+GPT2_AVX2 void row_group(const operands & o, int64_t i) {
+    int64_t j = 0;
+    for (; j + 3 <= o.n; j += 3) tile<RM, 3, T>(o, i, j);
+    if (o.n - j == 2) tile<RM, 2, T>(o, i, j);
+    else if (o.n - j == 1) tile<RM, 1, T>(o, i, j);
+}
+
+template <typename T>
+GPT2_AVX2 void rows_avx2(const operands & o, int64_t i0, int64_t i1) {
+    int64_t i = i0;
+    if (o.n == 1) {   // memory-bound: two rows at a time measured best (of 2, 4, 8, 16)
+        for (; i + 2 <= i1; i += 2) tile<2, 1, T>(o, i, 0);
+    }
+    for (; i + 4 <= i1; i += 4) row_group<4, T>(o, i);
+    for (; i < i1; ++i) row_group<1, T>(o, i);
+}
+#endif
+
+template <typename T>
+void rows(const operands & o, int64_t i0, int64_t i1, bool use_simd) {
+#ifdef GPT2_NODE_X86
+    if (use_simd) return rows_avx2<T>(o, i0, i1);
+#endif
+    (void) use_simd;
+    rows_portable<T>(o, i0, i1);
+}
+
+void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
+    const ggml_tensor * w = dst->src[0];
+    const ggml_tensor * x = dst->src[1];
+    operands o;
+    o.w = static_cast<const char *>(w->data);
+    o.w_stride = w->nb[1];
+    o.x = static_cast<const float *>(x->data);
+    o.c = static_cast<float *>(dst->data);
+    o.K = w->ne[0];
+    o.M = w->ne[1];
+    o.n = x->ne[1];
+    // Cache blocks are handed out one at a time, first come first served: a thread that the OS
+    // preempts (the JS thread shares the cores) leaves its share to the others instead of
+    // holding up the step. A logit's value does not depend on which thread computes it.
+    auto & st = *static_cast<lm_head_matmul_state *>(userdata);
+    const int64_t n_blocks = (o.M + k_block_rows - 1) / k_block_rows;
+    const bool use_simd = simd::enabled();
+    for (int64_t b = st.next.fetch_add(1, std::memory_order_relaxed); b < n_blocks; b = st.next.fetch_add(1, std::memory_order_relaxed)) {
+        const int64_t i0 = b * k_block_rows, i1 = std::min(o.M, i0 + k_block_rows);
+        if (w->type == GGML_TYPE_F16) rows<ggml_fp16_t>(o, i0, i1, use_simd);
+        else rows<float>(o, i0, i1, use_simd);
+    }
+    // the last thread out resets the counter for the next run (the step's barrier follows)
+    if (st.done.fetch_add(1, std::memory_order_acq_rel) == nth - 1) {
+        st.next.store(0, std::memory_order_relaxed);
+        st.done.store(0, std::memory_order_release);
+    }
+    (void) ith;
+}
+
+} // namespace
+
+bool lm_head_matmul_supports(const ggml_tensor * w) {
+    return (w->type == GGML_TYPE_F16 || w->type == GGML_TYPE_F32) && w->ne[0] % 8 == 0 && ggml_is_contiguous(w);
+}
+
+ggml_tensor * lm_head_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, lm_head_matmul_state & state) {
+    GGML_ASSERT(lm_head_matmul_supports(w) && x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] && ggml_is_contiguous(x));
+    ggml_tensor * args[] = { w, x };
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], 1, 1, args, 2, compute, GGML_N_TASKS_MAX, &state);
+}
+
+} // namespace gpt2

@@ -1,0 +1,49 @@
+// AVX2 helpers for our own CPU kernels (decode_attention.cpp, lm_head_matmul.cpp). Our sources are
+// built without -mavx2 (the .node must load on any x86-64): each kernel carries the target
+// attribute and is chosen at run time (cpu_has_avx2()).
+#pragma once
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define GPT2_NODE_X86 1
+#include <immintrin.h>
+
+#include "ggml.h"
+
+#include <cstdlib>
+
+#define GPT2_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace gpt2::simd {
+
+GPT2_AVX2 inline __m256 load8(const ggml_fp16_t * p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p))); }
+GPT2_AVX2 inline __m256 load8(const float * p) { return _mm256_loadu_ps(p); }
+
+GPT2_AVX2 inline float hsum(__m256 v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+inline bool cpu_has_avx2() {
+    static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return yes;
+}
+
+} // namespace gpt2::simd
+#endif
+
+namespace gpt2::simd {
+
+// Whether our kernels take their SIMD path. GPT2_NODE_PORTABLE_KERNELS=1 takes the portable one
+// instead (read per call: the tests compare the two in one process).
+inline bool enabled() {
+    if (std::getenv("GPT2_NODE_PORTABLE_KERNELS")) return false;
+#ifdef GPT2_NODE_X86
+    return cpu_has_avx2();
+#else
+    return false;
+#endif
+}
+
+} // namespace gpt2::simd
