@@ -95,8 +95,9 @@ private:
     void offload(ggml_backend_buffer_type * buft);
     // The model the graph reads: the original, or a view whose offloaded tensors are the copies.
     const model & graph_model() const { return view_ ? *view_ : *model_; }
-    // Our own CPU ops' state; none on the scheduler path (the graph may run on a GPU).
-    cpu_op_state * cpu_ops() { return sched_ ? nullptr : &cpu_ops_; }
+    // Our own CPU ops' state; none with a GPU (the scheduler would move their inputs, the KV
+    // cache among them, to the CPU).
+    cpu_op_state * cpu_ops() { return gpu_ ? nullptr : &cpu_ops_; }
 
     std::shared_ptr<const model> model_;
     decoder_params               params_;
