@@ -126,10 +126,17 @@ void decoder::init() {
         drop_repacked();
         blocks_invariant = blocks_row_count_invariant(k_any_rows);
     }
+    if (probe && !blocks_invariant && cpu_ops()) {
+        // ggml multiplies one row with another kernel than several (f16, f32): try ours for the
+        // lone row, which sums as llamafile's tinyBLAS does, in place of a padding row.
+        cpu_ops_.own_lone_rows = true;
+        blocks_invariant = blocks_row_count_invariant(k_any_rows);
+        if (!blocks_invariant) cpu_ops_.own_lone_rows = false;
+    }
     head_invariant_ = probe && row_count_invariant(graph_model().output, { { 4, 1 }, { 4, 2 }, { 1, 7 } }, /*head =*/ true);
     pad_ = params_.batch_invariant && !(blocks_invariant && head_invariant_);
     log_write(log_level::debug, "gpt2-node", std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") +
-              ", blocks " + (blocks_invariant ? "yes" : "no") + "\n");
+              ", blocks " + (blocks_invariant ? "yes" : "no") + (cpu_ops_.own_lone_rows ? " (a lone row through our kernel)" : "") + "\n");
     if (n_repacked_ > 0) {
         log_write(log_level::debug, "gpt2-node", std::to_string(n_repacked_) + " weight tensors (" +
                   std::to_string(ggml_backend_buffer_get_size(dev_buf_) >> 10) + " KiB) repacked for CPU_REPACK\n");
@@ -175,7 +182,7 @@ bool decoder::row_count_invariant(ggml_tensor * w, const std::vector<std::pair<i
     std::vector<std::pair<ggml_tensor *, int>> out;   // product, and the probe column's place in it
     for (auto [off, width] : views) {
         ggml_tensor * xv = ggml_view_2d(ctx, x, K, width, x->nb[1], (size_t) off * x->nb[1]);
-        ggml_tensor * y = head ? lm_head(ctx, w, xv, cpu_ops()) : ggml_mul_mat(ctx, w, xv);   // [N, width]
+        ggml_tensor * y = head ? lm_head(ctx, w, xv, cpu_ops()) : block_matmul(ctx, w, xv, cpu_ops());   // [N, width]
         ggml_set_output(y);
         ggml_build_forward_expand(gf, y);
         out.emplace_back(y, k_probe_column - off);

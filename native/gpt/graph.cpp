@@ -29,14 +29,21 @@ static ggml_tensor * layer_norm(ggml_context * ctx, ggml_tensor * x, ggml_tensor
 }
 
 // F.linear(x, w, b)
-static ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b) {
-    return ggml_add(ctx, ggml_mul_mat(ctx, w, x), b);   // [n_out, n]
+static ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, cpu_op_state * cpu) {
+    return ggml_add(ctx, block_matmul(ctx, w, x, cpu), b);   // [n_out, n]
+}
+
+ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu) {
+    if (cpu && cpu->own_lone_rows && x->ne[1] == 1 && lm_head_matmul_supports(w, x)) {
+        return lm_head_matmul(ctx, w, x, cpu->lm_head, /*round_x =*/ w->type == GGML_TYPE_F16);
+    }
+    return ggml_mul_mat(ctx, w, x);
 }
 
 ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu) {
     if (!cpu) return ggml_mul_mat(ctx, w, x);
     // f16 and f32: our own kernel (lm_head_matmul.h says why).
-    if (lm_head_matmul_supports(w)) return lm_head_matmul(ctx, w, x, cpu->lm_head);
+    if (lm_head_matmul_supports(w, x)) return lm_head_matmul(ctx, w, x, cpu->lm_head, /*round_x =*/ false);
     // Others: ggml's CPU matmul takes llamafile's tinyBLAS only for an output count that is a
     // multiple of 4, and 50257 is not: the rows past the last multiple of 4 go through a matmul
     // of their own (for q8_0 the two kernels give the same bits: the load-time probe checks).
@@ -99,7 +106,7 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
 
         // qkv = c_attn(ln_1(x))
         ggml_tensor * cur = layer_norm(ctx, x, L.attn_norm, L.attn_norm_b, hp.norm_eps);   // [E, T]
-        ggml_tensor * qkv = linear(ctx, cur, L.attn_qkv, L.attn_qkv_b);                    // [3E, T]
+        ggml_tensor * qkv = linear(ctx, cur, L.attn_qkv, L.attn_qkv_b, cpu);                    // [3E, T]
         const size_t  esz = ggml_element_size(qkv);
 
         // Store every segment's new keys and values at cells n_past.. of its slot (the attention
@@ -141,7 +148,7 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
             attn = attn ? ggml_set_2d_inplace(ctx, attn, o, attn->nb[1], seg.first * attn->nb[1]) : o;
         }
 
-        cur = linear(ctx, attn, L.attn_out, L.attn_out_b);   // [E, T]
+        cur = linear(ctx, attn, L.attn_out, L.attn_out_b, cpu);   // [E, T]
 
         // After the last attention only the sampled rows matter: drop the others before the MLP
         // and the LM head (the 50257-wide LM head dominates a prefill otherwise).
@@ -153,8 +160,8 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
 
         // x = x + mlp(ln_2(x)), mlp = c_proj(gelu(c_fc(.)))  (GELU: tanh approximation)
         cur = layer_norm(ctx, x, L.ffn_norm, L.ffn_norm_b, hp.norm_eps);
-        cur = ggml_gelu(ctx, linear(ctx, cur, L.ffn_up, L.ffn_up_b));   // [F, n]
-        cur = linear(ctx, cur, L.ffn_down, L.ffn_down_b);               // [E, n]
+        cur = ggml_gelu(ctx, linear(ctx, cur, L.ffn_up, L.ffn_up_b, cpu));   // [F, n]
+        cur = linear(ctx, cur, L.ffn_down, L.ffn_down_b, cpu);               // [E, n]
         x = ggml_add(ctx, x, cur);
     }
 

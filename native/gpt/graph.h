@@ -29,11 +29,17 @@ struct kv_cache;
 // The state of the graph's own CPU ops, one per thread pool (its graphs run one at a time).
 struct cpu_op_state {
     lm_head_matmul_state lm_head;
+    // A block matmul of one row goes through lm_head_matmul (same bits as ggml's kernel for
+    // several rows, where the decoder's probe found so): no padding row for batch invariance.
+    bool own_lone_rows = false;
 };
 
 // With `cpu` (the whole graph runs on the CPU backend) the graph takes our CPU ops and shapes:
 // decode_attention() for one-token segments, lm_head() below. Without it, ggml's ops only.
 ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & kv, const batch & b, cpu_op_state * cpu);
+
+// A block weight's product w·x ([n_out, n]): ggml's, or ours for one row (cpu->own_lone_rows).
+ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu);
 
 // The LM head's product w·x ([n_vocab, n]), shaped for the CPU when given `cpu`.
 ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu);

@@ -22,11 +22,12 @@ struct operands {
     const float * x;     // column j at x + j·K
     float *       c;     // column j at c + j·M
     int64_t       K, M, n;
+    bool          round_x;   // x rounded to f16 first, as ggml rounds activations for f16 weights
 };
 
 // Portable: the same eight-lane order, in plain loops.
 template <typename T>
-float dot_portable(const T * w, const float * x, int64_t K, std::vector<float> & row) {
+float dot_portable(const T * w, const float * x, int64_t K, bool round_x, std::vector<float> & row) {
     const float * wf;
     if constexpr (std::is_same_v<T, float>) {
         wf = w;
@@ -37,7 +38,7 @@ float dot_portable(const T * w, const float * x, int64_t K, std::vector<float> &
     }
     float acc[8] = {};
     for (int64_t k = 0; k < K; k += 8) {
-        for (int l = 0; l < 8; ++l) acc[l] += wf[k + l] * x[k + l];
+        for (int l = 0; l < 8; ++l) acc[l] += wf[k + l] * (round_x ? ggml_fp16_to_fp32(ggml_fp32_to_fp16(x[k + l])) : x[k + l]);
     }
     float s = 0.0f;
     for (float a : acc) s += a;
@@ -49,7 +50,7 @@ void rows_portable(const operands & o, int64_t i0, int64_t i1) {
     thread_local std::vector<float> row;
     for (int64_t i = i0; i < i1; ++i) {
         const T * w = reinterpret_cast<const T *>(o.w + i * o.w_stride);
-        for (int64_t j = 0; j < o.n; ++j) o.c[j * o.M + i] = dot_portable(w, o.x + j * o.K, o.K, row);
+        for (int64_t j = 0; j < o.n; ++j) o.c[j * o.M + i] = dot_portable(w, o.x + j * o.K, o.K, o.round_x, row);
     }
 }
 
@@ -69,7 +70,10 @@ GPT2_AVX2 void tile(const operands & o, int64_t i, int64_t j) {
     for (int c = 0; c < RN; ++c) x[c] = o.x + (j + c) * o.K;
     for (int64_t k = 0; k < o.K; k += 8) {
         __m256 xv[RN];
-        for (int c = 0; c < RN; ++c) xv[c] = _mm256_loadu_ps(x[c] + k);
+        for (int c = 0; c < RN; ++c) {
+            xv[c] = _mm256_loadu_ps(x[c] + k);
+            if (o.round_x) xv[c] = _mm256_cvtph_ps(_mm256_cvtps_ph(xv[c], _MM_FROUND_TO_NEAREST_INT));
+        }
         if (RN == 1 && k % 32 == 0) {   // one column: memory-bound; fetch the next rows' same place
             for (int r = 0; r < RM; ++r) _mm_prefetch(reinterpret_cast<const char *>(w[r] + k) + RM * o.w_stride, _MM_HINT_T0);
         }
@@ -93,8 +97,9 @@ GPT2_AVX2 void row_group(const operands & o, int64_t i) {
 template <typename T>
 GPT2_AVX2 void rows_avx2(const operands & o, int64_t i0, int64_t i1) {
     int64_t i = i0;
-    if (o.n == 1) {   // memory-bound: two rows at a time measured best (of 2, 4, 8, 16)
-        for (; i + 2 <= i1; i += 2) tile<2, 1, T>(o, i, 0);
+    if (o.n == 1) {   // memory-bound: rows at a time measured best, f16 2 (of 2, 4, 8, 16), f32 8 (of 2, 4, 8)
+        constexpr int rows = std::is_same_v<T, float> ? 8 : 2;
+        for (; i + rows <= i1; i += rows) tile<rows, 1, T>(o, i, 0);
     }
     for (; i + 4 <= i1; i += 4) row_group<4, T>(o, i);
     for (; i < i1; ++i) row_group<1, T>(o, i);
@@ -110,7 +115,7 @@ void rows(const operands & o, int64_t i0, int64_t i1, bool use_simd) {
     rows_portable<T>(o, i0, i1);
 }
 
-void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
+void compute(ggml_tensor * dst, int ith, int nth, void * userdata, bool round_x) {
     const ggml_tensor * w = dst->src[0];
     const ggml_tensor * x = dst->src[1];
     operands o;
@@ -121,6 +126,7 @@ void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
     o.K = w->ne[0];
     o.M = w->ne[1];
     o.n = x->ne[1];
+    o.round_x = round_x;
     // Cache blocks are handed out one at a time, first come first served: a thread that the OS
     // preempts (the JS thread shares the cores) leaves its share to the others instead of
     // holding up the step. A logit's value does not depend on which thread computes it.
@@ -140,16 +146,20 @@ void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
     (void) ith;
 }
 
+void compute_f32_x(ggml_tensor * dst, int ith, int nth, void * userdata) { compute(dst, ith, nth, userdata, false); }
+void compute_f16_x(ggml_tensor * dst, int ith, int nth, void * userdata) { compute(dst, ith, nth, userdata, true); }
+
 } // namespace
 
-bool lm_head_matmul_supports(const ggml_tensor * w) {
-    return (w->type == GGML_TYPE_F16 || w->type == GGML_TYPE_F32) && w->ne[0] % 8 == 0 && ggml_is_contiguous(w);
+bool lm_head_matmul_supports(const ggml_tensor * w, const ggml_tensor * x) {
+    return (w->type == GGML_TYPE_F16 || w->type == GGML_TYPE_F32) && w->ne[0] % 8 == 0 && ggml_is_contiguous(w) &&
+           x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] && ggml_is_contiguous(x);
 }
 
-ggml_tensor * lm_head_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, lm_head_matmul_state & state) {
-    GGML_ASSERT(lm_head_matmul_supports(w) && x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] && ggml_is_contiguous(x));
+ggml_tensor * lm_head_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, lm_head_matmul_state & state, bool round_x) {
+    GGML_ASSERT(lm_head_matmul_supports(w, x));
     ggml_tensor * args[] = { w, x };
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], 1, 1, args, 2, compute, GGML_N_TASKS_MAX, &state);
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], 1, 1, args, 2, round_x ? compute_f16_x : compute_f32_x, GGML_N_TASKS_MAX, &state);
 }
 
 } // namespace gpt2

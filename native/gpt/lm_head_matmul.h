@@ -18,8 +18,8 @@ struct ggml_tensor;
 
 namespace gpt2 {
 
-// Whether lm_head_matmul() takes w (F16 or F32, rows a multiple of 8 wide).
-bool lm_head_matmul_supports(const ggml_tensor * w);
+// Whether lm_head_matmul() takes w (F16 or F32, rows a multiple of 8 wide) times x (F32, contiguous).
+bool lm_head_matmul_supports(const ggml_tensor * w, const ggml_tensor * x);
 
 // The op's work counter: one per thread pool (graphs computed one at a time), outliving them.
 struct lm_head_matmul_state {
@@ -28,6 +28,10 @@ struct lm_head_matmul_state {
 };
 
 // w [K, M] (M rows of K), x F32 [K, n] contiguous: returns F32 [M, n], like ggml_mul_mat(w, x).
-ggml_tensor * lm_head_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, lm_head_matmul_state & state);
+// round_x: x is rounded to f16 first, as ggml does before multiplying f16 weights. Each logit is
+// then the very sum llamafile's tinyBLAS computes (eight-lane FMA chains along the row, the same
+// horizontal sum) - which is what lets a lone row of a block matmul skip the padding row (graph.h,
+// block_matmul; checked at load by the decoder's probe, not assumed).
+ggml_tensor * lm_head_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, lm_head_matmul_state & state, bool round_x);
 
 } // namespace gpt2
