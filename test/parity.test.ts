@@ -13,7 +13,7 @@
 //   against llama.cpp configured the same way (--kv-type f16 --flash-attn on --ubatch 128). Measured identical to the bit (maxdiff = 0) on
 //   2026-11-28; held to the same tolerances, not to zero, so a legitimate change of kernel order
 //   does not fail it. Since session 4, f16 and f32 LM heads run our own kernel
-//   (native/gpt/lm_head_matmul.cpp: f32 activations, where ggml rounds them to f16) and a
+//   (native/gpt/dense_matmul.cpp: f32 activations, where ggml rounds them to f16) and a
 //   one-token prompt attends through our decode_attention op: default measured 6.7e-4 (f16) and
 //   8.3e-4 (f32, n=1); q8_0 and q4_0 are still identical to the bit.
 //

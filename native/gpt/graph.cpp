@@ -34,16 +34,16 @@ static ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w
 }
 
 ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu) {
-    if (cpu && cpu->own_lone_rows && x->ne[1] == 1 && lm_head_matmul_supports(w, x)) {
-        return lm_head_matmul(ctx, w, x, cpu->lm_head, /*round_x =*/ w->type == GGML_TYPE_F16);
+    if (cpu && cpu->own_lone_rows && x->ne[1] == 1 && dense_matmul_supports(w, x)) {
+        return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ w->type == GGML_TYPE_F16);
     }
     return ggml_mul_mat(ctx, w, x);
 }
 
 ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu) {
     if (!cpu) return ggml_mul_mat(ctx, w, x);
-    // f16 and f32: our own kernel (lm_head_matmul.h says why).
-    if (lm_head_matmul_supports(w, x)) return lm_head_matmul(ctx, w, x, cpu->lm_head, /*round_x =*/ false);
+    // f16 and f32: our own kernel (dense_matmul.h says why).
+    if (dense_matmul_supports(w, x)) return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ false);
     // Others: ggml's CPU matmul takes llamafile's tinyBLAS only for an output count that is a
     // multiple of 4, and 50257 is not: the rows past the last multiple of 4 go through a matmul
     // of their own (for q8_0 the two kernels give the same bits: the load-time probe checks).

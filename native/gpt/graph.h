@@ -13,7 +13,7 @@
 #pragma once
 
 #include "gpt/batch.h"
-#include "gpt/lm_head_matmul.h"
+#include "gpt/dense_matmul.h"
 
 #include <cstddef>
 
@@ -28,8 +28,8 @@ struct kv_cache;
 
 // The state of the graph's own CPU ops, one per thread pool (its graphs run one at a time).
 struct cpu_op_state {
-    lm_head_matmul_state lm_head;
-    // A block matmul of one row goes through lm_head_matmul (same bits as ggml's kernel for
+    dense_matmul_state matmul;
+    // A block matmul of one row goes through dense_matmul (same bits as ggml's kernel for
     // several rows, where the decoder's probe found so): no padding row for batch invariance.
     bool own_lone_rows = false;
 };

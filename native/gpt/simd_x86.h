@@ -1,4 +1,4 @@
-// AVX2 helpers for our own CPU kernels (decode_attention.cpp, lm_head_matmul.cpp). Our sources are
+// AVX2 helpers for our own CPU kernels (decode_attention.cpp, dense_matmul.cpp). Our sources are
 // built without -mavx2 (the .node must load on any x86-64): each kernel carries the target
 // attribute and is chosen at run time (cpu_has_avx2()).
 #pragma once

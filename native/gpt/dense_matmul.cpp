@@ -1,4 +1,4 @@
-#include "gpt/lm_head_matmul.h"
+#include "gpt/dense_matmul.h"
 
 #include "gpt/simd_x86.h"
 
@@ -130,7 +130,7 @@ void compute(ggml_tensor * dst, int ith, int nth, void * userdata, bool round_x)
     // Cache blocks are handed out one at a time, first come first served: a thread that the OS
     // preempts (the JS thread shares the cores) leaves its share to the others instead of
     // holding up the step. A logit's value does not depend on which thread computes it.
-    auto & st = *static_cast<lm_head_matmul_state *>(userdata);
+    auto & st = *static_cast<dense_matmul_state *>(userdata);
     const int64_t n_blocks = (o.M + k_block_rows - 1) / k_block_rows;
     const bool use_simd = simd::enabled();
     for (int64_t b = st.next.fetch_add(1, std::memory_order_relaxed); b < n_blocks; b = st.next.fetch_add(1, std::memory_order_relaxed)) {
@@ -151,13 +151,13 @@ void compute_f16_x(ggml_tensor * dst, int ith, int nth, void * userdata) { compu
 
 } // namespace
 
-bool lm_head_matmul_supports(const ggml_tensor * w, const ggml_tensor * x) {
+bool dense_matmul_supports(const ggml_tensor * w, const ggml_tensor * x) {
     return (w->type == GGML_TYPE_F16 || w->type == GGML_TYPE_F32) && w->ne[0] % 8 == 0 && ggml_is_contiguous(w) &&
            x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] && ggml_is_contiguous(x);
 }
 
-ggml_tensor * lm_head_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, lm_head_matmul_state & state, bool round_x) {
-    GGML_ASSERT(lm_head_matmul_supports(w, x));
+ggml_tensor * dense_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, dense_matmul_state & state, bool round_x) {
+    GGML_ASSERT(dense_matmul_supports(w, x));
     ggml_tensor * args[] = { w, x };
     return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], 1, 1, args, 2, round_x ? compute_f16_x : compute_f32_x, GGML_N_TASKS_MAX, &state);
 }

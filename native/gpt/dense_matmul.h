@@ -1,0 +1,40 @@
+// A matmul of our own for f16 and f32 weights on the CPU (a custom ggml op), for two places:
+//
+// - The LM head. ggml's CPU matmul takes llamafile's tinyBLAS only when the output count is a
+//   multiple of 4, and GPT-2's 50257 is not, so the head fell back to one dot product per logit:
+//   a third of a 32-stream step. Splitting off the last row let tinyBLAS take the rest, but a lone
+//   stream then ran 15 % slower, and a row's logits depended on the kernel its row count picked.
+// - A lone row of a block matmul (graph.h, block_matmul), where ggml takes a kernel that rounds
+//   otherwise than tinyBLAS does for several rows: see round_x below.
+//
+// Every output is computed the same way (eight-lane FMA chains along the row, then a horizontal
+// sum) whatever the number of rows, tiled for registers (4 weight rows x 3 columns) and for the
+// cache (blocks of 64 weight rows, which stay in L2 while every column passes); the weights are
+// read once per call.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+struct ggml_context;
+struct ggml_tensor;
+
+namespace gpt2 {
+
+// Whether dense_matmul() takes w (F16 or F32, rows a multiple of 8 wide) times x (F32, contiguous).
+bool dense_matmul_supports(const ggml_tensor * w, const ggml_tensor * x);
+
+// The op's work counter: one per thread pool (graphs computed one at a time), outliving them.
+struct dense_matmul_state {
+    std::atomic<int64_t> next{ 0 };   // the next block of rows to take
+    std::atomic<int>     done{ 0 };   // threads finished with this run
+};
+
+// w [K, M] (M rows of K), x F32 [K, n] contiguous: returns F32 [M, n], like ggml_mul_mat(w, x).
+// round_x: x is rounded to f16 first, as ggml does before multiplying f16 weights. Each output is
+// then the very sum llamafile's tinyBLAS computes (eight-lane FMA chains along the row, the same
+// horizontal sum) - which is what lets a lone row of a block matmul skip the padding row (graph.h,
+// block_matmul; checked at load by the decoder's probe, not assumed).
+ggml_tensor * dense_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, dense_matmul_state & state, bool round_x);
+
+} // namespace gpt2
