@@ -150,6 +150,7 @@ void run_head(const head_task & t, bool use_simd) {
 #ifdef GPT2_NODE_X86
     if (use_simd && t.hd % 8 == 0) return head_avx2<T>(t, w);
 #endif
+    (void) use_simd;
     head_portable<T>(t, w);
 }
 
@@ -166,6 +167,7 @@ void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
     const int64_t n_tasks = n_rows * H;
     const int64_t lo = n_tasks * ith / nth, hi = n_tasks * (ith + 1) / nth;
     const size_t k_esz = ggml_element_size(k), v_esz = ggml_element_size(v);
+    const float scale = 1.0f / std::sqrt((float) hd);
     const bool use_simd = simd::enabled();
     for (int64_t i = lo; i < hi; ++i) {
         const int32_t * r = reinterpret_cast<const int32_t *>(static_cast<const char *>(rows->data) + (i / H) * rows->nb[1]);
@@ -178,7 +180,7 @@ void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
         t.v_stride = v->nb[1];
         t.n = r[2];
         t.hd = hd;
-        t.scale = 1.0f / std::sqrt((float) hd);
+        t.scale = scale;
         t.out = reinterpret_cast<float *>(static_cast<char *>(dst->data) + r[0] * dst->nb[1]) + h * hd;
         if (k->type == GGML_TYPE_F16) run_head<ggml_fp16_t>(t, use_simd);
         else run_head<float>(t, use_simd);

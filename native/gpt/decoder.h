@@ -116,7 +116,7 @@ private:
     std::vector<uint8_t>         meta_;       // ggml context memory for graph metadata
     const std::atomic<bool> *    abort_flag_ = nullptr;
     std::vector<uint16_t>        mask_buf_;   // f16 mask staging
-    cpu_op_state cpu_ops_;
+    cpu_op_state                 cpu_ops_;    // see cpu_ops()
     bool                         head_invariant_ = false;   // the LM head is row-count invariant (probed)
     bool                         pad_           = true;    // a lone row gets a padding row (see decode())
     uint32_t                     n_repacked_    = 0;       // see repacked_weights()

@@ -115,7 +115,7 @@ void rows(const operands & o, int64_t i0, int64_t i1, bool use_simd) {
     rows_portable<T>(o, i0, i1);
 }
 
-void compute(ggml_tensor * dst, int ith, int nth, void * userdata, bool round_x) {
+void compute(ggml_tensor * dst, int nth, void * userdata, bool round_x) {
     const ggml_tensor * w = dst->src[0];
     const ggml_tensor * x = dst->src[1];
     operands o;
@@ -143,11 +143,10 @@ void compute(ggml_tensor * dst, int ith, int nth, void * userdata, bool round_x)
         st.next.store(0, std::memory_order_relaxed);
         st.done.store(0, std::memory_order_release);
     }
-    (void) ith;
 }
 
-void compute_f32_x(ggml_tensor * dst, int ith, int nth, void * userdata) { compute(dst, ith, nth, userdata, false); }
-void compute_f16_x(ggml_tensor * dst, int ith, int nth, void * userdata) { compute(dst, ith, nth, userdata, true); }
+void compute_f32_x(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) { compute(dst, nth, userdata, false); }
+void compute_f16_x(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) { compute(dst, nth, userdata, true); }
 
 } // namespace
 

@@ -3,13 +3,13 @@
 // attribute and is chosen at run time (cpu_has_avx2()).
 #pragma once
 
+#include <cstdlib>
+
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define GPT2_NODE_X86 1
 #include <immintrin.h>
 
 #include "ggml.h"
-
-#include <cstdlib>
 
 #define GPT2_AVX2 __attribute__((target("avx2,fma,f16c")))
 
