@@ -3,6 +3,7 @@
 #include "addon/addon_data.h"
 #include "addon/errors.h"
 #include "addon/tokenizer_wrap.h"
+#include "util/pages.h"
 
 #include <cmath>
 #include <cstring>
@@ -153,6 +154,7 @@ public:
         } catch (const std::exception & e) {
             code_ = "ERR_INTERNAL"; message_ = e.what();
         }
+        gpt2::pages::release_free_heap();   // the parse's temporaries, freed on this pool thread
     }
 
     void OnOK() override {

@@ -4,6 +4,7 @@
 #include "addon/errors.h"
 #include "addon/tokenizer_js.h"
 #include "util/error.h"
+#include "util/pages.h"
 
 #include <cstring>
 #include <new>
@@ -49,6 +50,7 @@ class load_worker : public Napi::AsyncWorker {
             fail_.code = "ERR_INTERNAL";
             fail_.message = "unknown error while loading the tokenizer";
         }
+        gpt2::pages::release_free_heap();   // the parse's temporaries, freed on this pool thread
     }
 
     void OnOK() override {

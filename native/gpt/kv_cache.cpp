@@ -1,10 +1,12 @@
 #include "gpt/kv_cache.h"
 
 #include "util/error.h"
+#include "util/pages.h"
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
 #include "ggml.h"
+#include "ggml-cpu.h"
 
 #include <algorithm>
 
@@ -42,15 +44,42 @@ void kv_cache::init(const hparams & hp, int type, const std::vector<ggml_backend
         ggml_format_name(v[il], "cache_v_l%u", il);
     }
     for (part & p : parts_) {
-        p.buf = ggml_backend_alloc_ctx_tensors_from_buft(p.ctx, p.buft);
+        // In main memory the cells are zero-filled pages that the system maps in as sequences
+        // first write them: a cache reserved for many slots or a long context costs only what
+        // has been reached. Elsewhere (a device, or no such mapping here) a buffer cleared once.
+        if (p.buft == ggml_backend_cpu_buffer_type()) place_in_zeroed_pages(p);
+        if (!p.buf) {
+            p.buf = ggml_backend_alloc_ctx_tensors_from_buft(p.ctx, p.buft);
+            // Unwritten cells are never read (masks and views stop at each slot's length), but
+            // NaN garbage must not be able to leak through a 0 · NaN in a kernel.
+            if (p.buf) ggml_backend_buffer_clear(p.buf, 0);
+        }
         if (!p.buf) {
             throw error("ERR_OUT_OF_MEMORY", "cannot allocate the KV cache (" + std::to_string(n_seq) + " sequences × " +
                         std::to_string(n_ctx) + " positions) in " + ggml_backend_buft_name(p.buft));
         }
-        // Zero it: unwritten cells are never read (masks and views stop at each slot's length),
-        // but NaN garbage must not be able to leak through a 0 · NaN in a kernel.
-        ggml_backend_buffer_clear(p.buf, 0);
     }
+}
+
+void kv_cache::place_in_zeroed_pages(part & p) {
+    const size_t align = ggml_backend_buft_get_alignment(p.buft);
+    size_t bytes = align;
+    for (ggml_tensor * t = ggml_get_first_tensor(p.ctx); t; t = ggml_get_next_tensor(p.ctx, t)) {
+        bytes += GGML_PAD(ggml_backend_buft_get_alloc_size(p.buft, t), align);
+    }
+    pages::zeroed mem(bytes);
+    if (!mem.data()) return;
+    ggml_backend_buffer_t buf = ggml_backend_cpu_buffer_from_ptr(mem.data(), mem.size());
+    if (!buf) return;
+    ggml_tallocr talloc = ggml_tallocr_new(buf);
+    for (ggml_tensor * t = ggml_get_first_tensor(p.ctx); t; t = ggml_get_next_tensor(p.ctx, t)) {
+        if (ggml_tallocr_alloc(&talloc, t) != GGML_STATUS_SUCCESS) {
+            ggml_backend_buffer_free(buf);
+            return;
+        }
+    }
+    p.buf = buf;
+    p.pages = std::move(mem);
 }
 
 kv_cache::~kv_cache() { release(); }

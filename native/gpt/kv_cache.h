@@ -5,6 +5,7 @@
 #pragma once
 
 #include "gpt/hparams.h"
+#include "util/pages.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -41,7 +42,9 @@ private:
         ggml_backend_buffer_type * buft;
         ggml_context *             ctx;
         ggml_backend_buffer *      buf;
+        pages::zeroed              pages;   // the memory under buf when it is main memory
     };
+    void place_in_zeroed_pages(part & p);
     std::vector<part> parts_;
 };
 

@@ -133,12 +133,11 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
     }
     d.merges = merges;
 
-    // Pair table: every split of a merge-produced token into two tokens (tiktoken's rule).
-    size_t n_pairs = 0;
-    for (uint32_t id = 0; id < n_vocab; ++id) {
-        if (d.rank[id] != k_no_rank) { n_pairs += d.bytes_of(id).size() - 1; }
-    }
-    d.pairs.init(n_pairs);
+    // Pair table: every split of a merge-produced token into two tokens (tiktoken's rule). The
+    // splits are collected first so that the table is sized for those that exist (GPT-2: 108k),
+    // not for every byte boundary (275k): the table is the tokenizer's largest allocation.
+    struct split { uint32_t left, right, id; };
+    std::vector<split> splits;
     for (uint32_t id = 0; id < n_vocab; ++id) {
         if (d.rank[id] == k_no_rank) { continue; }
         const std::string_view t = d.bytes_of(id);
@@ -147,9 +146,11 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
             if (left == k_no_token) { continue; }
             const uint32_t right = d.vocab.find(t.substr(k), d);
             if (right == k_no_token) { continue; }
-            d.pairs.insert(left, right, d.rank[id], id);
+            splits.push_back({ left, right, id });
         }
     }
+    d.pairs.init(splits.size());
+    for (const split & p : splits) { d.pairs.insert(p.left, p.right, d.rank[p.id], p.id); }
 
     for (uint32_t id : d.special_ids) { d.special_texts.emplace_back(d.bytes_of(id), id); }
     // Longest first, so that a special token that is a prefix of another loses ties.
