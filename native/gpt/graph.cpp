@@ -6,6 +6,7 @@
 #include "gpt/graph.h"
 
 #include "gpt/decode_attention.h"
+#include "gpt/gelu.h"
 #include "gpt/kv_cache.h"
 #include "gpt/model.h"
 
@@ -160,7 +161,8 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
 
         // x = x + mlp(ln_2(x)), mlp = c_proj(gelu(c_fc(.)))  (GELU: tanh approximation)
         cur = layer_norm(ctx, x, L.ffn_norm, L.ffn_norm_b, hp.norm_eps);
-        cur = ggml_gelu(ctx, linear(ctx, cur, L.ffn_up, L.ffn_up_b, cpu));   // [F, n]
+        cur = linear(ctx, cur, L.ffn_up, L.ffn_up_b, cpu);                         // [F, n]
+        cur = cpu && gelu_lookup_available() ? gelu_lookup(ctx, cur) : ggml_gelu(ctx, cur);   // [F, n], the same bits
         cur = linear(ctx, cur, L.ffn_down, L.ffn_down_b, cpu);               // [E, n]
         x = ggml_add(ctx, x, cur);
     }
