@@ -155,8 +155,9 @@ void run_head(const head_task & t, bool use_simd) {
 }
 
 
-void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
-    const hparams & hp = *static_cast<const hparams *>(userdata);
+void compute(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
+    decode_attention_state & state = *static_cast<decode_attention_state *>(userdata);
+    const hparams & hp = *state.hp;
     const ggml_tensor * qkv  = dst->src[0];
     const ggml_tensor * k    = dst->src[1];
     const ggml_tensor * v    = dst->src[2];
@@ -165,11 +166,10 @@ void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
     const int hd = (int) hp.n_embd_head();
     const int64_t n_rows = rows->ne[1];
     const int64_t n_tasks = n_rows * H;
-    const int64_t lo = n_tasks * ith / nth, hi = n_tasks * (ith + 1) / nth;
     const size_t k_esz = ggml_element_size(k), v_esz = ggml_element_size(v);
     const float scale = 1.0f / std::sqrt((float) hd);
     const bool use_simd = simd::enabled();
-    for (int64_t i = lo; i < hi; ++i) {
+    for (int64_t i = state.queue.take(); i < n_tasks; i = state.queue.take()) {
         const int32_t * r = reinterpret_cast<const int32_t *>(static_cast<const char *>(rows->data) + (i / H) * rows->nb[1]);
         const int h = (int) (i % H);
         head_task t;
@@ -185,17 +185,18 @@ void compute(ggml_tensor * dst, int ith, int nth, void * userdata) {
         if (k->type == GGML_TYPE_F16) run_head<ggml_fp16_t>(t, use_simd);
         else run_head<float>(t, use_simd);
     }
+    state.queue.finish(nth);
 }
 
 } // namespace
 
 ggml_tensor * decode_attention(ggml_context * ctx, ggml_tensor * qkv, ggml_tensor * k, ggml_tensor * v,
-                               ggml_tensor * rows, const hparams & hp) {
+                               ggml_tensor * rows, const hparams & hp, decode_attention_state & state) {
     GGML_ASSERT(qkv->type == GGML_TYPE_F32 && rows->type == GGML_TYPE_I32 && k->type == v->type &&
                 (k->type == GGML_TYPE_F16 || k->type == GGML_TYPE_F32));
+    state.hp = &hp;
     ggml_tensor * args[] = { qkv, k, v, rows };
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, hp.n_embd, qkv->ne[1], 1, 1, args, 4, compute, GGML_N_TASKS_MAX,
-                          const_cast<hparams *>(&hp));
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, hp.n_embd, qkv->ne[1], 1, 1, args, 4, compute, GGML_N_TASKS_MAX, &state);
 }
 
 } // namespace gpt2

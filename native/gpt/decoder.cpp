@@ -471,6 +471,13 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
 
     ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "tokens"), b.tokens.data(), 0, b.tokens.size() * sizeof(int32_t));
     ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "pos"), b.pos.data(), 0, b.pos.size() * sizeof(int32_t));
+    {
+        std::vector<int64_t> cells(b.tokens.size());
+        for (const batch_segment & seg : b.segments) {
+            for (uint32_t i = 0; i < seg.n_tokens; ++i) cells[seg.first + i] = (int64_t) seg.slot * kv_->n_ctx + seg.n_past + i;
+        }
+        ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "kv_cells"), cells.data(), 0, cells.size() * sizeof(int64_t));
+    }
     if (ggml_tensor * out = ggml_graph_get_tensor(gf, "out_ids")) {
         ggml_backend_tensor_set(out, b.out_rows.data(), 0, b.out_rows.size() * sizeof(int32_t));
     }

@@ -127,22 +127,16 @@ void compute(ggml_tensor * dst, int nth, void * userdata, bool round_x) {
     o.M = w->ne[1];
     o.n = x->ne[1];
     o.round_x = round_x;
-    // Cache blocks are handed out one at a time, first come first served: a thread that the OS
-    // preempts (the JS thread shares the cores) leaves its share to the others instead of
-    // holding up the step. A logit's value does not depend on which thread computes it.
-    auto & st = *static_cast<dense_matmul_state *>(userdata);
+    // Cache blocks are handed out one at a time, first come first served (work_queue.h).
+    auto & queue = *static_cast<work_queue *>(userdata);
     const int64_t n_blocks = (o.M + k_block_rows - 1) / k_block_rows;
     const bool use_simd = simd::enabled();
-    for (int64_t b = st.next.fetch_add(1, std::memory_order_relaxed); b < n_blocks; b = st.next.fetch_add(1, std::memory_order_relaxed)) {
+    for (int64_t b = queue.take(); b < n_blocks; b = queue.take()) {
         const int64_t i0 = b * k_block_rows, i1 = std::min(o.M, i0 + k_block_rows);
         if (w->type == GGML_TYPE_F16) rows<ggml_fp16_t>(o, i0, i1, use_simd);
         else rows<float>(o, i0, i1, use_simd);
     }
-    // the last thread out resets the counter for the next run (the step's barrier follows)
-    if (st.done.fetch_add(1, std::memory_order_acq_rel) == nth - 1) {
-        st.next.store(0, std::memory_order_relaxed);
-        st.done.store(0, std::memory_order_release);
-    }
+    queue.finish(nth);
 }
 
 void compute_f32_x(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) { compute(dst, nth, userdata, false); }
@@ -155,10 +149,10 @@ bool dense_matmul_supports(const ggml_tensor * w, const ggml_tensor * x) {
            x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] && ggml_is_contiguous(x);
 }
 
-ggml_tensor * dense_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, dense_matmul_state & state, bool round_x) {
+ggml_tensor * dense_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, work_queue & queue, bool round_x) {
     GGML_ASSERT(dense_matmul_supports(w, x));
     ggml_tensor * args[] = { w, x };
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], 1, 1, args, 2, round_x ? compute_f16_x : compute_f32_x, GGML_N_TASKS_MAX, &state);
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], 1, 1, args, 2, round_x ? compute_f16_x : compute_f32_x, GGML_N_TASKS_MAX, &queue);
 }
 
 } // namespace gpt2

@@ -13,7 +13,8 @@
 // read once per call.
 #pragma once
 
-#include <atomic>
+#include "gpt/work_queue.h"
+
 #include <cstdint>
 
 struct ggml_context;
@@ -24,17 +25,11 @@ namespace gpt2 {
 // Whether dense_matmul() takes w (F16 or F32, rows a multiple of 8 wide) times x (F32, contiguous).
 bool dense_matmul_supports(const ggml_tensor * w, const ggml_tensor * x);
 
-// The op's work counter: one per thread pool (graphs computed one at a time), outliving them.
-struct dense_matmul_state {
-    std::atomic<int64_t> next{ 0 };   // the next block of rows to take
-    std::atomic<int>     done{ 0 };   // threads finished with this run
-};
-
 // w [K, M] (M rows of K), x F32 [K, n] contiguous: returns F32 [M, n], like ggml_mul_mat(w, x).
 // round_x: x is rounded to f16 first, as ggml does before multiplying f16 weights. Each output is
 // then the very sum llamafile's tinyBLAS computes (eight-lane FMA chains along the row, the same
 // horizontal sum) - which is what lets a lone row of a block matmul skip the padding row (graph.h,
 // block_matmul; checked at load by the decoder's probe, not assumed).
-ggml_tensor * dense_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, dense_matmul_state & state, bool round_x);
+ggml_tensor * dense_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, work_queue & queue, bool round_x);
 
 } // namespace gpt2

@@ -73,6 +73,10 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
     ggml_tensor * pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, T);
     ggml_set_name(pos, "pos");
     ggml_set_input(pos);
+    // The cache cell of each row's key and value.
+    ggml_tensor * kv_cells = ggml_new_tensor_1d(ctx, GGML_TYPE_I64, T);
+    ggml_set_name(kv_cells, "kv_cells");
+    ggml_set_input(kv_cells);
     ggml_tensor * out_ids = nullptr;
     if (!all_rows) {
         out_ids = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_out);
@@ -110,22 +114,17 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
         ggml_tensor * qkv = linear(ctx, cur, L.attn_qkv, L.attn_qkv_b, cpu);                    // [3E, T]
         const size_t  esz = ggml_element_size(qkv);
 
-        // Store every segment's new keys and values at cells n_past.. of its slot (the attention
-        // nodes below come later in the graph, and nodes run in order, so they see the stores).
+        // Store the batch's new keys and values, each row at its cell (its slot's cell n_past + i),
+        // two nodes for all segments; the attention nodes below come later in the graph, and nodes
+        // run in order, so they see the stores.
         ggml_tensor * kc = kv.k[il];
         ggml_tensor * vc = kv.v[il];
-        for (const batch_segment & seg : b.segments) {
-            const size_t off  = seg.first * qkv->nb[1];
-            const size_t cell = (size_t) seg.slot * kv.n_ctx + seg.n_past;
-            ggml_build_forward_expand(gf, ggml_cpy(ctx, ggml_view_2d(ctx, qkv, E, seg.n_tokens, qkv->nb[1], off + E * esz),
-                                                   ggml_view_2d(ctx, kc, E, seg.n_tokens, kc->nb[1], cell * kc->nb[1])));
-            ggml_build_forward_expand(gf, ggml_cpy(ctx, ggml_view_2d(ctx, qkv, E, seg.n_tokens, qkv->nb[1], off + 2 * E * esz),
-                                                   ggml_view_2d(ctx, vc, E, seg.n_tokens, vc->nb[1], cell * vc->nb[1])));
-        }
+        ggml_build_forward_expand(gf, ggml_set_rows(ctx, kc, ggml_view_2d(ctx, qkv, E, T, qkv->nb[1], E * esz), kv_cells));       // [E, T] into [E, cells]
+        ggml_build_forward_expand(gf, ggml_set_rows(ctx, vc, ggml_view_2d(ctx, qkv, E, T, qkv->nb[1], 2 * E * esz), kv_cells));   // [E, T] into [E, cells]
 
         // Attention: each sequence attends to its own cache region only. All decoding rows in one
         // node (CPU), prompt chunks one flash-attention node each.
-        ggml_tensor * attn = dec_rows ? decode_attention(ctx, qkv, kc, vc, dec_rows, hp) : nullptr;
+        ggml_tensor * attn = dec_rows ? decode_attention(ctx, qkv, kc, vc, dec_rows, hp, cpu->attention) : nullptr;
         if (!attn && b.segments.size() > 1) attn = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, E, T);
         for (size_t s = 0; s < b.segments.size(); ++s) {
             const batch_segment & seg = b.segments[s];

@@ -13,6 +13,7 @@
 #pragma once
 
 #include "gpt/batch.h"
+#include "gpt/decode_attention.h"
 #include "gpt/dense_matmul.h"
 
 #include <cstddef>
@@ -28,7 +29,8 @@ struct kv_cache;
 
 // The state of the graph's own CPU ops, one per thread pool (its graphs run one at a time).
 struct cpu_op_state {
-    dense_matmul_state matmul;
+    work_queue             matmul;      // dense_matmul's
+    decode_attention_state attention;
     // A block matmul of one row goes through dense_matmul (same bits as ggml's kernel for
     // several rows, where the decoder's probe found so): no padding row for batch invariance.
     bool own_lone_rows = false;
