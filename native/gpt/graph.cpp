@@ -9,6 +9,7 @@
 #include "gpt/gelu.h"
 #include "gpt/kv_cache.h"
 #include "gpt/model.h"
+#include "gpt/q8_matmul.h"
 
 #include "ggml.h"
 
@@ -34,10 +35,15 @@ static ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w
     return ggml_add(ctx, block_matmul(ctx, w, x, cpu), b);   // [n_out, n]
 }
 
+// Decoding steps (up to this many rows) take our q8_0 kernel; prompt chunks take tinyBLAS, which is
+// faster for many rows and gives the same bits.
+constexpr int64_t k_q8_matmul_max_rows = 64;
+
 ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu) {
     if (cpu && cpu->own_lone_rows && x->ne[1] == 1 && dense_matmul_supports(w, x)) {
         return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ w->type == GGML_TYPE_F16);
     }
+    if (cpu && x->ne[1] <= k_q8_matmul_max_rows && q8_matmul_supports(w, x)) return q8_matmul(ctx, w, x, cpu->matmul);
     return ggml_mul_mat(ctx, w, x);
 }
 
@@ -45,9 +51,11 @@ ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_
     if (!cpu) return ggml_mul_mat(ctx, w, x);
     // f16 and f32: our own kernel (dense_matmul.h says why).
     if (dense_matmul_supports(w, x)) return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ false);
+    // q8_0: our own kernel too (q8_matmul.h), any row count, the same bits as ggml's.
+    if (q8_matmul_supports(w, x)) return q8_matmul(ctx, w, x, cpu->matmul);
     // Others: ggml's CPU matmul takes llamafile's tinyBLAS only for an output count that is a
     // multiple of 4, and 50257 is not: the rows past the last multiple of 4 go through a matmul
-    // of their own (for q8_0 the two kernels give the same bits: the load-time probe checks).
+    // of their own (whether the two kernels give the same bits, the load-time probe checks).
     const int64_t V = w->ne[1], V4 = V / 4 * 4;
     if (V4 == V || V4 == 0) return ggml_mul_mat(ctx, w, x);
     ggml_tensor * bulk = ggml_mul_mat(ctx, ggml_view_2d(ctx, w, w->ne[0], V4, w->nb[1], 0), x);                    // [V4, n]
