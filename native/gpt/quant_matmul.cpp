@@ -1,0 +1,254 @@
+#include "gpt/quant_matmul.h"
+
+#include "gpt/simd_x86.h"
+
+#include "ggml.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace gpt2 {
+
+namespace {
+
+// ggml's q8_0 block: an f16 scale and 32 signed bytes (checked against ggml's type size below).
+struct q8_block {
+    uint16_t d;
+    int8_t   qs[32];
+};
+static_assert(sizeof(q8_block) == 34, "q8_0 blocks are 34 bytes");
+
+// ggml's q4_K super-block: 256 weights in 8 sub-blocks of 32, each with a six-bit scale and min
+// (packed in 12 bytes), under f16 super-scales; the nibbles of 64 weights per 32 bytes (low
+// nibbles the first 32, high nibbles the next 32).
+struct q4k_block {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t  scales[12];
+    uint8_t  qs[128];
+};
+static_assert(sizeof(q4k_block) == 144, "q4_K blocks are 144 bytes");
+
+// ggml's q8_K block (q4_K's activations): an f32 scale, 256 bytes, and the sums of each 16.
+struct q8k_block {
+    float   d;
+    int8_t  qs[256];
+    int16_t bsums[16];
+};
+static_assert(sizeof(q8k_block) == 292, "q8_K blocks are 292 bytes");
+
+constexpr int64_t k_block_rows = 64;   // weight rows per work item: 64 x 3072 q8_0 = 204 KiB
+
+#ifdef GPT2_NODE_X86
+struct q8_operands {
+    const q8_block * w;   // row i at w + i·nb
+    const q8_block * x;   // column j at x + j·nb
+    float *          c;   // column j at c + j·M
+    int64_t          nb, M, n;
+};
+
+// C[i .. i+RM) x [j .. j+RN). Per output and block: the integer dot product in eight int32 lanes
+// (maddubs of |w| and a with w's signs, then pairs summed), converted to float and accumulated
+// with the scales' product by FMA, in block order; then the horizontal sum. ggml's order.
+template <int RM, int RN>
+GPT2_AVX2 void q8_tile(const q8_operands & o, int64_t i, int64_t j) {
+    __m256 acc[RM][RN];
+    for (int r = 0; r < RM; ++r)
+        for (int c = 0; c < RN; ++c) acc[r][c] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    const q8_block * w = o.w + i * o.nb;
+    const q8_block * x = o.x + j * o.nb;
+    for (int64_t b = 0; b < o.nb; ++b) {
+        __m256i wq[RM], wabs[RM];
+        __m256 wd[RM];
+        for (int r = 0; r < RM; ++r) {
+            const q8_block & blk = w[r * o.nb + b];
+            wq[r]   = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk.qs));
+            wabs[r] = _mm256_sign_epi8(wq[r], wq[r]);
+            wd[r]   = _mm256_cvtph_ps(_mm_set1_epi16((short) blk.d));   // broadcast, then convert: two instructions
+        }
+        if (RN == 1) {   // one column: memory-bound; fetch the next rows' blocks
+            for (int r = 0; r < RM; ++r) _mm_prefetch(reinterpret_cast<const char *>(&w[(r + RM) * o.nb + b]), _MM_HINT_T0);
+        }
+        for (int c = 0; c < RN; ++c) {
+            const q8_block & blk = x[c * o.nb + b];
+            const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk.qs));
+            const __m256 xd = _mm256_cvtph_ps(_mm_set1_epi16((short) blk.d));
+            for (int r = 0; r < RM; ++r) {
+                const __m256i dot = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(wabs[r], _mm256_sign_epi8(xq, wq[r])));
+                acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(wd[r], xd), _mm256_cvtepi32_ps(dot), acc[r][c]);
+            }
+        }
+    }
+    for (int r = 0; r < RM; ++r)
+        for (int c = 0; c < RN; ++c) o.c[(j + c) * o.M + i + r] = simd::hsum(acc[r][c]);
+}
+
+// Rows i .. i+RM against every column, four at a time (two weight rows by four columns measured
+// best on Zen 3 among 1-4 x 1-8).
+template <int RM>
+GPT2_AVX2 void q8_row_group(const q8_operands & o, int64_t i) {
+    int64_t j = 0;
+    for (; j + 4 <= o.n; j += 4) q8_tile<RM, 4>(o, i, j);
+    switch (o.n - j) {
+        case 3: q8_tile<RM, 3>(o, i, j); break;
+        case 2: q8_tile<RM, 2>(o, i, j); break;
+        case 1: q8_tile<RM, 1>(o, i, j); break;
+        default: break;
+    }
+}
+
+GPT2_AVX2 void q8_rows(const q8_operands & o, int64_t i0, int64_t i1) {
+    int64_t i = i0;
+    for (; i + 2 <= i1; i += 2) q8_row_group<2>(o, i);
+    for (; i < i1; ++i) q8_row_group<1>(o, i);
+}
+// q4_K (stored) times q8_K activations, weight row i against columns j .. j+RN. Per output, as
+// ggml's dot product: per super-block, the integer sums in eight int32 lanes (nibbles times
+// activations, pairs summed and weighted by the sub-blocks' scales), converted and accumulated
+// with d = d_x · d_w by FMA; the mins' correction in four lanes, with dmin = -d_x · dmin_w; the
+// eight lanes' horizontal sum plus the four lanes' sum at the end.
+struct q4k_operands {
+    const q4k_block * w;   // row i at w + i·nb
+    const q8k_block * x;   // column j at x + j·nb
+    float *           c;   // column j at c + j·M
+    int64_t           nb, M, n;
+};
+
+// A super-block's 8 scales and 8 mins, unpacked from their 12 bytes to 16 int16 (scales, then
+// mins), four bytes at a time: bytes 0-3 hold scales 0-3 in their low six bits, bytes 4-7 mins
+// 0-3; bytes 8-11 hold scales 4-7 in their low nibbles and mins 4-7 in their high nibbles, whose
+// top two bits are the top bits of bytes 0-3 (scales) and 4-7 (mins).
+GPT2_AVX2 inline __m256i q4k_scales_and_mins(const uint8_t * p) {
+    uint32_t a0, a1, a2;
+    std::memcpy(&a0, p, 4);
+    std::memcpy(&a1, p + 4, 4);
+    std::memcpy(&a2, p + 8, 4);
+    const uint32_t scales_lo = a0 & 0x3f3f3f3fu;
+    const uint32_t mins_lo   = a1 & 0x3f3f3f3fu;
+    const uint32_t scales_hi = (a2 & 0x0f0f0f0fu) | (((a0 >> 6) & 0x03030303u) << 4);
+    const uint32_t mins_hi   = ((a2 >> 4) & 0x0f0f0f0fu) | (((a1 >> 6) & 0x03030303u) << 4);
+    return _mm256_cvtepu8_epi16(_mm_set_epi32((int) mins_hi, (int) mins_lo, (int) scales_hi, (int) scales_lo));
+}
+
+template <int RN>
+GPT2_AVX2 void q4k_tile(const q4k_operands & o, int64_t i, int64_t j) {
+    constexpr int64_t k_max_blocks = 64;   // K up to 16384
+    __m128i mins[k_max_blocks];            // kept from the first pass for the second
+    __m256 acc[RN];
+    for (int c = 0; c < RN; ++c) acc[c] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    const q4k_block * w = o.w + i * o.nb;
+    const q8k_block * x = o.x + j * o.nb;
+    // First pass: the scaled nibble sums, d = d_x · d_w.
+    for (int64_t b = 0; b < o.nb; ++b) {
+        const q4k_block & wb = w[b];
+        const __m256i sm = q4k_scales_and_mins(wb.scales);
+        const __m128i sc128 = _mm256_castsi256_si128(sm);
+        mins[b] = _mm256_extracti128_si256(sm, 1);
+        const __m256i scales = _mm256_set_m128i(sc128, sc128);
+        const float d_w = _cvtsh_ss(wb.d);
+        __m256i sumi[RN];
+        for (int c = 0; c < RN; ++c) sumi[c] = _mm256_setzero_si256();
+        for (int g = 0; g < 4; ++g) {   // 64 weights: 32 low nibbles, 32 high
+            const __m256i scale_l = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short) (((4 * g + 1) << 8) | (4 * g))));
+            const __m256i scale_h = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short) (((4 * g + 3) << 8) | (4 * g + 2))));
+            const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(wb.qs + 32 * g));
+            const __m256i q4l = _mm256_and_si256(bits, m4);
+            const __m256i q4h = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            for (int c = 0; c < RN; ++c) {
+                const int8_t * q8 = x[c * o.nb + b].qs + 64 * g;
+                const __m256i pl = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(q8))));
+                const __m256i ph = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(q8 + 32))));
+                sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(pl, ph));
+            }
+        }
+        for (int c = 0; c < RN; ++c) {
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(x[c * o.nb + b].d * d_w), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+        }
+    }
+    // Second pass: the mins' correction, its own accumulator in block order as in ggml (so the
+    // split into two passes changes no rounding), dmin = -d_x · dmin_w.
+    for (int c = 0; c < RN; ++c) {
+        __m128 acc_m = _mm_setzero_ps();
+        for (int64_t b = 0; b < o.nb; ++b) {
+            const q8k_block & xb = x[c * o.nb + b];
+            const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(xb.bsums));
+            const __m128i q8s = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));   // per sub-block
+            acc_m = _mm_fmadd_ps(_mm_set1_ps(-xb.d * _cvtsh_ss(w[b].dmin)), _mm_cvtepi32_ps(_mm_madd_epi16(mins[b], q8s)), acc_m);
+        }
+        acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+        acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
+        o.c[(j + c) * o.M + i] = simd::hsum(acc[c]) + _mm_cvtss_f32(acc_m);
+    }
+}
+
+// Columns in blocks of 32 (32 x 3072 q8_K = 112 KiB), so that a block of columns and the item's
+// weight rows (64 x 3072 q4_K = 108 KiB) both stay in L2 while one passes over the other.
+GPT2_AVX2 void q4k_rows(const q4k_operands & o, int64_t i0, int64_t i1) {
+    constexpr int64_t k_cols = 32;
+    for (int64_t j0 = 0; j0 < o.n; j0 += k_cols) {
+        const int64_t j1 = std::min(o.n, j0 + k_cols);
+        for (int64_t i = i0; i < i1; ++i) {
+            int64_t j = j0;
+            for (; j + 3 <= j1; j += 3) q4k_tile<3>(o, i, j);
+            switch (j1 - j) {
+                case 2: q4k_tile<2>(o, i, j); break;
+                case 1: q4k_tile<1>(o, i, j); break;
+                default: break;
+            }
+        }
+    }
+}
+#endif
+
+void compute(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
+    auto & queue = *static_cast<work_queue *>(userdata);
+#ifdef GPT2_NODE_X86
+    const ggml_tensor * w = dst->src[0];
+    const ggml_tensor * x = dst->src[1];   // the activations, quantized by ggml (q8_0 or q8_K)
+    const int64_t M = w->ne[1], n = x->ne[1];
+    const int64_t n_items = (M + k_block_rows - 1) / k_block_rows;
+    if (w->type == GGML_TYPE_Q8_0) {
+        const q8_operands o { static_cast<const q8_block *>(w->data), static_cast<const q8_block *>(x->data),
+                              static_cast<float *>(dst->data), w->ne[0] / 32, M, n };
+        for (int64_t b = queue.take(); b < n_items; b = queue.take()) q8_rows(o, b * k_block_rows, std::min(M, (b + 1) * k_block_rows));
+    } else {
+        const q4k_operands o { static_cast<const q4k_block *>(w->data), static_cast<const q8k_block *>(x->data),
+                               static_cast<float *>(dst->data), w->ne[0] / 256, M, n };
+        for (int64_t b = queue.take(); b < n_items; b = queue.take()) q4k_rows(o, b * k_block_rows, std::min(M, (b + 1) * k_block_rows));
+    }
+#else
+    (void) dst;   // not reached: quant_matmul_supports() is false off x86
+#endif
+    queue.finish(nth);
+}
+
+} // namespace
+
+bool quant_matmul_supports(const ggml_tensor * w, const ggml_tensor * x) {
+#ifdef GPT2_NODE_X86
+    if (!simd::enabled() || w->extra != nullptr) return false;   // extra: repacked by ggml's CPU_REPACK buffer
+    const bool q8 = w->type == GGML_TYPE_Q8_0 && ggml_blck_size(GGML_TYPE_Q8_0) == 32 && ggml_type_size(GGML_TYPE_Q8_0) == sizeof(q8_block);
+    const bool q4k = w->type == GGML_TYPE_Q4_K && w->ne[0] <= 64 * 256 && ggml_blck_size(GGML_TYPE_Q4_K) == 256 && ggml_type_size(GGML_TYPE_Q4_K) == sizeof(q4k_block) &&
+                     ggml_blck_size(GGML_TYPE_Q8_K) == 256 && ggml_type_size(GGML_TYPE_Q8_K) == sizeof(q8k_block);
+    return (q8 || q4k) && w->ne[0] % ggml_blck_size(w->type) == 0 && ggml_is_contiguous(w) &&
+           x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] && ggml_is_contiguous(x) && x->ne[2] == 1 && x->ne[3] == 1;
+#else
+    (void) w;
+    (void) x;
+    return false;
+#endif
+}
+
+ggml_tensor * quant_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, work_queue & queue) {
+    GGML_ASSERT(quant_matmul_supports(w, x));
+    // ggml's quantizer, as ggml_mul_mat quantizes its activations for these weights
+    const ggml_type xt = w->type == GGML_TYPE_Q8_0 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
+    ggml_tensor * xq = ggml_cpy(ctx, x, ggml_new_tensor_2d(ctx, xt, x->ne[0], x->ne[1]));   // [K, n]
+    ggml_tensor * args[] = { w, xq };
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], 1, 1, args, 2, compute, GGML_N_TASKS_MAX, &queue);
+}
+
+} // namespace gpt2
