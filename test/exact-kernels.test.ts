@@ -1,6 +1,6 @@
 // Two of our CPU ops promise ggml's numbers to the bit, so that parity with llama.cpp (which uses
 // ggml's) is untouched: GELU (native/gpt/gelu.cpp: ggml's rounding to f16 and its lookup table,
-// eight at a time) and the quantized matmul (native/gpt/quant_matmul.cpp, q8_0 and q4_K: ggml's
+// eight at a time) and the quantized matmul (native/gpt/quant_matmul.cpp, q8_0, q4_0 and q4_K: ggml's
 // per-block integer dot products and summation order, its work handed out first come first
 // served, and for q4_K each weight block unpacked once for four rows).
 // GPT2_NODE_PORTABLE_KERNELS=1 (read at every step) puts ggml's ops back for both.
@@ -47,6 +47,11 @@ async function samePromptLogits(t: ExecutionContext, path: string): Promise<void
 test('our GELU and q8_0 matmul give ggml\'s numbers to the bit (every logit of a 300-token prompt, 124M q8_0)', async (t) => {
   // init scale 4: activations reach GELU's ±10 cut-offs, not only the table's middle
   await samePromptLogits(t, await testModel('124M', 'q8_0', { initScale: 4 }));
+});
+
+test('our q4_0 LM head gives ggml\'s numbers to the bit (every logit of a 300-token prompt, 124M q4_0)', async (t) => {
+  // the block weights are repacked by ggml and multiplied by its kernels; the head is ours
+  await samePromptLogits(t, await testModel('124M', 'q4_0', { initScale: 4 }));
 });
 
 test('our q4_K matmul gives ggml\'s numbers to the bit (every logit of a 300-token prompt, 124M q4_K)', async (t) => {

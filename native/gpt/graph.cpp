@@ -35,16 +35,17 @@ static ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w
     return ggml_add(ctx, block_matmul(ctx, w, x, cpu), b);   // [n_out, n]
 }
 
-// Our quantized matmul (quant_matmul.h) gives ggml's bits. For q8_0 it takes decoding steps (up to
-// this many rows); prompt chunks take tinyBLAS, faster for many rows. For q4_K as stored it takes
-// every row count: ggml's alternative is one dot product per output.
-constexpr int64_t k_q8_own_max_rows = 64;
+// Our quantized matmul (quant_matmul.h) gives ggml's bits. For weights of 32-blocks (q8_0, q4_0
+// as stored) it takes decoding steps, up to this many rows; prompt chunks take tinyBLAS, faster
+// for many rows. For q4_K as stored it takes every row count: ggml's alternative is one dot
+// product per output.
+constexpr int64_t k_own_32_block_max_rows = 64;
 
 ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu) {
     if (cpu && cpu->own_lone_rows && x->ne[1] == 1 && dense_matmul_supports(w, x)) {
         return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ w->type == GGML_TYPE_F16);
     }
-    if (cpu && (w->type != GGML_TYPE_Q8_0 || x->ne[1] <= k_q8_own_max_rows) && quant_matmul_supports(w, x)) {
+    if (cpu && (w->type == GGML_TYPE_Q4_K || x->ne[1] <= k_own_32_block_max_rows) && quant_matmul_supports(w, x)) {
         return quant_matmul(ctx, w, x, cpu->matmul);
     }
     return ggml_mul_mat(ctx, w, x);
@@ -54,7 +55,7 @@ ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_
     if (!cpu) return ggml_mul_mat(ctx, w, x);
     // f16 and f32: our own kernel (dense_matmul.h says why).
     if (dense_matmul_supports(w, x)) return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ false);
-    // q8_0 and q4_K: our own kernel too (quant_matmul.h), the same bits as ggml's.
+    // q8_0, q4_0 and q4_K: our own kernel too (quant_matmul.h), the same bits as ggml's.
     if (quant_matmul_supports(w, x)) return quant_matmul(ctx, w, x, cpu->matmul);
     // Others: ggml's CPU matmul takes llamafile's tinyBLAS only for an output count that is a
     // multiple of 4, and 50257 is not: the rows past the last multiple of 4 go through a matmul

@@ -19,6 +19,13 @@ struct q8_block {
 };
 static_assert(sizeof(q8_block) == 34, "q8_0 blocks are 34 bytes");
 
+// ggml's q4_0 block: an f16 scale and 32 nibbles (weights 0-15 low, 16-31 high), offset by 8.
+struct q4_block {
+    uint16_t d;
+    uint8_t  qs[16];
+};
+static_assert(sizeof(q4_block) == 18, "q4_0 blocks are 18 bytes");
+
 // ggml's q4_K super-block: 256 weights in 8 sub-blocks of 32, each with a six-bit scale and min
 // (packed in 12 bytes), under f16 super-scales; the nibbles of 64 weights per 32 bytes (low
 // nibbles the first 32, high nibbles the next 32).
@@ -41,30 +48,41 @@ static_assert(sizeof(q8k_block) == 292, "q8_K blocks are 292 bytes");
 constexpr int64_t k_block_rows = 64;   // weight rows per work item: 64 x 3072 q8_0 = 204 KiB
 
 #ifdef GPT2_NODE_X86
-struct q8_operands {
-    const q8_block * w;   // row i at w + i·nb
+// The 32 signed weights of a block, as ggml's dot products see them: q8_0's bytes; q4_0's
+// nibbles (the low ones are weights 0-15, the high ones 16-31) minus 8.
+GPT2_AVX2 inline __m256i block_weights(const q8_block & b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs)); }
+GPT2_AVX2 inline __m256i block_weights(const q4_block & b) {
+    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b.qs));
+    const __m256i nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(lo, 4), lo), _mm256_set1_epi8(0xF));
+    return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
+}
+
+template <typename WB>
+struct q8x_operands {
+    const WB *       w;   // row i at w + i·nb
     const q8_block * x;   // column j at x + j·nb
     float *          c;   // column j at c + j·M
     int64_t          nb, M, n;
 };
 
-// C[i .. i+RM) x [j .. j+RN). Per output and block: the integer dot product in eight int32 lanes
-// (maddubs of |w| and a with w's signs, then pairs summed), converted to float and accumulated
-// with the scales' product by FMA, in block order; then the horizontal sum. ggml's order.
-template <int RM, int RN>
-GPT2_AVX2 void q8_tile(const q8_operands & o, int64_t i, int64_t j) {
+// Weights of 32-blocks (q8_0, q4_0) times q8_0 activations, C[i .. i+RM) x [j .. j+RN). Per
+// output and block: the integer dot product in eight int32 lanes (maddubs of |w| and a with w's
+// signs, then pairs summed), converted to float and accumulated with the scales' product by
+// FMA, in block order; then the horizontal sum. ggml's order.
+template <int RM, int RN, typename WB>
+GPT2_AVX2 void q8x_tile(const q8x_operands<WB> & o, int64_t i, int64_t j) {
     __m256 acc[RM][RN];
     for (int r = 0; r < RM; ++r)
         for (int c = 0; c < RN; ++c) acc[r][c] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
-    const q8_block * w = o.w + i * o.nb;
+    const WB * w = o.w + i * o.nb;
     const q8_block * x = o.x + j * o.nb;
     for (int64_t b = 0; b < o.nb; ++b) {
         __m256i wq[RM], wabs[RM];
         __m256 wd[RM];
         for (int r = 0; r < RM; ++r) {
-            const q8_block & blk = w[r * o.nb + b];
-            wq[r]   = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk.qs));
+            const WB & blk = w[r * o.nb + b];
+            wq[r]   = block_weights(blk);
             wabs[r] = _mm256_sign_epi8(wq[r], wq[r]);
             wd[r]   = _mm256_cvtph_ps(_mm_set1_epi16((short) blk.d));   // broadcast, then convert: two instructions
         }
@@ -86,24 +104,26 @@ GPT2_AVX2 void q8_tile(const q8_operands & o, int64_t i, int64_t j) {
 }
 
 // Rows i .. i+RM against every column, four at a time (two weight rows by four columns measured
-// best on Zen 3 among 1-4 x 1-8).
-template <int RM>
-GPT2_AVX2 void q8_row_group(const q8_operands & o, int64_t i) {
+// best on Zen 3 among 1-4 x 1-8, for q8_0).
+template <int RM, typename WB>
+GPT2_AVX2 void q8x_row_group(const q8x_operands<WB> & o, int64_t i) {
     int64_t j = 0;
-    for (; j + 4 <= o.n; j += 4) q8_tile<RM, 4>(o, i, j);
+    for (; j + 4 <= o.n; j += 4) q8x_tile<RM, 4>(o, i, j);
     switch (o.n - j) {
-        case 3: q8_tile<RM, 3>(o, i, j); break;
-        case 2: q8_tile<RM, 2>(o, i, j); break;
-        case 1: q8_tile<RM, 1>(o, i, j); break;
+        case 3: q8x_tile<RM, 3>(o, i, j); break;
+        case 2: q8x_tile<RM, 2>(o, i, j); break;
+        case 1: q8x_tile<RM, 1>(o, i, j); break;
         default: break;
     }
 }
 
-GPT2_AVX2 void q8_rows(const q8_operands & o, int64_t i0, int64_t i1) {
+template <typename WB>
+GPT2_AVX2 void q8x_rows(const q8x_operands<WB> & o, int64_t i0, int64_t i1) {
     int64_t i = i0;
-    for (; i + 2 <= i1; i += 2) q8_row_group<2>(o, i);
-    for (; i < i1; ++i) q8_row_group<1>(o, i);
+    for (; i + 2 <= i1; i += 2) q8x_row_group<2>(o, i);
+    for (; i < i1; ++i) q8x_row_group<1>(o, i);
 }
+
 // q4_K (stored) times q8_K activations, weight row i against columns j .. j+RN. Per output, as
 // ggml's dot product: per super-block, the integer sums in eight int32 lanes (nibbles times
 // activations, pairs summed and weighted by the sub-blocks' scales), converted and accumulated
@@ -207,13 +227,17 @@ void compute(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
     auto & queue = *static_cast<work_queue *>(userdata);
 #ifdef GPT2_NODE_X86
     const ggml_tensor * w = dst->src[0];
-    const ggml_tensor * x = dst->src[1];   // the activations, quantized by ggml (q8_0 or q8_K)
+    const ggml_tensor * x = dst->src[1];   // the activations, quantized by ggml (q8_0, or q8_K for q4_K)
     const int64_t M = w->ne[1], n = x->ne[1];
     const int64_t n_items = (M + k_block_rows - 1) / k_block_rows;
     if (w->type == GGML_TYPE_Q8_0) {
-        const q8_operands o { static_cast<const q8_block *>(w->data), static_cast<const q8_block *>(x->data),
-                              static_cast<float *>(dst->data), w->ne[0] / 32, M, n };
-        for (int64_t b = queue.take(); b < n_items; b = queue.take()) q8_rows(o, b * k_block_rows, std::min(M, (b + 1) * k_block_rows));
+        const q8x_operands<q8_block> o { static_cast<const q8_block *>(w->data), static_cast<const q8_block *>(x->data),
+                                         static_cast<float *>(dst->data), w->ne[0] / 32, M, n };
+        for (int64_t b = queue.take(); b < n_items; b = queue.take()) q8x_rows(o, b * k_block_rows, std::min(M, (b + 1) * k_block_rows));
+    } else if (w->type == GGML_TYPE_Q4_0) {
+        const q8x_operands<q4_block> o { static_cast<const q4_block *>(w->data), static_cast<const q8_block *>(x->data),
+                                         static_cast<float *>(dst->data), w->ne[0] / 32, M, n };
+        for (int64_t b = queue.take(); b < n_items; b = queue.take()) q8x_rows(o, b * k_block_rows, std::min(M, (b + 1) * k_block_rows));
     } else {
         const q4k_operands o { static_cast<const q4k_block *>(w->data), static_cast<const q8k_block *>(x->data),
                                static_cast<float *>(dst->data), w->ne[0] / 256, M, n };
@@ -231,9 +255,11 @@ bool quant_matmul_supports(const ggml_tensor * w, const ggml_tensor * x) {
 #ifdef GPT2_NODE_X86
     if (!simd::enabled() || w->extra != nullptr) return false;   // extra: repacked by ggml's CPU_REPACK buffer
     const bool q8 = w->type == GGML_TYPE_Q8_0 && ggml_blck_size(GGML_TYPE_Q8_0) == 32 && ggml_type_size(GGML_TYPE_Q8_0) == sizeof(q8_block);
+    const bool q4 = w->type == GGML_TYPE_Q4_0 && ggml_blck_size(GGML_TYPE_Q4_0) == 32 && ggml_type_size(GGML_TYPE_Q4_0) == sizeof(q4_block) &&
+                    ggml_type_size(GGML_TYPE_Q8_0) == sizeof(q8_block);
     const bool q4k = w->type == GGML_TYPE_Q4_K && w->ne[0] <= 64 * 256 && ggml_blck_size(GGML_TYPE_Q4_K) == 256 && ggml_type_size(GGML_TYPE_Q4_K) == sizeof(q4k_block) &&
                      ggml_blck_size(GGML_TYPE_Q8_K) == 256 && ggml_type_size(GGML_TYPE_Q8_K) == sizeof(q8k_block);
-    return (q8 || q4k) && w->ne[0] % ggml_blck_size(w->type) == 0 && ggml_is_contiguous(w) &&
+    return (q8 || q4 || q4k) && w->ne[0] % ggml_blck_size(w->type) == 0 && ggml_is_contiguous(w) &&
            x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] && ggml_is_contiguous(x) && x->ne[2] == 1 && x->ne[3] == 1;
 #else
     (void) w;
@@ -245,7 +271,7 @@ bool quant_matmul_supports(const ggml_tensor * w, const ggml_tensor * x) {
 ggml_tensor * quant_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, work_queue & queue) {
     GGML_ASSERT(quant_matmul_supports(w, x));
     // ggml's quantizer, as ggml_mul_mat quantizes its activations for these weights
-    const ggml_type xt = w->type == GGML_TYPE_Q8_0 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
+    const ggml_type xt = w->type == GGML_TYPE_Q4_K ? GGML_TYPE_Q8_K : GGML_TYPE_Q8_0;
     ggml_tensor * xq = ggml_cpy(ctx, x, ggml_new_tensor_2d(ctx, xt, x->ne[0], x->ne[1]));   // [K, n]
     ggml_tensor * args[] = { w, xq };
     return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], 1, 1, args, 2, compute, GGML_N_TASKS_MAX, &queue);
