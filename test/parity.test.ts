@@ -15,7 +15,9 @@
 //   does not fail it. Since session 4, f16 and f32 LM heads run our own kernel
 //   (native/gpt/dense_matmul.cpp: f32 activations, where ggml rounds them to f16) and a
 //   one-token prompt attends through our decode_attention op: default measured 6.7e-4 (f16) and
-//   8.3e-4 (f32, n=1); q8_0 and q4_0 are still identical to the bit.
+//   8.3e-4 (f32, n=1); q8_0 and q4_0 are still identical to the bit, also since session 5, when
+//   GELU, q8_0 matmuls and the q4_0 LM head moved to ops of ours that reproduce ggml's arithmetic
+//   (native/gpt/gelu.cpp, quant_matmul.cpp; test/exact-kernels.test.ts).
 //
 // Tolerances (|Δlogit| ≤ abs + rel · max|logit of the reference|), init scale 1:
 // - f32: abs 1e-3, rel 0 (the bound). Measured (independent): tiny ≤ 3.0e-5,
