@@ -20,8 +20,9 @@
 namespace gpt2 {
 
 // Views (offset, width) for decoder::row_count_invariant(), the probed row being column 4: any
-// row count, the probed row first or among others.
-static const std::vector<std::pair<int, int>> k_any_rows = { { 4, 1 }, { 4, 2 }, { 3, 2 }, { 4, 7 }, { 1, 7 }, { 0, 16 } };
+// row count, the probed row first or among others; 72 rows take ggml's kernel for many rows where
+// decoding steps take ours (graph.cpp, block_matmul).
+static const std::vector<std::pair<int, int>> k_any_rows = { { 4, 1 }, { 4, 2 }, { 3, 2 }, { 4, 7 }, { 1, 7 }, { 0, 16 }, { 0, 72 } };
 
 // A model that points at m's weights, for the decoder to swap some of them for copies (repacked,
 // or on a device); it owns nothing.
@@ -126,6 +127,17 @@ void decoder::init() {
         drop_repacked();
         blocks_invariant = blocks_row_count_invariant(k_any_rows);
     }
+    const bool quantized_blocks = std::any_of(graph_model().layers.begin(), graph_model().layers.end(), [](const layer & L) {
+        return ggml_is_quantized(L.attn_qkv->type) || ggml_is_quantized(L.attn_out->type) ||
+               ggml_is_quantized(L.ffn_up->type) || ggml_is_quantized(L.ffn_down->type);
+    });
+    if (probe && !blocks_invariant && cpu_ops() && quantized_blocks) {
+        // Our quantized kernel and ggml's for many rows disagree (not seen: ours follows ggml's
+        // arithmetic, but ggml's may differ on another CPU): ggml's alone then.
+        cpu_ops_.own_quant_blocks = false;
+        blocks_invariant = blocks_row_count_invariant(k_any_rows);
+        if (!blocks_invariant) cpu_ops_.own_quant_blocks = true;
+    }
     if (probe && !blocks_invariant && cpu_ops()) {
         // ggml multiplies one row with another kernel than several (f16, f32): try ours for the
         // lone row, which sums as llamafile's tinyBLAS does, in place of a padding row.
@@ -136,7 +148,8 @@ void decoder::init() {
     head_invariant_ = probe && row_count_invariant(graph_model().output, { { 4, 1 }, { 4, 2 }, { 1, 7 } }, /*head =*/ true);
     pad_ = params_.batch_invariant && !(blocks_invariant && head_invariant_);
     log_write(log_level::debug, "gpt2-node", std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") +
-              ", blocks " + (blocks_invariant ? "yes" : "no") + (cpu_ops_.own_lone_rows ? " (a lone row through our kernel)" : "") + "\n");
+              ", blocks " + (blocks_invariant ? "yes" : "no") + (cpu_ops_.own_lone_rows ? " (a lone row through our kernel)" : "") +
+              (cpu_ops_.own_quant_blocks ? "" : " (quantized blocks through ggml's kernels only)") + "\n");
     if (n_repacked_ > 0) {
         log_write(log_level::debug, "gpt2-node", std::to_string(n_repacked_) + " weight tensors (" +
                   std::to_string(ggml_backend_buffer_get_size(dev_buf_) >> 10) + " KiB) repacked for CPU_REPACK\n");

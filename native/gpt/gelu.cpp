@@ -85,8 +85,9 @@ bool gelu_lookup_available() {
 ggml_tensor * gelu_lookup(ggml_context * ctx, ggml_tensor * x) {
     GGML_ASSERT(x->type == GGML_TYPE_F32 && ggml_is_contiguous(x) && x->ne[2] == 1 && x->ne[3] == 1);
     gelu_table();   // built here, on the thread that builds the graph, not inside a compute
-    ggml_tensor * args[] = { x };
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], 1, 1, args, 1, compute, GGML_N_TASKS_MAX, nullptr);
+    // In place, as ggml's unary ops may be: the allocator then needs no second [F, n] buffer
+    // (6 MiB of compute buffer for 512 rows of 124M)
+    return ggml_custom_inplace(ctx, x, nullptr, 0, compute, GGML_N_TASKS_MAX, nullptr);
 }
 
 } // namespace gpt2

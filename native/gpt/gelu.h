@@ -19,7 +19,8 @@ namespace gpt2 {
 // Whether gelu_lookup() can run here (an x86-64 CPU with AVX2, F16C; our SIMD kernels enabled).
 bool gelu_lookup_available();
 
-// x F32 contiguous: returns F32 of x's shape, equal to the bit to ggml_gelu(ctx, x) on the CPU.
+// x F32 contiguous: returns x (in place) holding, to the bit, what ggml_gelu(ctx, x) would on the
+// CPU.
 ggml_tensor * gelu_lookup(ggml_context * ctx, ggml_tensor * x);
 
 } // namespace gpt2

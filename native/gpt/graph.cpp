@@ -45,7 +45,7 @@ ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x,
     if (cpu && cpu->own_lone_rows && x->ne[1] == 1 && dense_matmul_supports(w, x)) {
         return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ w->type == GGML_TYPE_F16);
     }
-    if (cpu && (w->type == GGML_TYPE_Q4_K || x->ne[1] <= k_own_32_block_max_rows) && quant_matmul_supports(w, x)) {
+    if (cpu && cpu->own_quant_blocks && (w->type == GGML_TYPE_Q4_K || x->ne[1] <= k_own_32_block_max_rows) && quant_matmul_supports(w, x)) {
         return quant_matmul(ctx, w, x, cpu->matmul);
     }
     return ggml_mul_mat(ctx, w, x);

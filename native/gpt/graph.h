@@ -34,6 +34,10 @@ struct cpu_op_state {
     // A block matmul of one row goes through dense_matmul (same bits as ggml's kernel for
     // several rows, where the decoder's probe found so): no padding row for batch invariance.
     bool own_lone_rows = false;
+    // Quantized block matmuls go through quant_matmul where it applies (decoding steps; every row
+    // count for q4_K as stored). Turned off by the decoder if its probe finds that ours and
+    // ggml's kernel for many rows disagree on this machine.
+    bool own_quant_blocks = true;
 };
 
 // With `cpu` (the whole graph runs on the CPU backend) the graph takes our CPU ops and shapes:
