@@ -2,7 +2,7 @@
 // ggml's) is untouched: GELU (native/gpt/gelu.cpp: ggml's rounding to f16 and its lookup table,
 // eight at a time) and the quantized matmul (native/gpt/quant_matmul.cpp, q8_0, q4_0 and q4_K: ggml's
 // per-block integer dot products and summation order, its work handed out first come first
-// served, and for q4_K each weight block unpacked once for four rows).
+// served, and for q4_K each weight block unpacked once for up to three rows).
 // GPT2_NODE_PORTABLE_KERNELS=1 (read at every step) puts ggml's ops back for both.
 //
 // On a q8_0 model a prompt's logits depend on no other kernel of ours: prompt rows attend through

@@ -11,7 +11,7 @@
 // - q4_K, as stored (not repacked). Under batch invariance q4_K weights stay in their stored
 //   layout (ggml's repacked kernels round one row otherwise than several), where ggml computes
 //   one dot product per output: each weight block's six-bit scales and nibbles are unpacked
-//   again for every row of the batch. Here a block is unpacked once for up to four rows
+//   again for every row of the batch. Here a block is unpacked once for up to three rows
 //   (prompts measured 1.6x faster).
 //
 // Each output is computed exactly as ggml's dot product computes it: per block, the integer dot
