@@ -58,13 +58,17 @@ GPT2_AVX2 inline __m256i block_weights(const q4_block & b) {
     return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
 }
 
-template <typename WB>
-struct q8x_operands {
-    const WB *       w;   // row i at w + i·nb
-    const q8_block * x;   // column j at x + j·nb
-    float *          c;   // column j at c + j·M
-    int64_t          nb, M, n;
+// The op's operands: weight blocks WB, activation blocks XB (nb blocks per row), the F32 result.
+template <typename WB, typename XB>
+struct operands {
+    const WB * w;   // row i at w + i·nb
+    const XB * x;   // column j at x + j·nb
+    float *    c;   // column j at c + j·M
+    int64_t    nb, M, n;
 };
+
+template <typename WB>
+using q8x_operands = operands<WB, q8_block>;
 
 // Weights of 32-blocks (q8_0, q4_0) times q8_0 activations, C[i .. i+RM) x [j .. j+RN). Per
 // output and block: the integer dot product in eight int32 lanes (maddubs of |w| and a with w's
@@ -130,12 +134,7 @@ GPT2_AVX2 void q8x_rows(const q8x_operands<WB> & o, int64_t i0, int64_t i1) {
 // activations, pairs summed and weighted by the sub-blocks' scales), converted and accumulated
 // with d = d_x · d_w by FMA; the mins' correction in four lanes, with dmin = -d_x · dmin_w; the
 // eight lanes' horizontal sum plus the four lanes' sum at the end.
-struct q4k_operands {
-    const q4k_block * w;   // row i at w + i·nb
-    const q8k_block * x;   // column j at x + j·nb
-    float *           c;   // column j at c + j·M
-    int64_t           nb, M, n;
-};
+using q4k_operands = operands<q4k_block, q8k_block>;
 
 // A super-block's 8 scales and 8 mins, unpacked from their 12 bytes to 16 int16 (scales, then
 // mins), four bytes at a time: bytes 0-3 hold scales 0-3 in their low six bits, bytes 4-7 mins
@@ -224,25 +223,26 @@ GPT2_AVX2 void q4k_rows(const q4k_operands & o, int64_t i0, int64_t i1) {
 }
 #endif
 
+#ifdef GPT2_NODE_X86
+// Blocks of k_block_rows weight rows, taken from the queue until none are left, each through `rows`.
+template <typename WB, typename XB>
+void take_row_blocks(ggml_tensor * dst, work_queue & queue, void (*rows)(const operands<WB, XB> &, int64_t, int64_t)) {
+    const ggml_tensor * w = dst->src[0];
+    const ggml_tensor * x = dst->src[1];   // the activations, quantized by ggml (q8_0, or q8_K for q4_K)
+    const operands<WB, XB> o { static_cast<const WB *>(w->data), static_cast<const XB *>(x->data), static_cast<float *>(dst->data),
+                               w->ne[0] / ggml_blck_size(w->type), w->ne[1], x->ne[1] };
+    const int64_t n_items = (o.M + k_block_rows - 1) / k_block_rows;
+    for (int64_t b = queue.take(); b < n_items; b = queue.take()) rows(o, b * k_block_rows, std::min(o.M, (b + 1) * k_block_rows));
+}
+#endif
+
 void compute(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
     auto & queue = *static_cast<work_queue *>(userdata);
 #ifdef GPT2_NODE_X86
-    const ggml_tensor * w = dst->src[0];
-    const ggml_tensor * x = dst->src[1];   // the activations, quantized by ggml (q8_0, or q8_K for q4_K)
-    const int64_t M = w->ne[1], n = x->ne[1];
-    const int64_t n_items = (M + k_block_rows - 1) / k_block_rows;
-    if (w->type == GGML_TYPE_Q8_0) {
-        const q8x_operands<q8_block> o { static_cast<const q8_block *>(w->data), static_cast<const q8_block *>(x->data),
-                                         static_cast<float *>(dst->data), w->ne[0] / 32, M, n };
-        for (int64_t b = queue.take(); b < n_items; b = queue.take()) q8x_rows(o, b * k_block_rows, std::min(M, (b + 1) * k_block_rows));
-    } else if (w->type == GGML_TYPE_Q4_0) {
-        const q8x_operands<q4_block> o { static_cast<const q4_block *>(w->data), static_cast<const q8_block *>(x->data),
-                                         static_cast<float *>(dst->data), w->ne[0] / 32, M, n };
-        for (int64_t b = queue.take(); b < n_items; b = queue.take()) q8x_rows(o, b * k_block_rows, std::min(M, (b + 1) * k_block_rows));
-    } else {
-        const q4k_operands o { static_cast<const q4k_block *>(w->data), static_cast<const q8k_block *>(x->data),
-                               static_cast<float *>(dst->data), w->ne[0] / 256, M, n };
-        for (int64_t b = queue.take(); b < n_items; b = queue.take()) q4k_rows(o, b * k_block_rows, std::min(M, (b + 1) * k_block_rows));
+    switch (dst->src[0]->type) {
+        case GGML_TYPE_Q8_0: take_row_blocks<q8_block, q8_block>(dst, queue, q8x_rows<q8_block>); break;
+        case GGML_TYPE_Q4_0: take_row_blocks<q4_block, q8_block>(dst, queue, q8x_rows<q4_block>); break;
+        default:             take_row_blocks<q4k_block, q8k_block>(dst, queue, q4k_rows); break;   // Q4_K
     }
 #else
     (void) dst;   // not reached: quant_matmul_supports() is false off x86
