@@ -46,6 +46,8 @@ export interface NativeModelInfo {
   computeBufferBytes: number;
   /** Block weight tensors multiplied from ggml's interleaved CPU_REPACK layout (0: all as stored). */
   repackedWeights: number;
+  /** q4_K block weight tensors multiplied from our own interleaved layout, four rows at a time (0: none). */
+  interleavedWeights: number;
   /** The device the model runs on: 'cpu', 'cuda:0', 'metal:0', 'vulkan:0'. */
   device: string;
   /** Transformer blocks on the GPU (0 on the CPU). */

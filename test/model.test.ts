@@ -314,7 +314,7 @@ test.serial('batch invariance: the same request gives the same tokens and logpro
   const layout: string[] = [];
   setLogger((_level, _source, text) => {
     if (text.startsWith('row-count invariant')) probes.push(text);
-    if (/repacked/.test(text)) layout.push(text);
+    if (/repacked|interleaved/.test(text)) layout.push(text);
   }, 'debug');
   try {
     // q4_K needs rows of 256: a wider tiny model, quantized by ggml (its repacked kernels are not

@@ -59,9 +59,15 @@ for (const type of ['f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_K
         maxabs = Math.max(maxabs, Math.abs(ref.logits[i]!));
       }
       // Same file, same kernels, same configuration: identical so far (maxdiff 0); the bound
-      // allows a change of kernel order (1e-3 absolute plus 0.1 % of the logit range).
-      t.log(`${type}: maxdiff = ${maxdiff.toExponential(2)} (max|logit| ${maxabs.toFixed(3)}, ${res.bytesOut} bytes of weights)`);
-      t.true(maxdiff <= 1e-3 + 1e-3 * maxabs);
+      // allows a change of kernel order (1e-3 absolute plus 0.1 % of the logit range). Except
+      // q4_K, whose block weights we multiply from a layout of our own (info.interleavedWeights)
+      // that llama.cpp does not have: its sums round otherwise, and a rounding difference that
+      // moves an activation across a step of the next matmul's 8-bit quantization moves it by a
+      // whole step (measured 1.8 % of the logit range here; test/exact-kernels.test.ts bounds it
+      // by 5 % and shows what a real error there measures).
+      const interleaved = model.info.interleavedWeights > 0;
+      t.log(`${type}: maxdiff = ${maxdiff.toExponential(2)} (max|logit| ${maxabs.toFixed(3)}, ${res.bytesOut} bytes of weights${interleaved ? `, ${model.info.interleavedWeights} tensors interleaved` : ''})`);
+      t.true(maxdiff <= (interleaved ? 0.05 * maxabs : 1e-3 + 1e-3 * maxabs));
       t.true(ours.every(Number.isFinite));
     } finally {
       await model.dispose();

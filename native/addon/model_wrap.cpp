@@ -308,6 +308,7 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo & info) {
     o.Set("kvCacheBytes", (double) d.kv_bytes());
     o.Set("computeBufferBytes", (double) d.compute_bytes());
     o.Set("repackedWeights", d.repacked_weights());
+    o.Set("interleavedWeights", d.interleaved_weights());
     return o;
 }
 

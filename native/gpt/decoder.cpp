@@ -2,6 +2,7 @@
 
 #include "gpt/devices.h"
 #include "gpt/graph.h"
+#include "gpt/q4k_interleaved.h"
 #include "io/gguf_reader.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -114,11 +115,12 @@ void decoder::init() {
 
     // Which matmuls give a row the same numbers alone as among others (see decode()). Probed on
     // the CPU path only: the scheduler path splits the graph, and a GPU picks kernels by size.
-    // Repacked weights are probed as repacked; interleaved kernels take a gemm for groups of 4
-    // rows and a gemv for the rest, which may round differently (q4_K): with batch invariance
-    // asked for, the repacked copies are then dropped and the weights probed as stored.
-    // (q4_K's gemm alone is invariant, so padding every batch to a multiple of 4 rows would do,
-    // but a lone stream then computes 4 rows per token: measured half the decoding speed.)
+    // Repacked weights are probed as repacked; ggml's interleaved kernels take a gemm for groups
+    // of 4 rows and a gemv for the rest, which may round differently (its q4_K's do: ours takes
+    // q4_K first): with batch invariance asked for, ggml's repacked copies are then dropped and
+    // those weights probed as stored. (A gemm alone is invariant, so padding every batch to a
+    // multiple of 4 rows would do, but a lone stream then computes 4 rows per token: measured
+    // half the decoding speed.)
     if (!sched_) repack_weights();
     const bool probe = params_.batch_invariant && !sched_;
     bool blocks_invariant = probe && blocks_row_count_invariant(k_any_rows);
@@ -153,6 +155,10 @@ void decoder::init() {
     if (n_repacked_ > 0) {
         log_write(log_level::debug, "gpt2-node", std::to_string(n_repacked_) + " weight tensors (" +
                   std::to_string(ggml_backend_buffer_get_size(dev_buf_) >> 10) + " KiB) repacked for CPU_REPACK\n");
+    }
+    if (n_interleaved_ > 0) {
+        log_write(log_level::debug, "gpt2-node", std::to_string(n_interleaved_) + " q4_K weight tensors (" +
+                  std::to_string(ggml_backend_buffer_get_size(own_buf_) >> 10) + " KiB) interleaved four rows at a time\n");
     }
 
     // Reserve the compute buffer once for a full batch at the end of the context with logits for
@@ -231,25 +237,32 @@ bool decoder::blocks_row_count_invariant(const std::vector<std::pair<int, int>> 
 }
 
 void decoder::repack_weights() {
-    // ggml's CPU backend multiplies some types faster from an interleaved layout of its own (its
-    // "extra" buffer type CPU_REPACK: q4_0, q4_K, iq4_nl... on AVX2), as llama.cpp does by
-    // default. The blocks' weights that it takes are copied into such a buffer (the layout is
-    // made as they are set) and the graph reads the copies through a view of the model.
+    // Some types multiply faster from an interleaved layout: q4_K from ours (q4k_interleaved.h,
+    // one kernel for every row count), others from ggml's CPU backend's (its "extra" buffer type
+    // CPU_REPACK: q4_0, iq4_nl... on AVX2), as llama.cpp does by default. The blocks' weights are
+    // copied into such layouts and the graph reads the copies through a view of the model.
     if (std::getenv("GPT2_NODE_NO_REPACK")) return;
+    auto v = weight_view(*model_);
+    n_interleaved_ = interleave_weights(*v);
+    n_repacked_ = repack_for_ggml(*v);
+    if (n_interleaved_ > 0 || n_repacked_ > 0) view_ = std::move(v);
+}
+
+uint32_t decoder::repack_for_ggml(model & v) {
     ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-    if (!cpu) return;
+    if (!cpu) return 0;
     using extra_bufts_fn = ggml_backend_buffer_type_t * (*)(ggml_backend_dev_t);
     auto get_extra = (extra_bufts_fn) ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts");
     ggml_backend_buffer_type_t repack = nullptr;
     for (ggml_backend_buffer_type_t * b = get_extra ? get_extra(cpu) : nullptr; b && *b; ++b) {
         if (std::strcmp(ggml_backend_buft_name(*b), "CPU_REPACK") == 0) repack = *b;
     }
-    if (!repack) return;
+    if (!repack) return 0;
 
     // Which weights it takes: asked as llama.cpp asks, with a matmul whose weight sits in an
     // empty buffer of that type.
     ggml_backend_buffer_t probe_buf = ggml_backend_buft_alloc_buffer(repack, 0);
-    if (!probe_buf) return;
+    if (!probe_buf) return 0;
     struct buf_guard { ggml_backend_buffer_t b; ~buf_guard() { ggml_backend_buffer_free(b); } } pguard { probe_buf };
     std::vector<uint8_t> meta(ggml_tensor_overhead() * 4);
     ggml_init_params mp = { meta.size(), meta.data(), true };
@@ -265,27 +278,29 @@ void decoder::repack_weights() {
         return ok;
     };
 
-    auto v = weight_view(*model_);
     std::vector<std::pair<ggml_tensor **, const ggml_tensor *>> copies;
-    for (layer & L : v->layers) {
+    for (layer & L : v.layers) {
         for (ggml_tensor ** t : { &L.attn_qkv, &L.attn_out, &L.ffn_up, &L.ffn_down }) {
-            if ((*t)->data && takes(*t)) copies.emplace_back(t, *t);
+            if ((*t)->data && (*t)->extra == nullptr && takes(*t)) copies.emplace_back(t, *t);   // extra: interleaved by us
         }
     }
-    if (copies.empty()) return;
+    if (copies.empty()) return 0;
     ggml_init_params ip = { ggml_tensor_overhead() * copies.size(), nullptr, /*no_alloc =*/ true };
     ggml_context * ctx = ggml_init(ip);
-    if (!ctx) return;
+    if (!ctx) return 0;
     for (auto & [slot, src] : copies) {
         ggml_tensor * t = ggml_dup_tensor(ctx, src);
         ggml_set_name(t, src->name);
+        repacked_slots_.emplace_back(slot, const_cast<ggml_tensor *>(src));
         *slot = t;
     }
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, repack);
     if (!buf) {   // not fatal: the weights as they are work too
+        for (auto & [slot, src] : repacked_slots_) *slot = src;
+        repacked_slots_.clear();
         ggml_free(ctx);
         log_write(log_level::warn, "gpt2-node", "cannot allocate the repacked weights; multiplying them as stored\n");
-        return;
+        return 0;
     }
     ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     // The originals are not read again (or, if init() drops the copies, read back from the
@@ -296,12 +311,52 @@ void decoder::repack_weights() {
     }
     dev_ctx_ = ctx;
     dev_buf_ = buf;
-    view_ = std::move(v);
-    n_repacked_ = (uint32_t) copies.size();
+    return (uint32_t) copies.size();
+}
+
+uint32_t decoder::interleave_weights(model & v) {
+    std::vector<ggml_tensor **> slots;
+    size_t total = 0;
+    constexpr size_t k_align = 64;
+    for (layer & L : v.layers) {
+        for (ggml_tensor ** t : { &L.attn_qkv, &L.attn_out, &L.ffn_up, &L.ffn_down }) {
+            if ((*t)->data && q4k_interleave_supports(*t)) {
+                slots.push_back(t);
+                total += (q4k_interleaved_size(*t) + k_align - 1) / k_align * k_align;
+            }
+        }
+    }
+    if (slots.empty()) return 0;
+    ggml_init_params ip = { ggml_tensor_overhead() * slots.size(), nullptr, /*no_alloc =*/ true };
+    ggml_context * ctx = ggml_init(ip);
+    ggml_backend_buffer_t buf = ctx ? ggml_backend_buft_alloc_buffer(ggml_backend_cpu_buffer_type(), total) : nullptr;
+    if (!buf) {   // not fatal: the weights as stored work too
+        if (ctx) ggml_free(ctx);
+        log_write(log_level::warn, "gpt2-node", "cannot allocate the interleaved q4_K weights; multiplying them as stored\n");
+        return 0;
+    }
+    ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    char * at = static_cast<char *>(ggml_backend_buffer_get_base(buf));
+    for (ggml_tensor ** slot : slots) {
+        const ggml_tensor * src = *slot;
+        ggml_tensor * t = ggml_dup_tensor(ctx, src);   // Q4_K [K, M], as ggml's repacked tensors keep theirs
+        ggml_set_name(t, src->name);
+        ggml_backend_tensor_alloc(buf, t, at);         // (ggml's size of it, 576 of every 592 bytes, fits)
+        q4k_interleave(src, t->data);
+        q4k_mark_interleaved(t);
+        if (model_->file) model_->file->release(src->data, ggml_nbytes(src));
+        at += (q4k_interleaved_size(src) + k_align - 1) / k_align * k_align;
+        *slot = t;
+    }
+    own_ctx_ = ctx;
+    own_buf_ = buf;
+    return (uint32_t) slots.size();
 }
 
 void decoder::drop_repacked() {
-    view_.reset();
+    for (auto & [slot, src] : repacked_slots_) *slot = src;
+    repacked_slots_.clear();
+    if (n_interleaved_ == 0) view_.reset();
     ggml_backend_buffer_free(dev_buf_);
     dev_buf_ = nullptr;
     ggml_free(dev_ctx_);
@@ -376,6 +431,8 @@ void decoder::release() {
     kv_.reset();
     if (dev_buf_) { ggml_backend_buffer_free(dev_buf_); dev_buf_ = nullptr; }
     if (dev_ctx_) { ggml_free(dev_ctx_); dev_ctx_ = nullptr; }
+    if (own_buf_) { ggml_backend_buffer_free(own_buf_); own_buf_ = nullptr; }
+    if (own_ctx_) { ggml_free(own_ctx_); own_ctx_ = nullptr; }
     view_.reset();
     if (gpu_) { ggml_backend_free(gpu_); gpu_ = nullptr; }
     if (backend_) { ggml_backend_free(backend_); backend_ = nullptr; }

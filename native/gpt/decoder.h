@@ -76,6 +76,7 @@ public:
     size_t                 compute_bytes() const;
     // Block weight tensors multiplied from ggml's CPU_REPACK layout (0: all as stored).
     uint32_t               repacked_weights() const { return n_repacked_; }
+    uint32_t               interleaved_weights() const { return n_interleaved_; }
 
 private:
     void init();
@@ -87,9 +88,17 @@ private:
     bool row_count_invariant(ggml_tensor * w, const std::vector<std::pair<int, int>> & views, bool head);
     // The same for every kind of block weight the graph reads.
     bool blocks_row_count_invariant(const std::vector<std::pair<int, int>> & views);
-    // CPU path: copies the block weights that ggml's CPU_REPACK buffer type takes into one (view_).
+    // CPU path: a view_ of the model whose q4_K block weights are in our interleaved layout and
+    // whose others ggml's CPU_REPACK takes are in its own (unless GPT2_NODE_NO_REPACK is set).
     void repack_weights();
-    // Back to the weights as stored (repacked copies that would break batch invariance).
+    // Copies the block weights of `v` that ggml's CPU_REPACK buffer type takes into one
+    // (dev_buf_), and points `v` at them; returns how many.
+    uint32_t repack_for_ggml(model & v);
+    // Copies the q4_K block weights of `v` that our interleaved layout takes into own_buf_, and
+    // points `v` at them; returns how many.
+    uint32_t interleave_weights(model & v);
+    // Back to the weights as stored from ggml's repacked copies (they would break batch
+    // invariance). Our interleaved ones stay: one kernel takes every row count.
     void drop_repacked();
     // Copies the offloaded layers' weights into `buft` and builds the scheduler (GPU path).
     void offload(ggml_backend_buffer_type * buft);
@@ -108,6 +117,9 @@ private:
     std::unique_ptr<model>       view_;
     ggml_context *               dev_ctx_   = nullptr;   // the weight copies' tensors
     ggml_backend_buffer *        dev_buf_   = nullptr;   // and their memory
+    std::vector<std::pair<ggml_tensor **, ggml_tensor *>> repacked_slots_;   // view_'s slots holding ggml's repacked copies, and the originals
+    ggml_context *               own_ctx_   = nullptr;   // our interleaved copies' tensors
+    ggml_backend_buffer *        own_buf_   = nullptr;   // and their memory
     ggml_backend *               backend_    = nullptr;
     ggml_threadpool *            threadpool_ = nullptr;
     bool                         paused_     = false;
@@ -120,6 +132,7 @@ private:
     bool                         head_invariant_ = false;   // the LM head is row-count invariant (probed)
     bool                         pad_           = true;    // a lone row gets a padding row (see decode())
     uint32_t                     n_repacked_    = 0;       // see repacked_weights()
+    uint32_t                     n_interleaved_ = 0;       // see interleave_weights()
 };
 
 uint32_t default_thread_count();

@@ -9,6 +9,7 @@
 #include "gpt/gelu.h"
 #include "gpt/kv_cache.h"
 #include "gpt/model.h"
+#include "gpt/q4k_interleaved.h"
 #include "gpt/quant_matmul.h"
 
 #include "ggml.h"
@@ -42,6 +43,9 @@ static ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w
 constexpr int64_t k_own_32_block_max_rows = 64;
 
 ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu) {
+    // Interleaved q4_K (the decoder makes them on the CPU path only, where `cpu` is given): no
+    // kernel but ours can read them.
+    if (cpu && q4k_is_interleaved(w)) return quant_matmul(ctx, w, x, cpu->matmul);
     if (cpu && cpu->own_lone_rows && x->ne[1] == 1 && dense_matmul_supports(w, x)) {
         return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ w->type == GGML_TYPE_F16);
     }

@@ -1,5 +1,7 @@
 #include "gpt/quant_matmul.h"
 
+#include "gpt/q4k_interleaved.h"
+#include "gpt/quant_blocks.h"
 #include "gpt/simd_x86.h"
 
 #include "ggml-cpu.h"
@@ -13,40 +15,17 @@ namespace gpt2 {
 
 namespace {
 
-// ggml's q8_0 block: an f16 scale and 32 signed bytes (checked against ggml's type size below).
-struct q8_block {
-    uint16_t d;
-    int8_t   qs[32];
-};
-static_assert(sizeof(q8_block) == 34, "q8_0 blocks are 34 bytes");
-
-// ggml's q4_0 block: an f16 scale and 32 nibbles (weights 0-15 low, 16-31 high), offset by 8.
-struct q4_block {
-    uint16_t d;
-    uint8_t  qs[16];
-};
-static_assert(sizeof(q4_block) == 18, "q4_0 blocks are 18 bytes");
-
-// ggml's q4_K super-block: 256 weights in 8 sub-blocks of 32, each with a six-bit scale and min
-// (packed in 12 bytes), under f16 super-scales; the nibbles of 64 weights per 32 bytes (low
-// nibbles the first 32, high nibbles the next 32).
-struct q4k_block {
-    uint16_t d;
-    uint16_t dmin;
-    uint8_t  scales[12];
-    uint8_t  qs[128];
-};
-static_assert(sizeof(q4k_block) == 144, "q4_K blocks are 144 bytes");
-
-// ggml's q8_K block (q4_K's activations): an f32 scale, 256 bytes, and the sums of each 16.
-struct q8k_block {
-    float   d;
-    int8_t  qs[256];
-    int16_t bsums[16];
-};
-static_assert(sizeof(q8k_block) == 292, "q8_K blocks are 292 bytes");
-
 constexpr int64_t k_block_rows = 64;   // weight rows per work item: 64 x 3072 q8_0 = 204 KiB
+
+// The op's operands: weight blocks WB, activation blocks XB (nb blocks per row), the F32 result.
+template <typename WB, typename XB>
+struct operands {
+    const WB * w;   // row i at w + i·nb
+    const XB * x;   // column j at x + j·nb
+    float *    c;   // column j at c + j·M
+    int64_t    nb, M, n;
+};
+
 
 #ifdef GPT2_NODE_X86
 // The 32 signed weights of a block, as ggml's dot products see them: q8_0's bytes; q4_0's
@@ -57,15 +36,6 @@ GPT2_AVX2 inline __m256i block_weights(const q4_block & b) {
     const __m256i nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(lo, 4), lo), _mm256_set1_epi8(0xF));
     return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
 }
-
-// The op's operands: weight blocks WB, activation blocks XB (nb blocks per row), the F32 result.
-template <typename WB, typename XB>
-struct operands {
-    const WB * w;   // row i at w + i·nb
-    const XB * x;   // column j at x + j·nb
-    float *    c;   // column j at c + j·M
-    int64_t    nb, M, n;
-};
 
 template <typename WB>
 using q8x_operands = operands<WB, q8_block>;
@@ -223,7 +193,6 @@ GPT2_AVX2 void q4k_rows(const q4k_operands & o, int64_t i0, int64_t i1) {
 }
 #endif
 
-#ifdef GPT2_NODE_X86
 // Blocks of k_block_rows weight rows, taken from the queue until none are left, each through `rows`.
 template <typename WB, typename XB>
 void take_row_blocks(ggml_tensor * dst, work_queue & queue, void (*rows)(const operands<WB, XB> &, int64_t, int64_t)) {
@@ -234,11 +203,22 @@ void take_row_blocks(ggml_tensor * dst, work_queue & queue, void (*rows)(const o
     const int64_t n_items = (o.M + k_block_rows - 1) / k_block_rows;
     for (int64_t b = queue.take(); b < n_items; b = queue.take()) rows(o, b * k_block_rows, std::min(o.M, (b + 1) * k_block_rows));
 }
-#endif
+
+// q4_K interleaved (q4k_interleaved.h: its layout is its own; k_block_rows is a multiple of 4).
+struct q4k_interleaved_block;
+template <bool SIMD>
+void interleaved_rows(const operands<q4k_interleaved_block, q8k_block> & o, int64_t i0, int64_t i1) {
+    q4k_interleaved_rows(o.w, o.x, o.c, o.nb, o.M, o.n, i0, i1, SIMD);
+}
 
 void compute(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
     auto & queue = *static_cast<work_queue *>(userdata);
 #ifdef GPT2_NODE_X86
+    if (q4k_is_interleaved(dst->src[0])) {
+        take_row_blocks<q4k_interleaved_block, q8k_block>(dst, queue, interleaved_rows<true>);
+        queue.finish(nth);
+        return;
+    }
     switch (dst->src[0]->type) {
         case GGML_TYPE_Q8_0: take_row_blocks<q8_block, q8_block>(dst, queue, q8x_rows<q8_block>); break;
         case GGML_TYPE_Q4_0: take_row_blocks<q4_block, q8_block>(dst, queue, q8x_rows<q4_block>); break;
@@ -247,6 +227,14 @@ void compute(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
 #else
     (void) dst;   // not reached: quant_matmul_supports() is false off x86
 #endif
+    queue.finish(nth);
+}
+
+// Without our SIMD kernels (GPT2_NODE_PORTABLE_KERNELS=1 after load): interleaved q4_K weights,
+// which ggml cannot read, through the portable reference.
+void compute_portable(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
+    auto & queue = *static_cast<work_queue *>(userdata);
+    take_row_blocks<q4k_interleaved_block, q8k_block>(dst, queue, interleaved_rows<false>);
     queue.finish(nth);
 }
 
@@ -264,6 +252,8 @@ void quantize_rows(ggml_tensor * dst, int ith, int nth, void * /*userdata*/) {
 } // namespace
 
 bool quant_matmul_supports(const ggml_tensor * w, const ggml_tensor * x) {
+    const bool x_ok = x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] && ggml_is_contiguous(x) && x->ne[2] == 1 && x->ne[3] == 1;
+    if (q4k_is_interleaved(w)) return x_ok;   // with or without SIMD: nothing else can read it
 #ifdef GPT2_NODE_X86
     if (!simd::enabled() || w->extra != nullptr) return false;   // extra: repacked by ggml's CPU_REPACK buffer
     const bool q8 = w->type == GGML_TYPE_Q8_0 && ggml_blck_size(GGML_TYPE_Q8_0) == 32 && ggml_type_size(GGML_TYPE_Q8_0) == sizeof(q8_block);
@@ -271,8 +261,7 @@ bool quant_matmul_supports(const ggml_tensor * w, const ggml_tensor * x) {
                     ggml_type_size(GGML_TYPE_Q8_0) == sizeof(q8_block);
     const bool q4k = w->type == GGML_TYPE_Q4_K && w->ne[0] <= 64 * 256 && ggml_blck_size(GGML_TYPE_Q4_K) == 256 && ggml_type_size(GGML_TYPE_Q4_K) == sizeof(q4k_block) &&
                      ggml_blck_size(GGML_TYPE_Q8_K) == 256 && ggml_type_size(GGML_TYPE_Q8_K) == sizeof(q8k_block);
-    return (q8 || q4 || q4k) && w->ne[0] % ggml_blck_size(w->type) == 0 && ggml_is_contiguous(w) &&
-           x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] && ggml_is_contiguous(x) && x->ne[2] == 1 && x->ne[3] == 1;
+    return (q8 || q4 || q4k) && w->ne[0] % ggml_blck_size(w->type) == 0 && ggml_is_contiguous(w) && x_ok;
 #else
     (void) w;
     (void) x;
@@ -289,7 +278,8 @@ ggml_tensor * quant_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x,
     const ggml_type xt = w->type == GGML_TYPE_Q4_K ? GGML_TYPE_Q8_K : GGML_TYPE_Q8_0;
     ggml_tensor * xq = ggml_custom_4d(ctx, xt, x->ne[0], x->ne[1], 1, 1, &x, 1, quantize_rows, GGML_N_TASKS_MAX, nullptr);   // [K, n]
     ggml_tensor * args[] = { w, xq };
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], 1, 1, args, 2, compute, GGML_N_TASKS_MAX, &queue);
+    const ggml_custom_op_t op = q4k_is_interleaved(w) && !simd::enabled() ? compute_portable : compute;
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], 1, 1, args, 2, op, GGML_N_TASKS_MAX, &queue);
 }
 
 } // namespace gpt2
