@@ -318,14 +318,18 @@ uint32_t decoder::interleave_weights(model & v) {
     std::vector<ggml_tensor **> slots;
     size_t total = 0;
     constexpr size_t k_align = 64;
-    for (layer & L : v.layers) {
-        for (ggml_tensor ** t : { &L.attn_qkv, &L.attn_out, &L.ffn_up, &L.ffn_down }) {
-            if ((*t)->data && q4k_interleave_supports(*t)) {
-                slots.push_back(t);
-                total += (q4k_interleaved_size(*t) + k_align - 1) / k_align * k_align;
-            }
+    auto take = [&](ggml_tensor ** t) {
+        if ((*t)->data && q4k_interleave_supports(*t)) {
+            slots.push_back(t);
+            total += (q4k_interleaved_size(*t) + k_align - 1) / k_align * k_align;
         }
+    };
+    for (layer & L : v.layers) {
+        for (ggml_tensor ** t : { &L.attn_qkv, &L.attn_out, &L.ffn_up, &L.ffn_down }) take(t);
     }
+    // The LM head too. Tied to the token embedding, that stays as stored for get_rows, which
+    // reads back (from the file's pages) only the rows of the tokens it meets.
+    take(&v.output);
     if (slots.empty()) return 0;
     ggml_init_params ip = { ggml_tensor_overhead() * slots.size(), nullptr, /*no_alloc =*/ true };
     ggml_context * ctx = ggml_init(ip);

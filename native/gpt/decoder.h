@@ -94,7 +94,7 @@ private:
     // Copies the block weights of `v` that ggml's CPU_REPACK buffer type takes into one
     // (dev_buf_), and points `v` at them; returns how many.
     uint32_t repack_for_ggml(model & v);
-    // Copies the q4_K block weights of `v` that our interleaved layout takes into own_buf_, and
+    // Copies the q4_K block weights and LM head of `v` that our interleaved layout takes into own_buf_, and
     // points `v` at them; returns how many.
     uint32_t interleave_weights(model & v);
     // Back to the weights as stored from ggml's repacked copies (they would break batch

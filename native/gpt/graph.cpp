@@ -57,6 +57,7 @@ ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x,
 
 ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu) {
     if (!cpu) return ggml_mul_mat(ctx, w, x);
+    if (q4k_is_interleaved(w)) return quant_matmul(ctx, w, x, cpu->matmul);   // q4_K: ours only can read it
     // f16 and f32: our own kernel (dense_matmul.h says why).
     if (dense_matmul_supports(w, x)) return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ false);
     // q8_0, q4_0 and q4_K: our own kernel too (quant_matmul.h), the same bits as ggml's.

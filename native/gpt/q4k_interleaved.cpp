@@ -75,7 +75,7 @@ void rows_portable(const q4k_x4_block * w, const q8k_block * x, float * c, int64
                     acc_m[r] = std::fma(-xb.d * ggml_fp16_to_fp32(p.dmin[r]), (float) sum_m, acc_m[r]);
                 }
             }
-            for (int r = 0; r < k_rows; ++r) c[j * M + gi * k_rows + r] = (acc[r][0] + acc[r][1]) + acc_m[r];
+            for (int r = 0; r < k_rows && gi * k_rows + r < M; ++r) c[j * M + gi * k_rows + r] = (acc[r][0] + acc[r][1]) + acc_m[r];
         }
     }
 }
@@ -136,9 +136,17 @@ GPT2_AVX2 void tile(const q4k_x4_block * w, const q8k_block * x, float * c, int6
             acc_m[k] = _mm_fmadd_ps(_mm_mul_ps(_mm_set1_ps(-xb.d), dmin), _mm_cvtepi32_ps(sum_m), acc_m[k]);
         }
     }
+    const int64_t n_rows = std::min<int64_t>(k_rows, M - gi * k_rows);   // the last group of M = 50257 (the LM head) has 1
     for (int k = 0; k < RN; ++k) {
         const __m128 pairs = _mm_hadd_ps(_mm256_castps256_ps128(acc[k]), _mm256_extractf128_ps(acc[k], 1));   // acc_0 + acc_1 per row
-        _mm_storeu_ps(c + (j + k) * M + gi * k_rows, _mm_add_ps(pairs, acc_m[k]));
+        const __m128 out = _mm_add_ps(pairs, acc_m[k]);
+        if (n_rows == k_rows) {
+            _mm_storeu_ps(c + (j + k) * M + gi * k_rows, out);
+        } else {
+            alignas(16) float rows[k_rows];
+            _mm_store_ps(rows, out);
+            std::memcpy(c + (j + k) * M + gi * k_rows, rows, n_rows * sizeof(float));
+        }
     }
 }
 
@@ -166,7 +174,7 @@ GPT2_AVX2 void rows_avx2(const q4k_x4_block * w, const q8k_block * x, float * c,
 bool q4k_interleave_supports(const ggml_tensor * w) {
 #ifdef GPT2_NODE_X86
     return simd::enabled() && w->type == GGML_TYPE_Q4_K && w->extra == nullptr && ggml_is_contiguous(w) && w->ne[2] == 1 && w->ne[3] == 1 &&
-           w->ne[1] % k_rows == 0 && w->ne[0] % 256 == 0 && ggml_blck_size(GGML_TYPE_Q4_K) == 256 &&
+           w->ne[0] % 256 == 0 && ggml_blck_size(GGML_TYPE_Q4_K) == 256 &&
            ggml_type_size(GGML_TYPE_Q4_K) == sizeof(q4k_block) && ggml_type_size(GGML_TYPE_Q8_K) == sizeof(q8k_block);
 #else
     (void) w;
@@ -175,17 +183,18 @@ bool q4k_interleave_supports(const ggml_tensor * w) {
 }
 
 size_t q4k_interleaved_size(const ggml_tensor * w) {
-    return (size_t) (w->ne[1] / k_rows) * (size_t) (w->ne[0] / 256) * sizeof(q4k_x4_block);
+    return (size_t) ((w->ne[1] + k_rows - 1) / k_rows) * (size_t) (w->ne[0] / 256) * sizeof(q4k_x4_block);
 }
 
 void q4k_interleave(const ggml_tensor * w, void * dst) {
     const int64_t nb = w->ne[0] / 256, M = w->ne[1];
     const auto * src = static_cast<const q4k_block *>(w->data);
     auto * out = static_cast<q4k_x4_block *>(dst);
-    for (int64_t gi = 0; gi < M / k_rows; ++gi) {
+    for (int64_t gi = 0; gi < (M + k_rows - 1) / k_rows; ++gi) {
         for (int64_t b = 0; b < nb; ++b) {
             q4k_x4_block & p = out[gi * nb + b];
-            for (int r = 0; r < k_rows; ++r) {
+            std::memset(&p, 0, sizeof(p));   // rows past M (a last group of fewer than 4) stay zero
+            for (int r = 0; r < k_rows && gi * k_rows + r < M; ++r) {
                 const q4k_block & s = src[(gi * k_rows + r) * nb + b];
                 p.d[r]    = s.d;
                 p.dmin[r] = s.dmin;
@@ -211,11 +220,11 @@ void q4k_interleaved_rows(const void * w, const void * x, float * c, int64_t nb,
     const auto * wb = static_cast<const q4k_x4_block *>(w);
     const auto * xb = static_cast<const q8k_block *>(x);
 #ifdef GPT2_NODE_X86
-    if (simd) return rows_avx2(wb, xb, c, nb, M, n, i0 / k_rows, i1 / k_rows);
+    if (simd) return rows_avx2(wb, xb, c, nb, M, n, i0 / k_rows, (i1 + k_rows - 1) / k_rows);
 #else
     (void) simd;
 #endif
-    rows_portable(wb, xb, c, nb, M, n, i0 / k_rows, i1 / k_rows);
+    rows_portable(wb, xb, c, nb, M, n, i0 / k_rows, (i1 + k_rows - 1) / k_rows);
 }
 
 } // namespace gpt2

@@ -28,8 +28,8 @@ struct ggml_tensor;
 
 namespace gpt2 {
 
-// Whether w (Q4_K, as stored) can be interleaved here: AVX2, our SIMD kernels enabled, a row count
-// that is a multiple of 4.
+// Whether w (Q4_K, as stored) can be interleaved here: AVX2, our SIMD kernels enabled. A last
+// group of fewer than 4 rows (GPT-2's LM head: 50257) is padded with zero rows.
 bool q4k_interleave_supports(const ggml_tensor * w);
 
 // The bytes w takes interleaved.
@@ -43,7 +43,7 @@ void q4k_interleave(const ggml_tensor * w, void * dst);
 void q4k_mark_interleaved(ggml_tensor * t);
 bool q4k_is_interleaved(const ggml_tensor * t);
 
-// Rows [i0, i1) (multiples of 4) of w·x into c: w interleaved (K = nb·256 by M), x nb q8_K blocks
+// Rows [i0, i1) (i0 a multiple of 4; i1 too, or M) of w·x into c: w interleaved (K = nb·256 by M), x nb q8_K blocks
 // per column for n columns, c column-major [M, n]. simd: the AVX2 kernel, else the portable
 // reference (the same bits).
 void q4k_interleaved_rows(const void * w, const void * x, float * c, int64_t nb, int64_t M, int64_t n, int64_t i0, int64_t i1, bool simd);
