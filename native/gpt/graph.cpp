@@ -118,10 +118,11 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
         ggml_set_input(masks[s]);
     }
 
-    // x = wte[tokens] + wpe[pos]
+    // x = wte[tokens] + wpe[pos] (wte interleaved when it is a q4_K tied head: decoder.cpp)
     ggml_tensor * x = ggml_add(ctx,
-        ggml_get_rows(ctx, m.token_embd, tokens),        // [E, T]
-        ggml_get_rows(ctx, m.position_embd, pos));       // [E, T]
+        q4k_is_interleaved(m.token_embd) ? q4k_interleaved_get_rows(ctx, m.token_embd, tokens)
+                                         : ggml_get_rows(ctx, m.token_embd, tokens),   // [E, T]
+        ggml_get_rows(ctx, m.position_embd, pos));                                    // [E, T]
 
     for (uint32_t il = 0; il < hp.n_layer; ++il) {
         const layer & L = m.layers[il];

@@ -212,6 +212,49 @@ void q4k_interleave(const ggml_tensor * w, void * dst) {
     }
 }
 
+namespace {
+
+// Row r's stored super-block b, rebuilt from the interleaved group: the inverse of q4k_interleave.
+void stored_block(const q4k_x4_block & p, int r, q4k_block & s) {
+    s.d    = p.d[r];
+    s.dmin = p.dmin[r];
+    for (int j = 0; j < 4; ++j) {
+        const uint8_t sc_lo = p.scales[j][r], sc_hi = p.scales[j + 4][r], m_lo = p.mins[r][j], m_hi = p.mins[r][j + 4];
+        s.scales[j]     = (uint8_t) (sc_lo | ((sc_hi >> 4) << 6));
+        s.scales[j + 4] = (uint8_t) (m_lo | ((m_hi >> 4) << 6));
+        s.scales[j + 8] = (uint8_t) ((sc_hi & 0xF) | ((m_hi & 0xF) << 4));
+    }
+    for (int g = 0; g < 4; ++g) {
+        for (int v = 0; v < 4; ++v) std::memcpy(s.qs + 32 * g + 8 * v, &p.qs[g][v][8 * r], 8);
+    }
+}
+
+// dst F32 [K, n] = rows ids of src[0], the ids split among the threads.
+void get_rows(ggml_tensor * dst, int ith, int nth, void * /*userdata*/) {
+    const ggml_tensor * w = dst->src[0];
+    const ggml_tensor * ids = dst->src[1];
+    const int64_t nb = w->ne[0] / 256, n = ids->ne[0], j0 = n * ith / nth, j1 = n * (ith + 1) / nth;
+    const ggml_to_float_t to_float = ggml_get_type_traits(GGML_TYPE_Q4_K)->to_float;
+    const auto * groups = static_cast<const q4k_x4_block *>(w->data);
+    for (int64_t j = j0; j < j1; ++j) {
+        const int64_t row = static_cast<const int32_t *>(ids->data)[j];
+        float * out = reinterpret_cast<float *>(static_cast<char *>(dst->data) + j * dst->nb[1]);
+        for (int64_t b = 0; b < nb; ++b) {
+            q4k_block s;
+            stored_block(groups[(row / k_rows) * nb + b], (int) (row % k_rows), s);
+            to_float(&s, out + b * 256, 256);
+        }
+    }
+}
+
+} // namespace
+
+ggml_tensor * q4k_interleaved_get_rows(ggml_context * ctx, ggml_tensor * w, ggml_tensor * ids) {
+    GGML_ASSERT(q4k_is_interleaved(w) && ids->type == GGML_TYPE_I32 && ggml_is_contiguous(ids));
+    ggml_tensor * args[] = { w, ids };
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[0], ids->ne[0], 1, 1, args, 2, get_rows, GGML_N_TASKS_MAX, nullptr);
+}
+
 void q4k_mark_interleaved(ggml_tensor * t) { t->extra = const_cast<char *>(&k_interleaved_tag); }
 
 bool q4k_is_interleaved(const ggml_tensor * t) { return t->extra == &k_interleaved_tag; }

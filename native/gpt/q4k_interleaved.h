@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 
+struct ggml_context;
 struct ggml_tensor;
 
 namespace gpt2 {
@@ -47,5 +48,10 @@ bool q4k_is_interleaved(const ggml_tensor * t);
 // per column for n columns, c column-major [M, n]. simd: the AVX2 kernel, else the portable
 // reference (the same bits).
 void q4k_interleaved_rows(const void * w, const void * x, float * c, int64_t nb, int64_t M, int64_t n, int64_t i0, int64_t i1, bool simd);
+
+// The rows `ids` (I32 [n]) of w (interleaved [K, M]) as F32 [K, n]: ggml_get_rows(w, ids) of the
+// stored weights, to the bit (each row's stored blocks are rebuilt and dequantized by ggml). For a
+// tied LM head, so that the token embedding's original pages are not read back.
+ggml_tensor * q4k_interleaved_get_rows(ggml_context * ctx, ggml_tensor * w, ggml_tensor * ids);
 
 } // namespace gpt2

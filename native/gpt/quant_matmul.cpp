@@ -26,7 +26,6 @@ struct operands {
     int64_t    nb, M, n;
 };
 
-
 #ifdef GPT2_NODE_X86
 // The 32 signed weights of a block, as ggml's dot products see them: q8_0's bytes; q4_0's
 // nibbles (the low ones are weights 0-15, the high ones 16-31) minus 8.
