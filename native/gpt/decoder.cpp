@@ -319,7 +319,7 @@ uint32_t decoder::interleave_weights(model & v) {
     size_t total = 0;
     constexpr size_t k_align = 64;
     auto take = [&](ggml_tensor ** t) {
-        if ((*t)->data && q4k_interleave_supports(*t)) {
+        if (*t && (*t)->data && q4k_interleave_supports(*t)) {
             slots.push_back(t);
             total += (q4k_interleaved_size(*t) + k_align - 1) / k_align * k_align;
         }
