@@ -15,6 +15,8 @@
 // rows interleaved), whose sums are not ggml's to the bit: there the switch takes its portable
 // reference, which the AVX2 kernel must equal to the bit, and both must stay close to ggml's
 // numbers on the stored layout (GPT2_NODE_NO_REPACK=1 at load keeps it, and our kernel for it).
+// The token embedding, tied to that head, is looked up in the interleaved copy, and with the
+// switch by ggml from the original: the bitwise comparison covers that lookup too.
 // The switches are process-wide environment variables: the tests run one at a time.
 import test, { type ExecutionContext } from 'ava';
 

@@ -328,10 +328,7 @@ uint32_t decoder::interleave_weights(model & v) {
         for (ggml_tensor ** t : { &L.attn_qkv, &L.attn_out, &L.ffn_up, &L.ffn_down }) take(t);
     }
     // The LM head too. Tied to the token embedding, the embedding lookup reads the interleaved
-    // copy as well (graph.cpp): the original's pages, released, are not read back (looking up a
-    // few rows, the system's fault-around maps in their neighbours: measured 25 MiB back after a
-    // 512-token prompt, 124M).
-    const bool tied = v.output == v.token_embd;
+    // copy as well (graph.cpp), so the original's pages, released, are not read back.
     take(&v.output);
     if (slots.empty()) return 0;
     ggml_init_params ip = { ggml_tensor_overhead() * slots.size(), nullptr, /*no_alloc =*/ true };
@@ -355,7 +352,6 @@ uint32_t decoder::interleave_weights(model & v) {
         at += (q4k_interleaved_size(src) + k_align - 1) / k_align * k_align;
         *slot = t;
     }
-    if (tied && q4k_is_interleaved(v.output)) v.token_embd = v.output;
     own_ctx_ = ctx;
     own_buf_ = buf;
     return (uint32_t) slots.size();

@@ -11,6 +11,7 @@
 #include "gpt/model.h"
 #include "gpt/q4k_interleaved.h"
 #include "gpt/quant_matmul.h"
+#include "gpt/simd_x86.h"
 
 #include "ggml.h"
 
@@ -118,11 +119,15 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
         ggml_set_input(masks[s]);
     }
 
-    // x = wte[tokens] + wpe[pos] (wte interleaved when it is a q4_K tied head: decoder.cpp)
-    ggml_tensor * x = ggml_add(ctx,
-        q4k_is_interleaved(m.token_embd) ? q4k_interleaved_get_rows(ctx, m.token_embd, tokens)
-                                         : ggml_get_rows(ctx, m.token_embd, tokens),   // [E, T]
-        ggml_get_rows(ctx, m.position_embd, pos));                                    // [E, T]
+    // x = wte[tokens] + wpe[pos]. A tied q4_K head interleaved by the decoder holds wte too: the
+    // lookup reads it there, so that the original's pages, released, are not read back (to look
+    // up a few rows, the system's fault-around maps in their neighbours: measured 25 MiB back
+    // after a 512-token prompt, 124M). Without our SIMD kernels (GPT2_NODE_PORTABLE_KERNELS=1)
+    // ggml's lookup reads the original: the tests compare the two to the bit.
+    ggml_tensor * wte = m.tied_output && q4k_is_interleaved(m.output) && simd::enabled()
+                            ? q4k_interleaved_get_rows(ctx, m.output, tokens)
+                            : ggml_get_rows(ctx, m.token_embd, tokens);   // [E, T]
+    ggml_tensor * x = ggml_add(ctx, wte, ggml_get_rows(ctx, m.position_embd, pos));   // [E, T]
 
     for (uint32_t il = 0; il < hp.n_layer; ++il) {
         const layer & L = m.layers[il];
