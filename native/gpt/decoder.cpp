@@ -124,7 +124,7 @@ void decoder::init() {
     if (!sched_) repack_weights();
     const bool probe = params_.batch_invariant && !sched_;
     bool blocks_invariant = probe && blocks_row_count_invariant(k_any_rows);
-    if (probe && !blocks_invariant && n_repacked_ > 0) {
+    if (probe && !blocks_invariant && !repacked_slots_.empty()) {
         log_write(log_level::debug, "gpt2-node", "repacked weights are not row-count invariant; multiplying them as stored\n");
         drop_repacked();
         blocks_invariant = blocks_row_count_invariant(k_any_rows);
@@ -152,8 +152,8 @@ void decoder::init() {
     log_write(log_level::debug, "gpt2-node", std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") +
               ", blocks " + (blocks_invariant ? "yes" : "no") + (cpu_ops_.own_lone_rows ? " (a lone row through our kernel)" : "") +
               (cpu_ops_.own_quant_blocks ? "" : " (quantized blocks through ggml's kernels only)") + "\n");
-    if (n_repacked_ > 0) {
-        log_write(log_level::debug, "gpt2-node", std::to_string(n_repacked_) + " weight tensors (" +
+    if (!repacked_slots_.empty()) {
+        log_write(log_level::debug, "gpt2-node", std::to_string(repacked_slots_.size()) + " weight tensors (" +
                   std::to_string(ggml_backend_buffer_get_size(dev_buf_) >> 10) + " KiB) repacked for CPU_REPACK\n");
     }
     if (n_interleaved_ > 0) {
@@ -244,25 +244,25 @@ void decoder::repack_weights() {
     if (std::getenv("GPT2_NODE_NO_REPACK")) return;
     auto v = weight_view(*model_);
     n_interleaved_ = interleave_weights(*v);
-    n_repacked_ = repack_for_ggml(*v);
-    if (n_interleaved_ > 0 || n_repacked_ > 0) view_ = std::move(v);
+    repack_for_ggml(*v);
+    if (n_interleaved_ > 0 || !repacked_slots_.empty()) view_ = std::move(v);
 }
 
-uint32_t decoder::repack_for_ggml(model & v) {
+void decoder::repack_for_ggml(model & v) {
     ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-    if (!cpu) return 0;
+    if (!cpu) return;
     using extra_bufts_fn = ggml_backend_buffer_type_t * (*)(ggml_backend_dev_t);
     auto get_extra = (extra_bufts_fn) ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts");
     ggml_backend_buffer_type_t repack = nullptr;
     for (ggml_backend_buffer_type_t * b = get_extra ? get_extra(cpu) : nullptr; b && *b; ++b) {
         if (std::strcmp(ggml_backend_buft_name(*b), "CPU_REPACK") == 0) repack = *b;
     }
-    if (!repack) return 0;
+    if (!repack) return;
 
     // Which weights it takes: asked as llama.cpp asks, with a matmul whose weight sits in an
     // empty buffer of that type.
     ggml_backend_buffer_t probe_buf = ggml_backend_buft_alloc_buffer(repack, 0);
-    if (!probe_buf) return 0;
+    if (!probe_buf) return;
     struct buf_guard { ggml_backend_buffer_t b; ~buf_guard() { ggml_backend_buffer_free(b); } } pguard { probe_buf };
     std::vector<uint8_t> meta(ggml_tensor_overhead() * 4);
     ggml_init_params mp = { meta.size(), meta.data(), true };
@@ -278,29 +278,27 @@ uint32_t decoder::repack_for_ggml(model & v) {
         return ok;
     };
 
-    std::vector<std::pair<ggml_tensor **, const ggml_tensor *>> copies;
+    std::vector<std::pair<ggml_tensor **, ggml_tensor *>> copies;   // slot, original
     for (layer & L : v.layers) {
         for (ggml_tensor ** t : { &L.attn_qkv, &L.attn_out, &L.ffn_up, &L.ffn_down }) {
             if ((*t)->data && (*t)->extra == nullptr && takes(*t)) copies.emplace_back(t, *t);   // extra: interleaved by us
         }
     }
-    if (copies.empty()) return 0;
+    if (copies.empty()) return;
     ggml_init_params ip = { ggml_tensor_overhead() * copies.size(), nullptr, /*no_alloc =*/ true };
     ggml_context * ctx = ggml_init(ip);
-    if (!ctx) return 0;
+    if (!ctx) return;
     for (auto & [slot, src] : copies) {
         ggml_tensor * t = ggml_dup_tensor(ctx, src);
         ggml_set_name(t, src->name);
-        repacked_slots_.emplace_back(slot, const_cast<ggml_tensor *>(src));
         *slot = t;
     }
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, repack);
     if (!buf) {   // not fatal: the weights as they are work too
-        for (auto & [slot, src] : repacked_slots_) *slot = src;
-        repacked_slots_.clear();
+        for (auto & [slot, src] : copies) *slot = src;
         ggml_free(ctx);
         log_write(log_level::warn, "gpt2-node", "cannot allocate the repacked weights; multiplying them as stored\n");
-        return 0;
+        return;
     }
     ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     // The originals are not read again (or, if init() drops the copies, read back from the
@@ -311,7 +309,7 @@ uint32_t decoder::repack_for_ggml(model & v) {
     }
     dev_ctx_ = ctx;
     dev_buf_ = buf;
-    return (uint32_t) copies.size();
+    repacked_slots_ = std::move(copies);
 }
 
 uint32_t decoder::interleave_weights(model & v) {
@@ -365,7 +363,6 @@ void decoder::drop_repacked() {
     dev_buf_ = nullptr;
     ggml_free(dev_ctx_);
     dev_ctx_ = nullptr;
-    n_repacked_ = 0;
 }
 
 void decoder::offload(ggml_backend_buffer_type * buft) {

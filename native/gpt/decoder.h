@@ -75,7 +75,7 @@ public:
     size_t                 kv_bytes() const { return kv_->bytes(); }
     size_t                 compute_bytes() const;
     // Block weight tensors multiplied from ggml's CPU_REPACK layout (0: all as stored).
-    uint32_t               repacked_weights() const { return n_repacked_; }
+    uint32_t               repacked_weights() const { return (uint32_t) repacked_slots_.size(); }
     uint32_t               interleaved_weights() const { return n_interleaved_; }
 
 private:
@@ -92,8 +92,8 @@ private:
     // whose others ggml's CPU_REPACK takes are in its own (unless GPT2_NODE_NO_REPACK is set).
     void repack_weights();
     // Copies the block weights of `v` that ggml's CPU_REPACK buffer type takes into one
-    // (dev_buf_), and points `v` at them; returns how many.
-    uint32_t repack_for_ggml(model & v);
+    // (dev_buf_), and points `v` at them (repacked_slots_ remembers the originals).
+    void repack_for_ggml(model & v);
     // Copies the q4_K block weights and LM head of `v` that our interleaved layout takes into own_buf_, and
     // points `v` at them; returns how many.
     uint32_t interleave_weights(model & v);
@@ -117,7 +117,7 @@ private:
     std::unique_ptr<model>       view_;
     ggml_context *               dev_ctx_   = nullptr;   // the weight copies' tensors
     ggml_backend_buffer *        dev_buf_   = nullptr;   // and their memory
-    std::vector<std::pair<ggml_tensor **, ggml_tensor *>> repacked_slots_;   // view_'s slots holding ggml's repacked copies, and the originals
+    std::vector<std::pair<ggml_tensor **, ggml_tensor *>> repacked_slots_;   // view_'s slots holding ggml's repacked copies, and the originals (their count: repacked_weights())
     ggml_context *               own_ctx_   = nullptr;   // our interleaved copies' tensors
     ggml_backend_buffer *        own_buf_   = nullptr;   // and their memory
     ggml_backend *               backend_    = nullptr;
@@ -131,7 +131,6 @@ private:
     cpu_op_state                 cpu_ops_;    // see cpu_ops()
     bool                         head_invariant_ = false;   // the LM head is row-count invariant (probed)
     bool                         pad_           = true;    // a lone row gets a padding row (see decode())
-    uint32_t                     n_repacked_    = 0;       // see repacked_weights()
     uint32_t                     n_interleaved_ = 0;       // see interleave_weights()
 };
 
