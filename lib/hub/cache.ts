@@ -10,10 +10,10 @@
 //
 // The folder: the cacheDir option, else HF_HUB_CACHE, else $HF_HOME/hub, else
 // ~/.cache/huggingface/hub.
-import { createHash, randomUUID } from 'node:crypto';
 import { copyFile, mkdir, readFile, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 
+import { nodeCrypto } from '../builtins.js';
 import { expandHome, hfHome } from './endpoint.js';
 
 export function resolveCacheDir(option: string | undefined): string {
@@ -31,7 +31,7 @@ export function safeSegment(value: string): boolean {
 
 /** The blob file name of an ETag: the ETag itself (unquoted), or its sha256 where it is not a safe file name. */
 export function blobName(etag: string): string {
-  return safeSegment(etag) ? etag : createHash('sha256').update(etag).digest('hex');
+  return safeSegment(etag) ? etag : nodeCrypto().createHash('sha256').update(etag).digest('hex');
 }
 
 export async function isFile(path: string): Promise<boolean> {
@@ -100,7 +100,7 @@ export class RepoCache {
     try {
       if ((await readFile(path, 'utf8')).trim() === commit) return;
     } catch { /* absent */ }
-    const tmp = `${path}.${randomUUID()}.tmp`;
+    const tmp = `${path}.${nodeCrypto().randomUUID()}.tmp`;
     try {
       await mkdir(dirname(path), { recursive: true });
       await writeFile(tmp, commit);
@@ -123,7 +123,7 @@ export class RepoCache {
       if ((await realpath(pointer)) === (await realpath(blob))) return;
     } catch { /* absent or dangling */ }
     await mkdir(dirname(pointer), { recursive: true });
-    const tmp = `${pointer}.${randomUUID()}.tmp`;
+    const tmp = `${pointer}.${nodeCrypto().randomUUID()}.tmp`;
     try {
       try {
         await symlink(relative(dirname(pointer), blob), tmp);

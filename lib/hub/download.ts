@@ -3,12 +3,13 @@
 // redirect to the CDN), then GET it into blobs/<etag>.incomplete, resuming with Range after a
 // dropped connection, check its size and hash (an LFS ETag is the file's sha256, a small file's
 // is its git blob sha1), rename it to blobs/<etag> and point snapshots/<commit>/<file> at it.
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { nodeCrypto } from '../builtins.js';
 import { Gpt2Error } from '../errors.js';
 import { type RepoCache, fileSize, isFile, safeSegment } from './cache.js';
 import { redactUrl, resolveUrl } from './endpoint.js';
@@ -145,8 +146,8 @@ function digestOf(etag: string, size: number | undefined): Digest | undefined {
 
 function newHash(digest: Digest | undefined, size: number | undefined): Hash | undefined {
   if (digest === undefined) return undefined;
-  if (digest.algorithm === 'sha256') return createHash('sha256');
-  return createHash('sha1').update(`blob ${size}\0`);
+  if (digest.algorithm === 'sha256') return nodeCrypto().createHash('sha256');
+  return nodeCrypto().createHash('sha1').update(`blob ${size}\0`);
 }
 
 /** The hash of the first `bytes` bytes of a file. */

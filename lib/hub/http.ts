@@ -1,9 +1,9 @@
 // HTTP for the hub: one request at a time over node:http(s), redirects followed by hand (the
 // hub's answer to a HEAD is the redirect itself, and a token must not follow a redirect to
 // another origin), status codes mapped to Gpt2Error codes, messages that never hold the token.
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
 
+import { nodeHttp, nodeHttps } from '../builtins.js';
 import { Gpt2Error } from '../errors.js';
 import { redactUrl } from './endpoint.js';
 
@@ -27,7 +27,7 @@ export function aborted(signal: AbortSignal | undefined, what: string): Gpt2Erro
 export function request(method: 'GET' | 'HEAD', url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const lib = u.protocol === 'https:' ? https : http;
+    const lib = u.protocol === 'https:' ? nodeHttps() : nodeHttp();
     const req = lib.request(u, { method, headers, signal, timeout: IDLE_TIMEOUT_MS });
     req.on('timeout', () => {
       req.destroy(Object.assign(new Error(`no data for ${IDLE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' }));

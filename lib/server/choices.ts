@@ -2,9 +2,9 @@
 // engine at once (continuous batching), each pulling its chunks only as fast as the response
 // takes them. The request's signal (client gone, server shutting down) aborts them all, and so
 // does a failure of any one of them.
-import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 
+import { nodeCrypto } from '../builtins.js';
 import type { Chunk } from '../generation.js';
 import type { GenerateOptions, Model } from '../model.js';
 import type { ChatTemplate } from './chat-format.js';
@@ -94,5 +94,5 @@ export function checkContext(contextSize: number, promptTokens: number, maxToken
 }
 
 export function completionId(prefix: 'cmpl' | 'chatcmpl'): string {
-  return `${prefix}-${randomBytes(12).toString('hex')}`;
+  return `${prefix}-${nodeCrypto().randomBytes(12).toString('hex')}`;
 }

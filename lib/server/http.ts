@@ -1,7 +1,7 @@
 // HTTP plumbing: reading a JSON body under a size limit, writing JSON and errors, the API key.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+import { nodeCrypto } from '../builtins.js';
 import { ApiError } from './errors.js';
 
 /** Reads the request body as a JSON object; 413 past `limit` bytes, 400 when it is not JSON. */
@@ -63,7 +63,7 @@ export function sendError(res: ServerResponse, e: ApiError): void {
   sendJson(res, e.status, e.body(), headers);
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
+const digest = (s: string) => nodeCrypto().createHash('sha256').update(s).digest();
 
 /** Checks `Authorization: Bearer <key>` in constant time; 401 otherwise. */
 export function checkApiKey(req: IncomingMessage, key: Buffer): void {
@@ -73,7 +73,7 @@ export function checkApiKey(req: IncomingMessage, key: Buffer): void {
     throw new ApiError(401, 'invalid_request_error', 'invalid_api_key',
       'Missing API key: send it as "Authorization: Bearer <key>"');
   }
-  if (!timingSafeEqual(digest(match[1]!), key)) {
+  if (!nodeCrypto().timingSafeEqual(digest(match[1]!), key)) {
     throw new ApiError(401, 'invalid_request_error', 'invalid_api_key', 'Incorrect API key provided');
   }
 }

@@ -5,10 +5,11 @@
 // generations beyond the slots wait in a bounded queue, and past it requests get 503. A client
 // that disconnects cancels its generations at once; a client that reads slowly stalls only its
 // own stream. Errors are OpenAI's {"error": {message, type, param, code}}.
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { basename } from 'node:path';
 
+import { nodeHttp } from '../builtins.js';
 import { Gpt2Error } from '../errors.js';
 import { Model } from '../model.js';
 import * as v from '../validate.js';
@@ -109,7 +110,7 @@ export class ApiServer implements AsyncDisposable {
       '/health': { method: 'GET', auth: false, run: (ctx) => { ctx.model.stats(); sendJson(ctx.res, 200, { status: 'ok' }); } },
       '/metrics': { method: 'GET', auth: true, run: (ctx) => this.#sendMetrics(ctx.res) },
     };
-    this.http = createHttpServer((req, res) => this.#request(req, res));
+    this.http = nodeHttp().createServer((req, res) => this.#request(req, res));
     this.http.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));

@@ -27,7 +27,7 @@ void set_tokenizer_keys(gguf_context * g, const tokenizer & tok) {
         ptrs[id]  = texts[id].c_str();
         types[id] = tok.is_special(id) ? 3 /* control */ : 1 /* normal */;
     }
-    const auto & merges = tok.merges();
+    const std::vector<std::string> merges = tok.merges();
     std::vector<const char *> mptrs;
     mptrs.reserve(merges.size());
     for (const auto & m : merges) mptrs.push_back(m.c_str());

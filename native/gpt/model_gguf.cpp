@@ -54,6 +54,7 @@ std::shared_ptr<const model> model_load_gguf(const std::string & path) {
     }
     model_bind_tensors(*m, f.meta(), path);
     f.bind_data();
+    f.drop_metadata();   // everything needed is read: the tokenizer keeps its own compact tables
     return m;
 }
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <stdexcept>
 
 namespace gpt2 {
 
@@ -61,24 +62,34 @@ gguf_reader::~gguf_reader() {
 
 void gguf_reader::fail(const std::string & what) const { throw bad_model(path_, what); }
 
-bool gguf_reader::has(const char * key) const { return gguf_find_key(gguf_, key) >= 0; }
+const gguf_context * gguf_reader::parsed() const {
+    if (!gguf_) throw std::logic_error("gguf_reader: metadata read after drop_metadata()");
+    return gguf_;
+}
+
+void gguf_reader::drop_metadata() {
+    if (gguf_) gguf_free(gguf_);
+    gguf_ = nullptr;
+}
+
+bool gguf_reader::has(const char * key) const { return gguf_find_key(parsed(), key) >= 0; }
 
 std::optional<uint64_t> gguf_reader::get_uint(const char * key) const {
-    const int64_t id = gguf_find_key(gguf_, key);
+    const int64_t id = gguf_find_key(parsed(), key);
     if (id < 0) return std::nullopt;
-    const gguf_type t = gguf_get_kv_type(gguf_, id);
+    const gguf_type t = gguf_get_kv_type(parsed(), id);
     int64_t  s = 0;
     uint64_t u = 0;
     bool     is_signed = true;
     switch (t) {
-        case GGUF_TYPE_UINT8:  u = gguf_get_val_u8(gguf_, id);  is_signed = false; break;
-        case GGUF_TYPE_UINT16: u = gguf_get_val_u16(gguf_, id); is_signed = false; break;
-        case GGUF_TYPE_UINT32: u = gguf_get_val_u32(gguf_, id); is_signed = false; break;
-        case GGUF_TYPE_UINT64: u = gguf_get_val_u64(gguf_, id); is_signed = false; break;
-        case GGUF_TYPE_INT8:   s = gguf_get_val_i8(gguf_, id);  break;
-        case GGUF_TYPE_INT16:  s = gguf_get_val_i16(gguf_, id); break;
-        case GGUF_TYPE_INT32:  s = gguf_get_val_i32(gguf_, id); break;
-        case GGUF_TYPE_INT64:  s = gguf_get_val_i64(gguf_, id); break;
+        case GGUF_TYPE_UINT8:  u = gguf_get_val_u8(parsed(), id);  is_signed = false; break;
+        case GGUF_TYPE_UINT16: u = gguf_get_val_u16(parsed(), id); is_signed = false; break;
+        case GGUF_TYPE_UINT32: u = gguf_get_val_u32(parsed(), id); is_signed = false; break;
+        case GGUF_TYPE_UINT64: u = gguf_get_val_u64(parsed(), id); is_signed = false; break;
+        case GGUF_TYPE_INT8:   s = gguf_get_val_i8(parsed(), id);  break;
+        case GGUF_TYPE_INT16:  s = gguf_get_val_i16(parsed(), id); break;
+        case GGUF_TYPE_INT32:  s = gguf_get_val_i32(parsed(), id); break;
+        case GGUF_TYPE_INT64:  s = gguf_get_val_i64(parsed(), id); break;
         default: fail(std::string("metadata ") + key + " has type " + gguf_type_name(t) + ", expected an integer");
     }
     if (is_signed) {
@@ -89,35 +100,35 @@ std::optional<uint64_t> gguf_reader::get_uint(const char * key) const {
 }
 
 std::optional<float> gguf_reader::get_float(const char * key) const {
-    const int64_t id = gguf_find_key(gguf_, key);
+    const int64_t id = gguf_find_key(parsed(), key);
     if (id < 0) return std::nullopt;
-    const gguf_type t = gguf_get_kv_type(gguf_, id);
-    if (t == GGUF_TYPE_FLOAT32) return gguf_get_val_f32(gguf_, id);
-    if (t == GGUF_TYPE_FLOAT64) return (float) gguf_get_val_f64(gguf_, id);
+    const gguf_type t = gguf_get_kv_type(parsed(), id);
+    if (t == GGUF_TYPE_FLOAT32) return gguf_get_val_f32(parsed(), id);
+    if (t == GGUF_TYPE_FLOAT64) return (float) gguf_get_val_f64(parsed(), id);
     fail(std::string("metadata ") + key + " has type " + gguf_type_name(t) + ", expected a float");
 }
 
 std::optional<std::string> gguf_reader::get_string(const char * key) const {
-    const int64_t id = gguf_find_key(gguf_, key);
+    const int64_t id = gguf_find_key(parsed(), key);
     if (id < 0) return std::nullopt;
-    const gguf_type t = gguf_get_kv_type(gguf_, id);
+    const gguf_type t = gguf_get_kv_type(parsed(), id);
     if (t != GGUF_TYPE_STRING) fail(std::string("metadata ") + key + " has type " + gguf_type_name(t) + ", expected a string");
-    return std::string(gguf_get_val_str(gguf_, id));
+    return std::string(gguf_get_val_str(parsed(), id));
 }
 
 ggml_tensor * gguf_reader::tensor(const std::string & name) const { return ggml_get_tensor(meta_, name.c_str()); }
 
-int64_t gguf_reader::n_tensors() const { return gguf_get_n_tensors(gguf_); }
+int64_t gguf_reader::n_tensors() const { return gguf_get_n_tensors(parsed()); }
 
 void gguf_reader::bind_data() {
     if (buffer_) return;
-    const size_t   data_offset = gguf_get_data_offset(gguf_);
+    const size_t   data_offset = gguf_get_data_offset(parsed());
     const size_t   size        = file_->size();
-    const int64_t  n           = gguf_get_n_tensors(gguf_);
+    const int64_t  n           = gguf_get_n_tensors(parsed());
     if (n > 0 && data_offset > size) fail("tensor data starts past the end of the file (truncated?)");
     for (int64_t i = 0; i < n; ++i) {
-        const char * name   = gguf_get_tensor_name(gguf_, i);
-        const size_t offset = gguf_get_tensor_offset(gguf_, i);
+        const char * name   = gguf_get_tensor_name(parsed(), i);
+        const size_t offset = gguf_get_tensor_offset(parsed(), i);
         ggml_tensor * t     = ggml_get_tensor(meta_, name);
         const size_t nbytes = ggml_nbytes(t);
         if (offset > size - data_offset || nbytes > size - data_offset - offset) {
@@ -131,8 +142,8 @@ void gguf_reader::bind_data() {
     if (!buffer_) fail("cannot create a buffer over the file mapping");
     ggml_backend_buffer_set_usage(buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     for (int64_t i = 0; i < n; ++i) {
-        ggml_tensor * t = ggml_get_tensor(meta_, gguf_get_tensor_name(gguf_, i));
-        void * addr = const_cast<uint8_t *>(file_->data()) + data_offset + gguf_get_tensor_offset(gguf_, i);
+        ggml_tensor * t = ggml_get_tensor(meta_, gguf_get_tensor_name(parsed(), i));
+        void * addr = const_cast<uint8_t *>(file_->data()) + data_offset + gguf_get_tensor_offset(parsed(), i);
         if (ggml_backend_tensor_alloc(buffer_, t, addr) != GGML_STATUS_SUCCESS) {
             fail(std::string("cannot bind tensor ") + ggml_get_name(t));
         }

@@ -28,7 +28,7 @@ public:
     gguf_reader & operator=(const gguf_reader &) = delete;
 
     const std::string & path() const { return path_; }
-    const gguf_context * gguf() const { return gguf_; }
+    const gguf_context * gguf() const { return parsed(); }
 
     bool has(const char * key) const;
     // Integer keys accept any GGUF integer type whose value fits; absent → nullopt; wrong type → throws.
@@ -44,12 +44,17 @@ public:
 
     // Maps the file and points every tensor at its bytes (after checking each lies inside the file).
     void bind_data();
+    // Frees the parsed metadata (every key's value: for GPT-2, 100k token and merge strings, a few
+    // MiB) once the model has read what it needs. Afterwards only meta(), tensor() and release()
+    // may be used; the metadata getters throw std::logic_error.
+    void drop_metadata();
     size_t file_size() const { return file_ ? file_->size() : 0; }
     // See mapped_file::release(): for tensor bytes that were copied elsewhere.
     void release(const void * p, size_t n) const { if (file_) file_->release(p, n); }
 
 private:
     [[noreturn]] void fail(const std::string & what) const;
+    const gguf_context * parsed() const;
 
     std::string                  path_;
     gguf_context *               gguf_ = nullptr;

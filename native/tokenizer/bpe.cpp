@@ -19,7 +19,7 @@ void bpe_scan(const tokenizer_data & d, const uint8_t * s, size_t n, bpe_scratch
     uint32_t merged[k_scan_max];
     for (size_t i = 0; i < n; ++i) { ids[i] = d.byte_token[s[i]]; }
     size_t m = n;
-    for (size_t i = 0; i + 1 < m; ++i) { ranks[i] = d.pairs.find(ids[i], ids[i + 1], merged[i]); }
+    for (size_t i = 0; i + 1 < m; ++i) { ranks[i] = d.pair_rank(ids[i], ids[i + 1], merged[i]); }
     while (m > 1) {
         uint32_t best = k_no_rank;
         size_t at = 0;
@@ -34,8 +34,8 @@ void bpe_scan(const tokenizer_data & d, const uint8_t * s, size_t n, bpe_scratch
             merged[i] = merged[i + 1];
         }
         --m;
-        if (at + 1 < m) { ranks[at] = d.pairs.find(ids[at], ids[at + 1], merged[at]); }
-        if (at > 0) { ranks[at - 1] = d.pairs.find(ids[at - 1], ids[at], merged[at - 1]); }
+        if (at + 1 < m) { ranks[at] = d.pair_rank(ids[at], ids[at + 1], merged[at]); }
+        if (at > 0) { ranks[at - 1] = d.pair_rank(ids[at - 1], ids[at], merged[at - 1]); }
     }
     (void) sc;
     out.insert(out.end(), ids, ids + m);
@@ -58,14 +58,14 @@ void bpe_heap(const tokenizer_data & d, const uint8_t * s, size_t n, bpe_scratch
     // of the pair now at that node (dead nodes have ids[i] == k_no_token).
     uint32_t merged = 0;
     for (size_t i = 0; i + 1 < n; ++i) {
-        const uint32_t rank = d.pairs.find(sc.ids[i], sc.ids[i + 1], merged);
+        const uint32_t rank = d.pair_rank(sc.ids[i], sc.ids[i + 1], merged);
         if (rank != k_no_rank) { sc.heap.push_back((static_cast<uint64_t>(rank) << 32) | i); }
     }
     std::make_heap(sc.heap.begin(), sc.heap.end(), std::greater<>());
     auto push = [&](uint32_t left) {
         const uint32_t right = sc.next[left];
         if (right == k_end) { return; }
-        const uint32_t rank = d.pairs.find(sc.ids[left], sc.ids[right], merged);
+        const uint32_t rank = d.pair_rank(sc.ids[left], sc.ids[right], merged);
         if (rank == k_no_rank) { return; }
         sc.heap.push_back((static_cast<uint64_t>(rank) << 32) | left);
         std::push_heap(sc.heap.begin(), sc.heap.end(), std::greater<>());
@@ -78,7 +78,7 @@ void bpe_heap(const tokenizer_data & d, const uint8_t * s, size_t n, bpe_scratch
         const auto rank = static_cast<uint32_t>(key >> 32);
         const uint32_t right = sc.next[left];
         if (sc.ids[left] == k_no_token || right == k_end) { continue; }
-        if (d.pairs.find(sc.ids[left], sc.ids[right], merged) != rank) { continue; }
+        if (d.pair_rank(sc.ids[left], sc.ids[right], merged) != rank) { continue; }
         sc.ids[left] = merged;
         sc.ids[right] = k_no_token;
         sc.next[left] = sc.next[right];

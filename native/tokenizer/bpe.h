@@ -67,44 +67,44 @@ class bytes_table {
     size_t mask_ = 0;
 };
 
-// Open-addressing table: (left id, right id) -> (merge rank, merged id).
+// Open-addressing table: (left id, right id) -> merged id, all three packed in one 64-bit slot
+// (21 bits each), so the table (GPT-2: 108k pairs, 256k slots) takes 2 MiB rather than 4. A
+// pair's merge rank is its merged token's rank (tokenizer_data::pair_rank).
 class pair_table {
   public:
+    static constexpr uint32_t k_id_bits = 21;
+    static constexpr uint32_t k_max_ids = (1u << k_id_bits) - 1;  // ids below this; all-ones is "empty"
+
     void init(size_t n_items) {
         size_t cap = 16;
         while (cap < n_items * 2) { cap <<= 1; }
-        slots_.assign(cap, slot{k_empty, k_no_rank, k_no_token});
+        slots_.assign(cap, k_empty);
         mask_ = cap - 1;
     }
-    void insert(uint32_t a, uint32_t b, uint32_t rank, uint32_t id) {
-        const uint64_t key = (static_cast<uint64_t>(a) << 32) | b;
+    // a, b, id < k_max_ids. The same pair always merges into the same token.
+    void insert(uint32_t a, uint32_t b, uint32_t id) {
+        const uint64_t key = pack(a, b);
         for (size_t i = hash_pair(a, b) & mask_;; i = (i + 1) & mask_) {
-            slot & s = slots_[i];
-            if (s.key == k_empty) { s = slot{key, rank, id}; return; }
-            if (s.key == key) {
-                if (rank < s.rank) { s.rank = rank; s.id = id; }
-                return;
-            }
+            uint64_t & s = slots_[i];
+            if (s == k_empty) { s = key | (static_cast<uint64_t>(id) << (2 * k_id_bits)); return; }
+            if ((s & k_key_mask) == key) { return; }
         }
     }
-    // Returns the rank (k_no_rank if a and b do not merge) and sets `merged`.
-    inline uint32_t find(uint32_t a, uint32_t b, uint32_t & merged) const {
-        const uint64_t key = (static_cast<uint64_t>(a) << 32) | b;
+    // The merged id, or k_no_token if a and b do not merge.
+    inline uint32_t find(uint32_t a, uint32_t b) const {
+        const uint64_t key = pack(a, b);
         for (size_t i = hash_pair(a, b) & mask_;; i = (i + 1) & mask_) {
-            const slot & s = slots_[i];
-            if (s.key == key) { merged = s.id; return s.rank; }
-            if (s.key == k_empty) { return k_no_rank; }
+            const uint64_t s = slots_[i];
+            if ((s & k_key_mask) == key) { return static_cast<uint32_t>(s >> (2 * k_id_bits)); }
+            if (s == k_empty) { return k_no_token; }
         }
     }
 
   private:
-    static constexpr uint64_t k_empty = ~0ull;
-    struct slot {
-        uint64_t key;
-        uint32_t rank;
-        uint32_t id;
-    };
-    std::vector<slot> slots_;
+    static constexpr uint64_t k_empty    = ~0ull;
+    static constexpr uint64_t k_key_mask = (1ull << (2 * k_id_bits)) - 1;
+    static uint64_t pack(uint32_t a, uint32_t b) { return a | (static_cast<uint64_t>(b) << k_id_bits); }
+    std::vector<uint64_t> slots_;
     size_t mask_ = 0;
 };
 
@@ -117,7 +117,7 @@ struct tokenizer_data {
     std::vector<uint32_t> offsets;  // n_vocab + 1 offsets into arena
     std::vector<uint8_t> special;   // 1 for special tokens
     std::vector<uint32_t> special_ids;
-    std::vector<std::string> merges;  // as given, in rank order (kept for writing GGUF)
+    std::vector<std::pair<uint32_t, uint32_t>> merges;  // (left, right) ids in rank order, for writing GGUF
     std::vector<std::pair<std::string_view, uint32_t>> special_texts;  // longest first
     std::vector<uint32_t> rank;     // merge rank of each merge-produced token, else k_no_rank
     uint32_t byte_token[256] = {};
@@ -126,6 +126,11 @@ struct tokenizer_data {
 
     std::string_view bytes_of(uint32_t id) const {
         return std::string_view(arena.data() + offsets[id], offsets[id + 1] - offsets[id]);
+    }
+    // The merge rank of the pair (k_no_rank if a and b do not merge); sets `merged`.
+    uint32_t pair_rank(uint32_t a, uint32_t b, uint32_t & merged) const {
+        merged = pairs.find(a, b);
+        return merged == k_no_token ? k_no_rank : rank[merged];
     }
 };
 

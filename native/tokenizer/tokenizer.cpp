@@ -38,7 +38,10 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
         throw std::runtime_error("tokenizer: vocabulary has " + std::to_string(n_vocab) +
                                  " tokens; a byte-level BPE vocabulary needs at least 256");
     }
-    if (n_vocab > 0x7FFFFFFFu) { throw std::runtime_error("tokenizer: vocabulary is too large"); }
+    if (n_vocab >= pair_table::k_max_ids) {
+        throw std::runtime_error("tokenizer: vocabulary has " + std::to_string(n_vocab) + " tokens; at most " +
+                                 std::to_string(pair_table::k_max_ids - 1) + " are supported");
+    }
     if (eos_id < 0 || static_cast<size_t>(eos_id) >= n_vocab) {
         throw std::runtime_error("tokenizer: eos token id " + std::to_string(eos_id) + " is outside the vocabulary (0.." +
                                  std::to_string(n_vocab - 1) + ")");
@@ -106,6 +109,7 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
 
     // Merge ranks of the tokens that merges produce (first listing wins).
     d.rank.assign(n_vocab, k_no_rank);
+    d.merges.reserve(merges.size());
     for (size_t r = 0; r < merges.size(); ++r) {
         const std::string & m = merges[r];
         const size_t sp = m.find(' ');
@@ -120,7 +124,9 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
             throw std::runtime_error("tokenizer: merges[" + std::to_string(r) + "] " + quoted_excerpt(m) +
                                      " is not in GPT-2's byte-level alphabet");
         }
-        if (d.vocab.find(a, d) == k_no_token || d.vocab.find(b, d) == k_no_token) {
+        const uint32_t left = d.vocab.find(a, d);
+        const uint32_t right = d.vocab.find(b, d);
+        if (left == k_no_token || right == k_no_token) {
             throw std::runtime_error("tokenizer: merges[" + std::to_string(r) + "] " + quoted_excerpt(m) +
                                      " names a token that is not in the vocabulary");
         }
@@ -130,8 +136,8 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
                                      " produces a token that is not in the vocabulary");
         }
         if (d.rank[merged] == k_no_rank) { d.rank[merged] = static_cast<uint32_t>(r); }
+        d.merges.push_back({left, right});
     }
-    d.merges = merges;
 
     // Pair table: every split of a merge-produced token into two tokens (tiktoken's rule). The
     // splits are collected first so that the table is sized for those that exist (GPT-2: 108k),
@@ -150,7 +156,7 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
         }
     }
     d.pairs.init(splits.size());
-    for (const split & p : splits) { d.pairs.insert(p.left, p.right, d.rank[p.id], p.id); }
+    for (const split & p : splits) { d.pairs.insert(p.left, p.right, p.id); }
 
     for (uint32_t id : d.special_ids) { d.special_texts.emplace_back(d.bytes_of(id), id); }
     // Longest first, so that a special token that is a prefix of another loses ties.
@@ -308,6 +314,15 @@ std::string tokenizer::token_text(uint32_t id) const {
     return d_->special[id] ? std::string(b) : byte_level_encode(b);
 }
 
-const std::vector<std::string> & tokenizer::merges() const { return d_->merges; }
+std::vector<std::string> tokenizer::merges() const {
+    // byte_level_encode inverts the byte_level_decode that the loader checked, so these are the
+    // texts as given
+    std::vector<std::string> out;
+    out.reserve(d_->merges.size());
+    for (const auto & [left, right] : d_->merges) {
+        out.push_back(byte_level_encode(d_->bytes_of(left)) + ' ' + byte_level_encode(d_->bytes_of(right)));
+    }
+    return out;
+}
 
 }  // namespace gpt2

@@ -71,9 +71,10 @@ class tokenizer {
     // Ids of the special tokens, ascending.
     const std::vector<uint32_t> & special_ids() const;
     // A token as vocab.json / tokenizer.ggml.tokens write it (byte-level alphabet; special
-    // tokens literally), and the merges as given: what writing a GGUF needs.
+    // tokens literally), and the merges as given: what writing a GGUF needs. The merges are
+    // kept as id pairs and their texts rebuilt here, on demand.
     std::string token_text(uint32_t id) const;
-    const std::vector<std::string> & merges() const;
+    std::vector<std::string> merges() const;
 
   private:
     tokenizer();
