@@ -110,6 +110,8 @@ const ggufCases: Array<[string, Record<string, unknown>, string]> = [
   ['model not a string', { 'tokenizer.ggml.model': { type: 'u32', value: 1 } }, 'key tokenizer.ggml.model is not a string'],
   ['token_type of the wrong length', { 'tokenizer.ggml.token_type': { type: 'array', itemType: 'i32', value: [1, 1, 3] } }, 'tokenizer.ggml.token_type has 3 entries for 50257 tokens'],
   ['token_type of the wrong type', { 'tokenizer.ggml.token_type': { type: 'array', itemType: 'string', value: ['a'] } }, 'key tokenizer.ggml.token_type is not an array of int32'],
+  // ids are packed 21 bits to a pair-table slot (native/tokenizer/bpe.h)
+  ['too many tokens', { 'tokenizer.ggml.tokens': { type: 'array', itemType: 'string', value: new Array(2 ** 21 - 1).fill('a') }, 'tokenizer.ggml.eos_token_id': { type: 'u32', value: 0 } }, 'vocabulary has 2097151 tokens; at most 2097150 are supported'],
   ['too few tokens', { 'tokenizer.ggml.tokens': { type: 'array', itemType: 'string', value: ['a', 'b'] }, 'tokenizer.ggml.eos_token_id': { type: 'u32', value: 1 } }, 'vocabulary has 2 tokens; a byte-level BPE vocabulary needs at least 256'],
 ];
 
