@@ -75,21 +75,22 @@ void gguf_reader::drop_metadata() {
 bool gguf_reader::has(const char * key) const { return gguf_find_key(parsed(), key) >= 0; }
 
 std::optional<uint64_t> gguf_reader::get_uint(const char * key) const {
-    const int64_t id = gguf_find_key(parsed(), key);
+    const gguf_context * g = parsed();
+    const int64_t id = gguf_find_key(g, key);
     if (id < 0) return std::nullopt;
-    const gguf_type t = gguf_get_kv_type(parsed(), id);
+    const gguf_type t = gguf_get_kv_type(g, id);
     int64_t  s = 0;
     uint64_t u = 0;
     bool     is_signed = true;
     switch (t) {
-        case GGUF_TYPE_UINT8:  u = gguf_get_val_u8(parsed(), id);  is_signed = false; break;
-        case GGUF_TYPE_UINT16: u = gguf_get_val_u16(parsed(), id); is_signed = false; break;
-        case GGUF_TYPE_UINT32: u = gguf_get_val_u32(parsed(), id); is_signed = false; break;
-        case GGUF_TYPE_UINT64: u = gguf_get_val_u64(parsed(), id); is_signed = false; break;
-        case GGUF_TYPE_INT8:   s = gguf_get_val_i8(parsed(), id);  break;
-        case GGUF_TYPE_INT16:  s = gguf_get_val_i16(parsed(), id); break;
-        case GGUF_TYPE_INT32:  s = gguf_get_val_i32(parsed(), id); break;
-        case GGUF_TYPE_INT64:  s = gguf_get_val_i64(parsed(), id); break;
+        case GGUF_TYPE_UINT8:  u = gguf_get_val_u8(g, id);  is_signed = false; break;
+        case GGUF_TYPE_UINT16: u = gguf_get_val_u16(g, id); is_signed = false; break;
+        case GGUF_TYPE_UINT32: u = gguf_get_val_u32(g, id); is_signed = false; break;
+        case GGUF_TYPE_UINT64: u = gguf_get_val_u64(g, id); is_signed = false; break;
+        case GGUF_TYPE_INT8:   s = gguf_get_val_i8(g, id);  break;
+        case GGUF_TYPE_INT16:  s = gguf_get_val_i16(g, id); break;
+        case GGUF_TYPE_INT32:  s = gguf_get_val_i32(g, id); break;
+        case GGUF_TYPE_INT64:  s = gguf_get_val_i64(g, id); break;
         default: fail(std::string("metadata ") + key + " has type " + gguf_type_name(t) + ", expected an integer");
     }
     if (is_signed) {
@@ -100,20 +101,22 @@ std::optional<uint64_t> gguf_reader::get_uint(const char * key) const {
 }
 
 std::optional<float> gguf_reader::get_float(const char * key) const {
-    const int64_t id = gguf_find_key(parsed(), key);
+    const gguf_context * g = parsed();
+    const int64_t id = gguf_find_key(g, key);
     if (id < 0) return std::nullopt;
-    const gguf_type t = gguf_get_kv_type(parsed(), id);
-    if (t == GGUF_TYPE_FLOAT32) return gguf_get_val_f32(parsed(), id);
-    if (t == GGUF_TYPE_FLOAT64) return (float) gguf_get_val_f64(parsed(), id);
+    const gguf_type t = gguf_get_kv_type(g, id);
+    if (t == GGUF_TYPE_FLOAT32) return gguf_get_val_f32(g, id);
+    if (t == GGUF_TYPE_FLOAT64) return (float) gguf_get_val_f64(g, id);
     fail(std::string("metadata ") + key + " has type " + gguf_type_name(t) + ", expected a float");
 }
 
 std::optional<std::string> gguf_reader::get_string(const char * key) const {
-    const int64_t id = gguf_find_key(parsed(), key);
+    const gguf_context * g = parsed();
+    const int64_t id = gguf_find_key(g, key);
     if (id < 0) return std::nullopt;
-    const gguf_type t = gguf_get_kv_type(parsed(), id);
+    const gguf_type t = gguf_get_kv_type(g, id);
     if (t != GGUF_TYPE_STRING) fail(std::string("metadata ") + key + " has type " + gguf_type_name(t) + ", expected a string");
-    return std::string(gguf_get_val_str(parsed(), id));
+    return std::string(gguf_get_val_str(g, id));
 }
 
 ggml_tensor * gguf_reader::tensor(const std::string & name) const { return ggml_get_tensor(meta_, name.c_str()); }
@@ -122,13 +125,14 @@ int64_t gguf_reader::n_tensors() const { return gguf_get_n_tensors(parsed()); }
 
 void gguf_reader::bind_data() {
     if (buffer_) return;
-    const size_t   data_offset = gguf_get_data_offset(parsed());
+    const gguf_context * g = parsed();
+    const size_t   data_offset = gguf_get_data_offset(g);
     const size_t   size        = file_->size();
-    const int64_t  n           = gguf_get_n_tensors(parsed());
+    const int64_t  n           = gguf_get_n_tensors(g);
     if (n > 0 && data_offset > size) fail("tensor data starts past the end of the file (truncated?)");
     for (int64_t i = 0; i < n; ++i) {
-        const char * name   = gguf_get_tensor_name(parsed(), i);
-        const size_t offset = gguf_get_tensor_offset(parsed(), i);
+        const char * name   = gguf_get_tensor_name(g, i);
+        const size_t offset = gguf_get_tensor_offset(g, i);
         ggml_tensor * t     = ggml_get_tensor(meta_, name);
         const size_t nbytes = ggml_nbytes(t);
         if (offset > size - data_offset || nbytes > size - data_offset - offset) {
@@ -142,8 +146,8 @@ void gguf_reader::bind_data() {
     if (!buffer_) fail("cannot create a buffer over the file mapping");
     ggml_backend_buffer_set_usage(buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     for (int64_t i = 0; i < n; ++i) {
-        ggml_tensor * t = ggml_get_tensor(meta_, gguf_get_tensor_name(parsed(), i));
-        void * addr = const_cast<uint8_t *>(file_->data()) + data_offset + gguf_get_tensor_offset(parsed(), i);
+        ggml_tensor * t = ggml_get_tensor(meta_, gguf_get_tensor_name(g, i));
+        void * addr = const_cast<uint8_t *>(file_->data()) + data_offset + gguf_get_tensor_offset(g, i);
         if (ggml_backend_tensor_alloc(buffer_, t, addr) != GGML_STATUS_SUCCESS) {
             fail(std::string("cannot bind tensor ") + ggml_get_name(t));
         }
