@@ -48,6 +48,32 @@ export interface RequestRegistry {
   unregister(id: number): void;
 }
 
+// What ends a generation whose consumer dropped it unfinished (neither read to the end nor
+// stopped with break/return()): held apart from the generation, which the engine's events reach
+// through a Forwarder that holds it only weakly while no next() is pending. Without this, its
+// sequence would keep a KV cache slot, paused for credit, until the model is disposed.
+interface Abandoned {
+  native: NativeModel;
+  registry: RequestRegistry;
+  id: number;
+  generated: number[] | undefined;
+  onDone: ((tokens: number[], finishReason: FinishReason | 'error') => void) | undefined;
+}
+const abandonedGenerations = new FinalizationRegistry<Abandoned>((a) => {
+  a.registry.unregister(a.id);
+  try { a.native.cancel(a.id); } catch { /* disposed: the engine ended it anyway */ }
+  a.onDone?.(a.generated ?? [], 'abort');
+});
+
+// The registry's entry for a generation: strong while a next() is pending (the awaiting consumer
+// is then reachable only through the engine's events), weak otherwise.
+class Forwarder implements EventSink {
+  readonly #weak: WeakRef<EventSink>;
+  strong: EventSink | undefined;
+  constructor(sink: EventSink) { this.#weak = new WeakRef(sink); }
+  onEvent(e: NativeEvent): void { (this.strong ?? this.#weak.deref())?.onEvent(e); }
+}
+
 export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
   readonly #native: NativeModel;
   readonly #registry: RequestRegistry;
@@ -62,6 +88,7 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
   #onAbort: (() => void) | undefined;
   #onDone: ((tokens: number[], finishReason: FinishReason | 'error') => void) | undefined;
   #generated: number[] | undefined;
+  #forwarder: Forwarder | undefined;
 
   constructor(native: NativeModel, registry: RequestRegistry, prompt: Uint32Array,
     options: Omit<NativeRequest, 'kind' | 'prompt' | 'credit'> & { highWaterMark: number; signal?: AbortSignal },
@@ -80,10 +107,14 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
     }
     const { highWaterMark, signal, ...request } = options;
     void highWaterMark; void signal;
-    this.#id = native.submit({ ...request, kind: 'generate', prompt, credit: this.#hwm });
-    registry.register(this.#id, this);
+    const id = native.submit({ ...request, kind: 'generate', prompt, credit: this.#hwm });
+    this.#id = id;
+    this.#forwarder = new Forwarder(this);
+    registry.register(id, this.#forwarder);
+    abandonedGenerations.register(this, { native, registry, id, generated: this.#generated, onDone }, this);
     if (this.#signal) {
-      this.#onAbort = () => this.#cancel();
+      // Not a closure over `this`: a long-lived signal must not keep a dropped generation alive.
+      this.#onAbort = () => { try { native.cancel(id); } catch { /* disposed */ } };
       this.#signal.addEventListener('abort', this.#onAbort, { once: true });
     }
   }
@@ -102,6 +133,13 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
     if (this.#onAbort) this.#signal?.removeEventListener('abort', this.#onAbort);
     this.#onAbort = undefined;
     if (this.#id >= 0) this.#registry.unregister(this.#id);
+    abandonedGenerations.unregister(this);
+    this.#forwarder = undefined;
+  }
+
+  #wait(resolve: (r: IteratorResult<Chunk>) => void, reject: (e: unknown) => void): void {
+    this.#waiter = { resolve, reject };
+    if (this.#forwarder) this.#forwarder.strong = this;
   }
 
   #end(last: Chunk | undefined, failure?: Error): void {
@@ -119,6 +157,7 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
     if (this.#waiter) {
       const w = this.#waiter;
       this.#waiter = undefined;
+      if (this.#forwarder) this.#forwarder.strong = undefined;
       this.#consumed(chunk);
       w.resolve({ value: chunk, done: false });
     } else {
@@ -136,6 +175,7 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
   #settleWaiter(): void {
     const w = this.#waiter!;
     this.#waiter = undefined;
+    if (this.#forwarder) this.#forwarder.strong = undefined;
     if (this.#failure) {
       const f = this.#failure;
       this.#failure = undefined;
@@ -175,7 +215,7 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
       }
       return Promise.resolve({ value: undefined, done: true });
     }
-    return new Promise((resolve, reject) => { this.#waiter = { resolve, reject }; });
+    return new Promise((resolve, reject) => this.#wait(resolve, reject));
   }
 
   /** Called by `break` in a for-await loop: stops the generation and frees its slot. */
