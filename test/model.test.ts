@@ -6,13 +6,17 @@ import { join } from 'node:path';
 
 import test from 'ava';
 
-import { Gpt2Error, loadModel, quantize, setLogger, type Completion, type Model } from '../lib/index.js';
+import { Gpt2Error, loadModel, quantize, setLogger, type Completion, type Generation, type Model } from '../lib/index.js';
 import { testModel } from './support/models.js';
+import { collectUntil } from './support/gc.js';
 import { until } from './support/until.js';
 
 let model: Model;
 let modelPath: string;
 
+
+/** n deterministic token ids below 50000. */
+const promptIds = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (i * 7919 + seed * 104729) % 50000);
 
 test.before(async () => {
   modelPath = await testModel('tiny', 'f32', { initScale: 4 });
@@ -178,6 +182,64 @@ test.serial('breaking out of a for-await loop stops the generation and frees its
   t.true(await until(() => model.stats().activeSequences === 0 && model.stats().queuedSequences === 0));
 });
 
+test.serial('a generation dropped unfinished is cancelled once collected: its slot and its session are freed', async (t) => {
+  const m = await loadModel(modelPath, { threads: 1, maxSequences: 1 });
+  try {
+    // Read one chunk, then drop the iterator without break or return(): paused for credit, it
+    // would hold the only slot forever.
+    await (async () => {
+      const g = m.generate('dropped', { maxTokens: 10_000, temperature: 0, ignoreEos: true, highWaterMark: 2 });
+      t.false((await g.next()).done);
+    })();
+    const next = m.complete('next in line', { maxTokens: 4, temperature: 0, ignoreEos: true });
+    let done = false;
+    void next.then(() => { done = true; });
+    t.true(await collectUntil(() => done), 'the queued request got the slot');
+    t.is((await next).tokens.length, 4);
+    t.true(await until(() => m.stats().activeSequences === 0));
+
+    // A session's turn dropped the same way ends the turn: the session takes the next one.
+    const session = m.createSession();
+    await (async () => {
+      const g = session.generate('a turn', { maxTokens: 400, temperature: 0, ignoreEos: true, highWaterMark: 2 });
+      t.false((await g.next()).done);
+    })();
+    let turn: Generation | undefined;
+    t.true(await collectUntil(() => {
+      try {
+        turn = session.generate('the next turn', { maxTokens: 3, ignoreEos: true });
+        return true;
+      } catch (e) {
+        if ((e as Gpt2Error).code !== 'ERR_BUSY') throw e;
+        return false;
+      }
+    }), 'the session is no longer busy');
+    let n = 0;
+    for await (const chunk of turn!) n += chunk.tokens.length;
+    t.is(n, 3);
+  } finally {
+    await m.dispose();
+  }
+});
+
+test.serial('a consumer awaiting its next chunk keeps the generation alive through collections', async (t) => {
+  const m = await loadModel(modelPath, { threads: 1 });
+  try {
+    const reference = await m.complete('kept', { maxTokens: 40, temperature: 0, ignoreEos: true });
+    // The iterator is referenced only by the pending for-await (and so only through the engine).
+    const got: number[] = [];
+    let done = false;
+    void (async () => {
+      for await (const chunk of m.generate('kept', { maxTokens: 40, temperature: 0, ignoreEos: true, highWaterMark: 1 })) got.push(...chunk.tokens);
+      done = true;
+    })();
+    t.true(await collectUntil(() => done), 'the generation ran to its end');
+    t.deepEqual(got, Array.from(reference.tokens));
+  } finally {
+    await m.dispose();
+  }
+});
+
 test.serial('backpressure: a consumer that stops pulling pauses its own sequence only', async (t) => {
   const hwm = 4;
   const slow = model.generate('slow consumer', { maxTokens: 200, temperature: 0, ignoreEos: true, highWaterMark: hwm });
@@ -203,6 +265,30 @@ test.serial('requests beyond maxSequences wait in a queue and all complete', asy
   for (const p of prompts) alone.push(await model.complete(p, { maxTokens: 8, temperature: 0 }));
   const results = await Promise.all(prompts.map((p) => model.complete(p, { maxTokens: 8, temperature: 0 })));
   t.deepEqual(results.map((r) => Array.from(r.tokens)), alone.map((r) => Array.from(r.tokens)));
+});
+
+test.serial('more decoding streams than the batch holds: every one advances, and a new prompt still gets in', async (t) => {
+  // Batches of 16 rows (prefill chunks of 16), 20 streams decoding: 4 more than a batch holds.
+  const m = await loadModel(modelPath, { threads: 1, batchSize: 16, maxSequences: 21, contextSize: 256 });
+  try {
+    const counts = new Array<number>(20).fill(0);
+    let firstFinished: number[] | undefined;   // every stream's count when the first one ended
+    const streams = counts.map(async (_, i) => {
+      for await (const chunk of m.generate(promptIds(4, i + 1), { maxTokens: 200, temperature: 0, ignoreEos: true, highWaterMark: 1024 })) {
+        counts[i]! += chunk.tokens.length;
+      }
+      firstFinished ??= [...counts];
+    });
+    t.true(await until(() => counts.every((c) => c > 0)), 'all 20 streams decode');
+    // A new request's prompt needs a chunk's room, which 20 decoding rows never leave by themselves.
+    const late = await m.complete(promptIds(5, 99), { maxTokens: 1, temperature: 0, ignoreEos: true });
+    t.is(late.tokens.length, 1);
+    t.true(counts.every((c) => c < 200), `it ended while all 20 streams still ran (${counts.join(' ')})`);
+    await Promise.all(streams);
+    t.true(firstFinished!.every((c) => c >= 100), `the streams took turns: when the first ended, each had ${firstFinished!.join(' ')}`);
+  } finally {
+    await m.dispose();
+  }
 });
 
 test.serial('the JS thread keeps running while a 124M-shaped model prefills 512 tokens', async (t) => {

@@ -274,6 +274,8 @@ void engine::run() {
     struct step_entry { sequence * s; uint32_t n; bool prefill; batch::logits want; };
     std::vector<step_entry> step;
     std::vector<std::shared_ptr<request>> unstarted;
+    size_t decode_from    = 0;       // where in active_ the next step's decoding rows start
+    bool   prompt_starved = false;   // the last step's decoding rows left a waiting prompt no room
 
     for (;;) {
         {
@@ -311,18 +313,27 @@ void engine::run() {
         active_.erase(std::remove_if(active_.begin(), active_.end(), [](const std::unique_ptr<sequence> & s) { return !s->req; }),
                       active_.end());
 
-        // one batch: every decoding sequence's next token first, then prompt chunks in the room left
+        // One batch: the decoding sequences' next tokens first, then prompt chunks in the room
+        // left. Decoding rows that outnumber the batch take turns (the next step starts where
+        // this one stopped), and a prompt that found no room in the last step gets a chunk's room
+        // in this one: with hundreds of streams decoding, a new request would otherwise wait for
+        // them to finish before its first token.
         b.clear();
         step.clear();
         uint32_t budget = p.n_batch;
-        for (auto & s : active_) {
-            if (budget == 0) break;
-            if (s->has_pending && s->req->credit.load() > 0) {
-                b.add_segment(s->slot, s->n_past, &s->pending, 1, batch::logits::last);
-                step.push_back({ s.get(), 1, false, batch::logits::last });
+        uint32_t decode_room = prompt_starved ? p.n_batch - chunk_ : p.n_batch;
+        const size_t n_active = active_.size();
+        size_t k = 0;
+        for (; k < n_active && decode_room > 0; ++k) {
+            sequence & s = *active_[(decode_from + k) % n_active];
+            if (s.has_pending && s.req->credit.load() > 0) {
+                b.add_segment(s.slot, s.n_past, &s.pending, 1, batch::logits::last);
+                step.push_back({ &s, 1, false, batch::logits::last });
                 --budget;
+                --decode_room;
             }
         }
+        decode_from = n_active > 0 ? (decode_from + k) % n_active : 0;
         // Prompts go in chunks that end at multiples of k_prefill_chunk positions, whatever else
         // is in the batch: a sequence's numbers then never depend on its neighbours (ggml's
         // attention kernel takes another path for many query rows than for few), and a long
@@ -335,12 +346,16 @@ void engine::run() {
         // may take the other kernel.
         const uint32_t chunk = chunk_;
         const bool merge = step.empty();
+        bool prompt_waiting = false, prompt_in = false;
         for (auto & s : active_) {
             const request & r = *s->req;
-            if (budget == 0) break;
             if (s->n_prefilled >= r.prompt.size()) continue;
             uint32_t n = std::min<uint32_t>((uint32_t) r.prompt.size() - s->n_prefilled, chunk - s->n_prefilled % chunk);
-            if (n > budget) continue;   // next step: a chunk is never cut short by the batch's room
+            if (n > budget) {   // next step: a chunk is never cut short by the batch's room
+                prompt_waiting = true;
+                continue;
+            }
+            prompt_in = true;
             while (merge && n % chunk == 0 && s->n_prefilled + n + chunk <= r.prompt.size() && n + chunk <= budget) n += chunk;
             const bool last_chunk = s->n_prefilled + n == r.prompt.size();
             const batch::logits want = (r.kind == request_kind::evaluate && r.all_logits) || r.kind == request_kind::score ? batch::logits::all
@@ -349,6 +364,7 @@ void engine::run() {
             step.push_back({ s.get(), n, true, want });
             budget -= n;
         }
+        prompt_starved = prompt_waiting && !prompt_in;
         if (step.empty()) {
             publish_stats(0.0, false);
             notify();
