@@ -153,11 +153,17 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
     if (this.#waiter && this.#buffer.length === 0) this.#settleWaiter();
   }
 
+  /** The pending next()'s callbacks, no longer pending: the engine then holds this weakly again. */
+  #takeWaiter(): { resolve: (r: IteratorResult<Chunk>) => void; reject: (e: unknown) => void } {
+    const w = this.#waiter!;
+    this.#waiter = undefined;
+    if (this.#forwarder) this.#forwarder.strong = undefined;
+    return w;
+  }
+
   #push(chunk: Chunk): void {
     if (this.#waiter) {
-      const w = this.#waiter;
-      this.#waiter = undefined;
-      if (this.#forwarder) this.#forwarder.strong = undefined;
+      const w = this.#takeWaiter();
       this.#consumed(chunk);
       w.resolve({ value: chunk, done: false });
     } else {
@@ -173,9 +179,7 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
   }
 
   #settleWaiter(): void {
-    const w = this.#waiter!;
-    this.#waiter = undefined;
-    if (this.#forwarder) this.#forwarder.strong = undefined;
+    const w = this.#takeWaiter();
     if (this.#failure) {
       const f = this.#failure;
       this.#failure = undefined;

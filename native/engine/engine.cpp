@@ -321,16 +321,15 @@ void engine::run() {
         b.clear();
         step.clear();
         uint32_t budget = p.n_batch;
-        uint32_t decode_room = prompt_starved ? p.n_batch - chunk_ : p.n_batch;
+        const size_t decode_max = prompt_starved ? p.n_batch - chunk_ : p.n_batch;
         const size_t n_active = active_.size();
         size_t k = 0;
-        for (; k < n_active && decode_room > 0; ++k) {
+        for (; k < n_active && step.size() < decode_max; ++k) {
             sequence & s = *active_[(decode_from + k) % n_active];
             if (s.has_pending && s.req->credit.load() > 0) {
                 b.add_segment(s.slot, s.n_past, &s.pending, 1, batch::logits::last);
                 step.push_back({ &s, 1, false, batch::logits::last });
                 --budget;
-                --decode_room;
             }
         }
         decode_from = n_active > 0 ? (decode_from + k) % n_active : 0;
