@@ -65,6 +65,9 @@ const abandonedGenerations = new FinalizationRegistry<Abandoned>((a) => {
   a.onDone?.(a.generated ?? [], 'abort');
 });
 
+/** A pending next()'s callbacks. */
+type Waiter = { resolve: (r: IteratorResult<Chunk>) => void; reject: (e: unknown) => void };
+
 // The registry's entry for a generation: strong while a next() is pending (the awaiting consumer
 // is then reachable only through the engine's events), weak otherwise.
 class Forwarder implements EventSink {
@@ -80,7 +83,7 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
   readonly #hwm: number;
   readonly #promptTokens: number;
   readonly #buffer: Chunk[] = [];
-  #waiter: { resolve: (r: IteratorResult<Chunk>) => void; reject: (e: unknown) => void } | undefined;
+  #waiter: Waiter | undefined;
   #id = -1;
   #finished = false;      // the engine reported the end (or it never started)
   #failure: Error | undefined;
@@ -137,8 +140,8 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
     this.#forwarder = undefined;
   }
 
-  #wait(resolve: (r: IteratorResult<Chunk>) => void, reject: (e: unknown) => void): void {
-    this.#waiter = { resolve, reject };
+  #wait(w: Waiter): void {
+    this.#waiter = w;
     if (this.#forwarder) this.#forwarder.strong = this;
   }
 
@@ -154,7 +157,7 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
   }
 
   /** The pending next()'s callbacks, no longer pending: the engine then holds this weakly again. */
-  #takeWaiter(): { resolve: (r: IteratorResult<Chunk>) => void; reject: (e: unknown) => void } {
+  #takeWaiter(): Waiter {
     const w = this.#waiter!;
     this.#waiter = undefined;
     if (this.#forwarder) this.#forwarder.strong = undefined;
@@ -219,7 +222,7 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
       }
       return Promise.resolve({ value: undefined, done: true });
     }
-    return new Promise((resolve, reject) => this.#wait(resolve, reject));
+    return new Promise((resolve, reject) => this.#wait({ resolve, reject }));
   }
 
   /** Called by `break` in a for-await loop: stops the generation and frees its slot. */

@@ -3,16 +3,15 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
+import { until } from './until.js';
+
 setFlagsFromString('--expose-gc');
 const collect = runInNewContext('gc') as () => void;
 
 /** Collects garbage and lets FinalizationRegistry callbacks run, until cond() holds or timeoutMs passes. */
-export async function collectUntil(cond: () => boolean, timeoutMs = 10_000): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) return false;
+export function collectUntil(cond: () => boolean, timeoutMs = 10_000): Promise<boolean> {
+  return until(() => {
     collect();
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
+    return cond();
+  }, timeoutMs);
 }
