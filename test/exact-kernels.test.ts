@@ -7,9 +7,11 @@
 //
 // On a q8_0 model a prompt's logits depend on no other kernel of ours: prompt rows attend through
 // ggml's flash attention. So every logit of every position must be equal to the bit with and
-// without the switch. A 300-token prompt covers both matmul routes: two whole chunks of 128 rows
-// (tinyBLAS), a last chunk of 44 rows (ours: 64 rows and fewer), and all 300 rows through the LM
-// head (ours). One GELU output or one dot product one ulp off anywhere would show.
+// without the switch (with it, ggml multiplies by tinyBLAS). A 300-token prompt covers the shapes
+// our matmul meets: two whole chunks of 128 rows, a last chunk of 44 rows (edge tiles: 44 is not a
+// multiple of the 64-column blocks), blocks wider than one run of the scales' table (3072 = 96
+// blocks), and all 300 rows through the LM head. One GELU output or one dot product one ulp off
+// anywhere would show.
 //
 // q4_K block weights and LM head are multiplied from a layout of our own (native/gpt/q4k_interleaved.cpp, four
 // rows interleaved), whose sums are not ggml's to the bit: there the switch takes its portable

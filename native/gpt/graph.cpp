@@ -37,11 +37,10 @@ static ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w
     return ggml_add(ctx, block_matmul(ctx, w, x, cpu), b);   // [n_out, n]
 }
 
-// Our quantized matmul (quant_matmul.h) gives ggml's bits. For weights of 32-blocks (q8_0, q4_0
-// as stored) it takes decoding steps, up to this many rows; prompt chunks take tinyBLAS, faster
-// for many rows. For q4_K as stored it takes every row count: ggml's alternative is one dot
+// Our quantized matmul (quant_matmul.h) gives ggml's bits, for every row count: decoding steps
+// and prompt chunks alike (with its columns in blocks that stay in L2 it measured 3-9 % faster
+// than tinyBLAS at 128-512 rows, q8_0). For q4_K as stored, ggml's alternative is one dot
 // product per output.
-constexpr int64_t k_own_32_block_max_rows = 64;
 
 ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu) {
     // Interleaved q4_K (the decoder makes them on the CPU path only, where `cpu` is given): no
@@ -50,7 +49,7 @@ ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x,
     if (cpu && cpu->own_lone_rows && x->ne[1] == 1 && dense_matmul_supports(w, x)) {
         return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ w->type == GGML_TYPE_F16);
     }
-    if (cpu && cpu->own_quant_blocks && (w->type == GGML_TYPE_Q4_K || x->ne[1] <= k_own_32_block_max_rows) && quant_matmul_supports(w, x)) {
+    if (cpu && cpu->own_quant_blocks && quant_matmul_supports(w, x)) {
         return quant_matmul(ctx, w, x, cpu->matmul);
     }
     return ggml_mul_mat(ctx, w, x);

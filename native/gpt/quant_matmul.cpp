@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace gpt2 {
 
@@ -36,13 +37,20 @@ GPT2_AVX2 inline __m256i block_weights(const q4_block & b) {
     return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
 }
 
+// The operands, and the activations' scales in f32, block-major: column j's scale of block b at
+// xs[b·n + j] (four columns' in one load).
 template <typename WB>
-using q8x_operands = operands<WB, q8_block>;
+struct q8x_operands : operands<WB, q8_block> {
+    const float * xs;
+};
 
-// Weights of 32-blocks (q8_0, q4_0) times q8_0 activations, C[i .. i+RM) x [j .. j+RN). Per
-// output and block: the integer dot product in eight int32 lanes (maddubs of |w| and a with w's
-// signs, then pairs summed), converted to float and accumulated with the scales' product by
-// FMA, in block order; then the horizontal sum. ggml's order.
+// Weights of 32-blocks (q8_0, q4_0) times q8_0 activations. Per output and block: the integer
+// dot product in eight int32 lanes (maddubs of |w| and a with w's signs, then pairs summed),
+// converted to float and accumulated with the scales' product d_w · d_x by FMA, in block order;
+// then the horizontal sum. ggml's order and ggml's product.
+//
+// C[i .. i+RM) x [j .. j+RN), the scales' products computed as they are needed: the edges of
+// the output (its last columns, an odd last row) and one column (a lone stream).
 template <int RM, int RN, typename WB>
 GPT2_AVX2 void q8x_tile(const q8x_operands<WB> & o, int64_t i, int64_t j) {
     __m256 acc[RM][RN];
@@ -64,9 +72,8 @@ GPT2_AVX2 void q8x_tile(const q8x_operands<WB> & o, int64_t i, int64_t j) {
             for (int r = 0; r < RM; ++r) _mm_prefetch(reinterpret_cast<const char *>(&w[(r + RM) * o.nb + b]), _MM_HINT_T0);
         }
         for (int c = 0; c < RN; ++c) {
-            const q8_block & blk = x[c * o.nb + b];
-            const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk.qs));
-            const __m256 xd = _mm256_cvtph_ps(_mm_set1_epi16((short) blk.d));
+            const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[c * o.nb + b].qs));
+            const __m256 xd = _mm256_broadcast_ss(o.xs + b * o.n + j + c);
             for (int r = 0; r < RM; ++r) {
                 const __m256i dot = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(wabs[r], _mm256_sign_epi8(xq, wq[r])));
                 acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(wd[r], xd), _mm256_cvtepi32_ps(dot), acc[r][c]);
@@ -77,13 +84,72 @@ GPT2_AVX2 void q8x_tile(const q8x_operands<WB> & o, int64_t i, int64_t j) {
         for (int c = 0; c < RN; ++c) o.c[(j + c) * o.M + i + r] = simd::hsum(acc[r][c]);
 }
 
-// Rows i .. i+RM against every column, four at a time (two weight rows by four columns measured
-// best on Zen 3 among 1-4 x 1-8, for q8_0).
+// One block of one column against two weight rows' (signed wq, absolute wa): two outputs'
+// accumulators, their scales' products at d[0] and d[4].
+GPT2_AVX2 inline __attribute__((always_inline)) void q8x_block_2x1(__m256 & acc0, __m256 & acc1, const q8_block & x, __m256i wq0, __m256i wa0,
+                                                                   __m256i wq1, __m256i wa1, __m256i ones, const float * d) {
+    const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.qs));
+    const __m256i dot0 = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(wa0, _mm256_sign_epi8(xq, wq0)));
+    acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(d), _mm256_cvtepi32_ps(dot0), acc0);
+    const __m256i dot1 = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(wa1, _mm256_sign_epi8(xq, wq1)));
+    acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(d + 4), _mm256_cvtepi32_ps(dot1), acc1);
+}
+
+// C[i, i+1] x [j .. j+4): every output but the edges. The scales' products come from a table,
+// eight to a multiply, filled for a run of blocks before the run (ws: the two rows' weight
+// scales in f32, ws[r·nb + b]); the FMAs read them by broadcast loads, which take no vector ALU
+// slot. The blocks are reached by pointers that step, which leaves the registers to the eight
+// accumulators. The tile above, on the same outputs, measured 1.2x slower.
+template <typename WB>
+GPT2_AVX2 void q8x_tile_2x4(const q8x_operands<WB> & o, int64_t i, int64_t j, const float * ws) {
+    constexpr int64_t k_run = 64;          // blocks per run of the table: 2 KiB, in L1
+    alignas(32) float prod[k_run * 8];     // prod[b·8 + r·4 + c] = d_w(row r) · d_x(column c)
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    const __m256i ones = _mm256_set1_epi16(1);
+    const WB * w0 = o.w + i * o.nb;
+    const WB * w1 = w0 + o.nb;
+    const q8_block * x0 = o.x + j * o.nb;
+    const q8_block * x1 = x0 + o.nb;
+    const q8_block * x2 = x1 + o.nb;
+    const q8_block * x3 = x2 + o.nb;
+    for (int64_t b0 = 0; b0 < o.nb; b0 += k_run) {
+        const int64_t n_run = std::min(k_run, o.nb - b0);
+        for (int64_t b = 0; b < n_run; ++b) {
+            const __m256 wd = _mm256_set_m128(_mm_broadcast_ss(ws + o.nb + b0 + b), _mm_broadcast_ss(ws + b0 + b));
+            const __m256 xd = _mm256_broadcast_ps(reinterpret_cast<const __m128 *>(o.xs + (b0 + b) * o.n + j));
+            _mm256_store_ps(prod + b * 8, _mm256_mul_ps(wd, xd));
+        }
+        const float * d = prod;
+        for (int64_t b = 0; b < n_run; ++b, d += 8) {
+            const __m256i wq0 = block_weights(*w0++), wq1 = block_weights(*w1++);
+            const __m256i wa0 = _mm256_sign_epi8(wq0, wq0), wa1 = _mm256_sign_epi8(wq1, wq1);
+            q8x_block_2x1(a00, a10, *x0++, wq0, wa0, wq1, wa1, ones, d + 0);
+            q8x_block_2x1(a01, a11, *x1++, wq0, wa0, wq1, wa1, ones, d + 1);
+            q8x_block_2x1(a02, a12, *x2++, wq0, wa0, wq1, wa1, ones, d + 2);
+            q8x_block_2x1(a03, a13, *x3++, wq0, wa0, wq1, wa1, ones, d + 3);
+        }
+    }
+    float * c = o.c + j * o.M + i;
+    c[0] = simd::hsum(a00);
+    c[1] = simd::hsum(a10);
+    c[o.M] = simd::hsum(a01);
+    c[o.M + 1] = simd::hsum(a11);
+    c[2 * o.M] = simd::hsum(a02);
+    c[2 * o.M + 1] = simd::hsum(a12);
+    c[3 * o.M] = simd::hsum(a03);
+    c[3 * o.M + 1] = simd::hsum(a13);
+}
+
+// Rows i .. i+RM against columns j0 .. j1, four at a time (two weight rows by four columns
+// measured best on Zen 3 among 1-4 x 1-8, for q8_0).
 template <int RM, typename WB>
-GPT2_AVX2 void q8x_row_group(const q8x_operands<WB> & o, int64_t i) {
-    int64_t j = 0;
-    for (; j + 4 <= o.n; j += 4) q8x_tile<RM, 4>(o, i, j);
-    switch (o.n - j) {
+GPT2_AVX2 void q8x_row_group(const q8x_operands<WB> & o, int64_t i, int64_t j0, int64_t j1, const float * ws) {
+    int64_t j = j0;
+    for (; j + 4 <= j1; j += 4) {
+        if constexpr (RM == 2) q8x_tile_2x4(o, i, j, ws);
+        else q8x_tile<RM, 4>(o, i, j);
+    }
+    switch (j1 - j) {
         case 3: q8x_tile<RM, 3>(o, i, j); break;
         case 2: q8x_tile<RM, 2>(o, i, j); break;
         case 1: q8x_tile<RM, 1>(o, i, j); break;
@@ -91,11 +157,24 @@ GPT2_AVX2 void q8x_row_group(const q8x_operands<WB> & o, int64_t i) {
     }
 }
 
+// Columns in blocks of 64, so that a block of columns (64 x 3072 q8_0 = 204 KiB) and the
+// item's weight rows (as much) both stay in L2 while one passes over the other.
 template <typename WB>
 GPT2_AVX2 void q8x_rows(const q8x_operands<WB> & o, int64_t i0, int64_t i1) {
-    int64_t i = i0;
-    for (; i + 2 <= i1; i += 2) q8x_row_group<2>(o, i);
-    for (; i < i1; ++i) q8x_row_group<1>(o, i);
+    constexpr int64_t k_cols = 64;
+    thread_local std::vector<float> ws;   // a row pair's weight scales in f32, for q8x_tile_2x4
+    ws.resize(static_cast<size_t>(2 * o.nb));
+    for (int64_t j0 = 0; j0 < o.n; j0 += k_cols) {
+        const int64_t j1 = std::min(o.n, j0 + k_cols);
+        int64_t i = i0;
+        for (; i + 2 <= i1; i += 2) {
+            if (j1 - j0 >= 4) {
+                for (int64_t b = 0; b < 2 * o.nb; ++b) ws[b] = _cvtsh_ss(o.w[i * o.nb + b].d);
+            }
+            q8x_row_group<2>(o, i, j0, j1, ws.data());
+        }
+        for (; i < i1; ++i) q8x_row_group<1>(o, i, j0, j1, nullptr);
+    }
 }
 
 // q4_K (stored) times q8_K activations, weight row i against columns j .. j+RN. Per output, as
@@ -192,16 +271,35 @@ GPT2_AVX2 void q4k_rows(const q4k_operands & o, int64_t i0, int64_t i1) {
 }
 #endif
 
-// Blocks of k_block_rows weight rows, taken from the queue until none are left, each through `rows`.
 template <typename WB, typename XB>
-void take_row_blocks(ggml_tensor * dst, work_queue & queue, void (*rows)(const operands<WB, XB> &, int64_t, int64_t)) {
+operands<WB, XB> operands_of(const ggml_tensor * dst) {
     const ggml_tensor * w = dst->src[0];
     const ggml_tensor * x = dst->src[1];   // the activations, quantized by ggml (q8_0, or q8_K for q4_K)
-    const operands<WB, XB> o { static_cast<const WB *>(w->data), static_cast<const XB *>(x->data), static_cast<float *>(dst->data),
-                               w->ne[0] / ggml_blck_size(w->type), w->ne[1], x->ne[1] };
+    return { static_cast<const WB *>(w->data), static_cast<const XB *>(x->data), static_cast<float *>(dst->data),
+             w->ne[0] / ggml_blck_size(w->type), w->ne[1], x->ne[1] };
+}
+
+// Blocks of k_block_rows weight rows, taken from the queue until none are left, each through `rows`.
+template <typename O>
+void take_row_blocks(const O & o, work_queue & queue, void (*rows)(const O &, int64_t, int64_t)) {
     const int64_t n_items = (o.M + k_block_rows - 1) / k_block_rows;
     for (int64_t b = queue.take(); b < n_items; b = queue.take()) rows(o, b * k_block_rows, std::min(o.M, (b + 1) * k_block_rows));
 }
+
+#ifdef GPT2_NODE_X86
+// q8_0 or q4_0 weights: the activations' scales converted once per thread (n·nb of them, a few
+// thousand; the tiles read each many times).
+template <typename WB>
+GPT2_AVX2 void take_q8x_row_blocks(ggml_tensor * dst, work_queue & queue) {
+    q8x_operands<WB> o { operands_of<WB, q8_block>(dst), nullptr };
+    thread_local std::vector<float> xs;
+    xs.resize(static_cast<size_t>(o.nb * o.n));
+    for (int64_t j = 0; j < o.n; ++j)
+        for (int64_t b = 0; b < o.nb; ++b) xs[b * o.n + j] = _cvtsh_ss(o.x[j * o.nb + b].d);
+    o.xs = xs.data();
+    take_row_blocks(o, queue, q8x_rows<WB>);
+}
+#endif
 
 // q4_K interleaved (q4k_interleaved.h: its layout is its own; k_block_rows is a multiple of 4).
 struct q4k_interleaved_block;
@@ -214,14 +312,14 @@ void compute(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
     auto & queue = *static_cast<work_queue *>(userdata);
 #ifdef GPT2_NODE_X86
     if (q4k_is_interleaved(dst->src[0])) {
-        take_row_blocks<q4k_interleaved_block, q8k_block>(dst, queue, interleaved_rows<true>);
+        take_row_blocks(operands_of<q4k_interleaved_block, q8k_block>(dst), queue, interleaved_rows<true>);
         queue.finish(nth);
         return;
     }
     switch (dst->src[0]->type) {
-        case GGML_TYPE_Q8_0: take_row_blocks<q8_block, q8_block>(dst, queue, q8x_rows<q8_block>); break;
-        case GGML_TYPE_Q4_0: take_row_blocks<q4_block, q8_block>(dst, queue, q8x_rows<q4_block>); break;
-        default:             take_row_blocks<q4k_block, q8k_block>(dst, queue, q4k_rows); break;   // Q4_K
+        case GGML_TYPE_Q8_0: take_q8x_row_blocks<q8_block>(dst, queue); break;
+        case GGML_TYPE_Q4_0: take_q8x_row_blocks<q4_block>(dst, queue); break;
+        default:             take_row_blocks(operands_of<q4k_block, q8k_block>(dst), queue, q4k_rows); break;   // Q4_K
     }
 #else
     (void) dst;   // not reached: quant_matmul_supports() is false off x86
@@ -233,7 +331,7 @@ void compute(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
 // which ggml cannot read, through the portable reference.
 void compute_portable(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
     auto & queue = *static_cast<work_queue *>(userdata);
-    take_row_blocks<q4k_interleaved_block, q8k_block>(dst, queue, interleaved_rows<false>);
+    take_row_blocks(operands_of<q4k_interleaved_block, q8k_block>(dst), queue, interleaved_rows<false>);
     queue.finish(nth);
 }
 
