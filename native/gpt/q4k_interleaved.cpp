@@ -81,6 +81,11 @@ void rows_portable(const q4k_x4_block * w, const q8k_block * x, float * c, int64
 }
 
 #ifdef GPT2_NODE_X86
+// A column's 8 activations at a, repeated for every row's lanes (a broadcast load).
+GPT2_AVX2 inline __m256i broadcast8(const int8_t * a) {
+    return _mm256_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(a)));
+}
+
 // Four rows gi·4 .. gi·4+3 by columns j .. j+RN, the reference's arithmetic: the int32 lanes of
 // `sum` are (row 0, h 0), (row 0, h 1), (row 1, h 0) ...; acc likewise; acc_m one lane per row.
 template <int RN>
@@ -110,14 +115,13 @@ GPT2_AVX2 void tile(const q4k_x4_block * w, const q8k_block * x, float * c, int6
             uint32_t sc4;
             std::memcpy(&sc4, p.scales[s], 4);
             const __m256i scale = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_cvtsi32_si128((int) sc4), scale_lanes));
-            for (int k = 0; k < RN; ++k) {
+#pragma GCC unroll 4
+            for (int k = 0; k < RN; ++k) {   // unrolled, so that sum[k] stays in a register
                 const int8_t * a = xc[k * nb + b].qs + 32 * s;
-                long long a8[4];   // the column's 8 activations of each chunk, for every row's lanes
-                std::memcpy(a8, a, 32);
-                __m256i p16 = _mm256_maddubs_epi16(q[0], _mm256_set1_epi64x(a8[0]));
-                p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[1], _mm256_set1_epi64x(a8[1])));
-                p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[2], _mm256_set1_epi64x(a8[2])));
-                p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[3], _mm256_set1_epi64x(a8[3])));
+                __m256i p16 = _mm256_maddubs_epi16(q[0], broadcast8(a));
+                p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[1], broadcast8(a + 8)));
+                p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[2], broadcast8(a + 16)));
+                p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[3], broadcast8(a + 24)));
                 sum[k] = _mm256_add_epi32(sum[k], _mm256_madd_epi16(p16, scale));
             }
         }
