@@ -32,8 +32,6 @@ struct heads_task {
     float *       out;    // the row's output, head h at out + hd·h
 };
 
-constexpr int k_max_heads = 64;   // heads per task through the SIMD path (GPT-2 has 12 to 25)
-
 // w[0..n) holds scaled scores: turns them into softmax weights, returns 1 / their sum.
 float softmax_in_place(float * w, int n) {
     float m = w[0];
@@ -162,7 +160,7 @@ template <typename T>
 GPT2_AVX2 void heads_avx2(const heads_task & t, std::vector<float> & w, std::vector<float> & acc) {
     const int hd = t.hd, n = t.n, nh = t.h1 - t.h0;
     const float * q = t.q + (size_t) t.h0 * hd;
-    w.resize((size_t) nh * n);   // w[i·n + c]: head h0 + i, cell c
+    w.resize((size_t) nh * (n + 1));   // w[i·n + c]: head h0 + i, cell c; then the heads' 1 / Σ
     for (int c = 0; c < n; ++c) {
         const T * kc = reinterpret_cast<const T *>(t.k + c * t.k_stride) + (size_t) t.h0 * hd;
         int i = 0;
@@ -187,7 +185,7 @@ GPT2_AVX2 void heads_avx2(const heads_task & t, std::vector<float> & w, std::vec
             w[(size_t) i * n + c] = hsum(a) * t.scale;
         }
     }
-    float inv[k_max_heads];
+    float * inv = &w[(size_t) nh * n];
     for (int i = 0; i < nh; ++i) inv[i] = softmax_in_place(&w[(size_t) i * n], n);
     // the heads' outputs accumulate in `acc` (nh·hd floats, in L1) while the cells pass once
     acc.assign((size_t) nh * hd, 0.0f);
@@ -214,7 +212,7 @@ void run_heads(const heads_task & t, bool use_simd) {
     thread_local std::vector<float> w, acc;
 #ifdef GPT2_NODE_X86
     if (use_simd && t.hd % 8 == 0 && t.h1 - t.h0 == 1) return head_avx2<T>(t, t.h0, w);
-    if (use_simd && t.hd % 8 == 0 && t.h1 - t.h0 <= k_max_heads) return heads_avx2<T>(t, w, acc);
+    if (use_simd && t.hd % 8 == 0) return heads_avx2<T>(t, w, acc);
 #endif
     (void) use_simd;
     for (int h = t.h0; h < t.h1; ++h) head_portable<T>(t, h, w);

@@ -8,7 +8,9 @@
 //
 // Each (row, head) is computed alone, in a fixed order, from its own cache region only: a
 // sequence's numbers do not depend on the other rows of the batch nor on the thread count
-// (batch invariance). CPU only: the graph takes it when the whole graph runs on the CPU backend.
+// (batch invariance). Tasks are whole rows (all heads, so that each cell's keys and values are
+// read in one sweep) or, with few rows, single heads; a head's arithmetic is the same in both.
+// CPU only: the graph takes it when the whole graph runs on the CPU backend.
 #pragma once
 
 #include "gpt/work_queue.h"
@@ -23,8 +25,8 @@ namespace gpt2 {
 struct hparams;
 
 // The op's state, one per thread pool (its graphs run one at a time), outliving the graphs. The
-// (row, head) pairs are handed out through `queue`: sequences differ in length, so equal shares
-// would not be equal work.
+// tasks are handed out through `queue`: sequences differ in length, so equal shares would not be
+// equal work.
 struct decode_attention_state {
     work_queue      queue;
     const hparams * hp = nullptr;   // set by decode_attention()
