@@ -81,3 +81,32 @@ for (const kvCacheType of ['f32', 'f16'] as const) {
     }
   });
 }
+
+// With four decoding rows or more per thread, a task is a whole row (every head, the cells read in
+// one sweep); with fewer, one head. A head's arithmetic is meant to be the same either way, so a
+// request's logprobs must be equal to the bit alone (12 one-head tasks) and among 7 others (8 rows
+// on 2 threads: whole-row tasks), on each head width (12: portable on both).
+for (const kvCacheType of ['f32', 'f16'] as const) {
+  test.serial(`decoding attention: a row's numbers are the same in whole-row tasks and one-head tasks (${kvCacheType} KV cache)`, async (t) => {
+    for (const [label, shape] of shapes) {
+      const m = await loadModel(await testModel(shape, 'f32', { initScale: 4 }), { threads: 2, kvCacheType, maxSequences: 8 });
+      try {
+        const prompts = Array.from({ length: 8 }, (_, s) => Array.from({ length: 20 + 3 * s }, (_, i) => (i * 7919 + 104729 * (s + 1)) % 50000));
+        const run = async (prompt: number[]) => {
+          const c = await m.complete(prompt, { maxTokens: 24, temperature: 0, ignoreEos: true, logprobs: true });
+          return { tokens: Array.from(c.tokens), logprobs: c.logprobs!.map((l) => l.logprob) };
+        };
+        const alone = [];
+        for (const p of prompts) alone.push(await run(p));
+        const together = await Promise.all(prompts.map(run));
+        let differ = 0;
+        for (let s = 0; s < prompts.length; s++) {
+          if (JSON.stringify(together[s]) !== JSON.stringify(alone[s])) differ++;
+        }
+        t.is(differ, 0, `${label}, ${kvCacheType} KV: ${differ} of 8 requests differ between alone and together`);
+      } finally {
+        await m.dispose();
+      }
+    }
+  });
+}
