@@ -186,7 +186,8 @@ test.serial('a 1 MB word takes well under a second of CPU time, which grows O(n 
   const word = Array.from({ length: 1 << 20 }, () => String.fromCharCode(97 + g.int(0, 25))).join('');
   // CPU time of this process, not wall time: other test files share the machine's two cores, and
   // a CI run once measured 55 then 519 ms of wall time with a parity test computing beside it
-  // (time this process spent waiting for a core). tokenize() is synchronous, on this thread.
+  // (time this process spent waiting for a core). It counts all of the process's threads: tokenize()
+  // is synchronous, on this thread, and ava runs serial tests alone, before the concurrent ones.
   // Best of three rounds, the two sizes alternating, for what sharing the caches still costs.
   const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
   const time = (s: string) => { const t0 = cpuMs(); const n = tok.tokenize(s).length; return [cpuMs() - t0, n] as const; };
