@@ -1,10 +1,12 @@
 // One measurement group of bench/compare.ts in a fresh process, so that load time and peak RSS
 // are this group's own. Prints one JSON line on stdout. Not meant to be run by hand.
 //
-//   tsx bench/compare-worker.ts <ours|nlc> <single|agg|ttft> <model.gguf> <threads> <runs> [batchInvariant]
+//   tsx bench/compare-worker.ts <ours|nlc> <single|agg|agg1|ttft> <model.gguf> <threads> <runs> [batchInvariant]
 //
 // single: load time, pp512 and tg128 (after a 128-token prompt), medians of <runs>; peak RSS
 // agg:    aggregate generation of 4/16/32 concurrent 128+128 streams, medians of <runs>; peak RSS
+// agg1:   agg's configuration with one sequence, one 128+128 stream; peak RSS (the baseline of
+//         the per-extra-stream RSS: the same context per sequence as agg, unlike single's)
 // ttft:   time to first token of a new 128-token request while 16 streams are generating
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +18,8 @@ const batchInvariant = biArg !== 'false';
 const STREAMS = [4, 16, 32];
 /** Positions of the single-stream context: llama-bench -p 512 -n 128 -d 0,128 needs at most 640. */
 const SINGLE_CONTEXT = 640;
+/** Positions per sequence when streams are batched: 128 + 128. */
+const STREAM_CONTEXT = 256;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 // distinct prompts (no prefix reuse between runs); ids below 50000 are plain GPT-2 tokens
@@ -38,13 +42,13 @@ interface Engine {
   dispose(): Promise<void>;
 }
 
-async function open(maxSequences: number): Promise<{ engine: Engine; loadS: number }> {
+async function open(maxSequences: number, contextSize = maxSequences === 1 ? SINGLE_CONTEXT : STREAM_CONTEXT): Promise<{ engine: Engine; loadS: number }> {
   if (engine === 'ours') {
     const { loadModel } = await import('../lib/index.js');
     const t0 = now(); // load time: the model and its engine, not the library's own start
     // the same positions per sequence as the peers get: alone, 640 (llama-bench's largest
     // context in this run: pp512 at depth 128); 256 (128+128) when batched
-    const m = await loadModel(modelPath!, { threads, maxSequences, batchInvariant, contextSize: maxSequences === 1 ? SINGLE_CONTEXT : 256 });
+    const m = await loadModel(modelPath!, { threads, maxSequences, batchInvariant, contextSize });
     const loadS = (now() - t0) / 1000;
     return {
       loadS,
@@ -70,7 +74,7 @@ async function open(maxSequences: number): Promise<{ engine: Engine; loadS: numb
   const t0 = now(); // as ours: model + context, not getLlama (which tests its binary in a child process)
   const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
   const context = await model.createContext({
-    contextSize: maxSequences === 1 ? SINGLE_CONTEXT : 256, // per sequence
+    contextSize, // per sequence
     sequences: maxSequences,
     batchSize: 512,
     threads,
@@ -173,6 +177,12 @@ if (group === 'single') {
   const { engine: e } = await open(Math.max(...STREAMS));
   await e.generate(ids(8, 1), 4, () => {});
   for (const s of STREAMS) out[`agg${s}`] = median(await seq(runs, (i) => aggregate(e, s, 1000 * s + 100 * i)));
+  out['rss_bytes'] = maxRssBytes();
+  await e.dispose();
+} else if (group === 'agg1') {
+  const { engine: e } = await open(1, STREAM_CONTEXT);
+  await e.generate(ids(8, 1), 4, () => {});
+  out['agg1'] = median(await seq(runs, (i) => aggregate(e, 1, 100 * i)));
   out['rss_bytes'] = maxRssBytes();
   await e.dispose();
 } else if (group === 'ttft') {

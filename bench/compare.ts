@@ -15,8 +15,9 @@
 //                 requests (llama-batched-bench -npp 128 -ntg 128 -npl 4,16,32: N·TG / T)
 //   TTFT          time to first token of a new 128-token request while 16 streams generate
 //                 (ours and node-llama-cpp; llama.cpp's tools have no such measure)
-//   RSS           peak RSS of the single-stream process, and (peak RSS of the 32-stream process −
-//                 that) / 31 per extra stream
+//   RSS           peak RSS of the single-stream process; per extra stream, (peak RSS of the
+//                 32-stream process − that of the same configuration with one sequence and one
+//                 stream) / 31 (llama-batched-bench: -npl 32 -c 8192 against -npl 1 -c 256)
 // Each of ours / node-llama-cpp's groups runs in its own process (bench/compare-worker.ts).
 // Ours and llama.cpp's tools alternate: --runs rounds of (ours single, ours single with
 // batchInvariant: false, llama-bench -r 1), then --agg-runs rounds of (ours agg,
@@ -122,11 +123,12 @@ function llamaBenchOnce(path: string): Record<string, number> {
   return out;
 }
 
-/** One llama-batched-bench run: 4/16/32 sequences of 128 + 128 (generated tokens / wall), peak RSS. */
-function batchedBenchOnce(path: string): Record<string, number> {
-  const bb = timed(batchedBench!, ['-m', path, '-c', '8192', '-b', '2048', '-ub', '512', '-npp', '128', '-ntg', '128', '-npl', '4,16,32',
+/** One llama-batched-bench run of 128 + 128 per sequence, for `npl` sequences (generated tokens / wall per count), peak RSS. */
+function batchedBenchOnce(path: string, npl: number[], rssKey: string): Record<string, number> {
+  const ctx = 256 * Math.max(...npl);
+  const bb = timed(batchedBench!, ['-m', path, '-c', String(ctx), '-b', '2048', '-ub', '512', '-npp', '128', '-ntg', '128', '-npl', npl.join(','),
     '-t', String(threads), '--output-format', 'jsonl']);
-  const out: Record<string, number> = { rss_multi: bb.rssBytes };
+  const out: Record<string, number> = { [rssKey]: bb.rssBytes };
   for (const line of bb.stdout.split('\n')) {
     if (!line.startsWith('{')) continue;
     const j = JSON.parse(line) as { pl: number; tg: number; t: number };
@@ -134,6 +136,12 @@ function batchedBenchOnce(path: string): Record<string, number> {
   }
   return out;
 }
+
+/** `r` with its key `from` named `to`. */
+const renamed = (r: Record<string, number>, from: string, to: string) => {
+  const { [from]: v, ...rest } = r;
+  return v === undefined ? rest : { ...rest, [to]: v };
+};
 
 async function benchModel(spec: string): Promise<{ title: string; rows: Row[] }> {
   const [shape, type] = spec.split('-') as [NamedShape, QuantizeType];
@@ -166,8 +174,8 @@ async function benchModel(spec: string): Promise<{ title: string; rows: Row[] }>
     if (havePeers) ls.push(llamaBenchOnce(path));
   }
   for (let round = 0; round < aggRuns; round++) {
-    oAggs.push(worker('ours', 'agg', path, true, 1));
-    if (havePeers) lAggs.push(batchedBenchOnce(path));
+    oAggs.push({ ...worker('ours', 'agg', path, true, 1), ...renamed(worker('ours', 'agg1', path, true, 1), 'rss_bytes', 'rss_base') });
+    if (havePeers) lAggs.push({ ...batchedBenchOnce(path, [4, 16, 32], 'rss_multi'), ...batchedBenchOnce(path, [1], 'rss_base') });
   }
   const o1 = medians(o1s);
   const o1f = medians(o1fs);
@@ -182,7 +190,7 @@ async function benchModel(spec: string): Promise<{ title: string; rows: Row[] }>
   if (haveNlc) {
     try {
       n1 = worker('nlc', 'single', path);
-      nAgg = worker('nlc', 'agg', path);
+      nAgg = { ...worker('nlc', 'agg', path), ...renamed(worker('nlc', 'agg1', path), 'rss_bytes', 'rss_base') };
       nTtft = worker('nlc', 'ttft', path);
     } catch (e) {
       console.error(`node-llama-cpp failed: ${(e as Error).message}`);
@@ -190,17 +198,17 @@ async function benchModel(spec: string): Promise<{ title: string; rows: Row[] }>
   }
 
   const MiB = 1 << 20;
-  const perExtra = (multi?: number, single?: number) => (multi && single ? (multi - single) / 31 / MiB : undefined);
+  const perExtra = (multi?: number, base?: number) => (multi && base ? (multi - base) / 31 / MiB : undefined);
   const rows: Row[] = [
     { name: 'load', unit: 's', ours: o1['load_s'], nlc: n1['load_s'] },
     { name: 'pp512', unit: 't/s', ours: o1['pp512'], llama: l['pp512'], nlc: n1['pp512'] },
     { name: 'tg128 after 128 (batchInvariant: true)', unit: 't/s', ours: o1['tg128'], llama: l['tg128'], nlc: n1['tg128'] },
     { name: 'tg128 after 128 (batchInvariant: false)', unit: 't/s', ours: o1f['tg128'], llama: l['tg128'], nlc: n1['tg128'] },
-    ...[4, 16, 32].map((s) => ({ name: `${s} streams, 128+128, gen tokens / wall`, unit: 't/s', ours: oAgg[`agg${s}`], llama: l[`agg${s}`], nlc: nAgg[`agg${s}`] })),
+    ...[1, 4, 16, 32].map((s) => ({ name: `${s} stream${s === 1 ? '' : 's'}, 128+128, gen tokens / wall`, unit: 't/s', ours: oAgg[`agg${s}`], llama: l[`agg${s}`], nlc: nAgg[`agg${s}`] })),
     { name: 'TTFT, 128-token request beside 16 streams', unit: 's', ours: oTtft['ttft_s'], nlc: nTtft['ttft_s'] },
     { name: 'of the 16 streams, finished before that first token', unit: 'max', ours: oTtft['ttft_bg_finished_max'], nlc: nTtft['ttft_bg_finished_max'] },
     { name: 'peak RSS, one stream', unit: 'MiB', ours: o1['rss_bytes']! / MiB, llama: l['rss_single'] ? l['rss_single'] / MiB : undefined, nlc: n1['rss_bytes'] ? n1['rss_bytes'] / MiB : undefined },
-    { name: 'peak RSS per extra stream (32 vs 1)', unit: 'MiB', ours: perExtra(oAgg['rss_bytes'], o1['rss_bytes']), llama: perExtra(l['rss_multi'], l['rss_single']), nlc: perExtra(nAgg['rss_bytes'], n1['rss_bytes']) },
+    { name: 'peak RSS per extra stream (32 vs 1)', unit: 'MiB', ours: perExtra(oAgg['rss_bytes'], oAgg['rss_base']), llama: perExtra(l['rss_multi'], l['rss_base']), nlc: perExtra(nAgg['rss_bytes'], nAgg['rss_base']) },
   ];
   if (l['tg128_d0'] !== undefined) console.error(`llama-bench tg128 at depth 0 (for reference): ${l['tg128_d0'].toFixed(1)} t/s`);
   return { title: `${shape} ${type}, ${threads} threads`, rows };
