@@ -94,7 +94,7 @@ const workerJs = join(here, '.compare-worker.mjs');
   writeFileSync(workerJs, ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText);
 }
 
-function worker(engine: 'ours' | 'nlc', group: string, model: string, batchInvariant = true, n = group === 'agg' ? aggRuns : runs): Record<string, number> {
+function worker(engine: 'ours' | 'nlc', group: string, model: string, batchInvariant = true, n = group.startsWith('agg') ? aggRuns : runs): Record<string, number> {
   const args = [workerJs, engine, group, model, String(threads), String(n), String(batchInvariant)];
   const r = timed(process.execPath, args);
   const line = r.stdout.trim().split('\n').pop()!;
