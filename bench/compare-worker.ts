@@ -5,8 +5,8 @@
 //
 // single: load time, pp512 and tg128 (after a 128-token prompt), medians of <runs>; peak RSS
 // agg:    aggregate generation of 4/16/32 concurrent 128+128 streams, medians of <runs>; peak RSS
-// agg1:   agg's configuration with one sequence, one 128+128 stream; peak RSS (the baseline of
-//         the per-extra-stream RSS: the same context per sequence as agg, unlike single's)
+// agg1:   agg's configuration with one sequence, one 128+128 stream; peak RSS as rss_base (the
+//         baseline of the per-extra-stream RSS: the same context per sequence as agg, unlike single's)
 // ttft:   time to first token of a new 128-token request while 16 streams are generating
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -183,7 +183,7 @@ if (group === 'single') {
   const { engine: e } = await open(1, STREAM_CONTEXT);
   await e.generate(ids(8, 1), 4, () => {});
   out['agg1'] = median(await seq(runs, (i) => aggregate(e, 1, 100 * i)));
-  out['rss_bytes'] = maxRssBytes();
+  out['rss_base'] = maxRssBytes();
   await e.dispose();
 } else if (group === 'ttft') {
   const { engine: e } = await open(17);

@@ -11,8 +11,9 @@
 //   pp512         prompt processing, 512 tokens (llama-bench -p 512)
 //   tg128         generation of 128 tokens after a 128-token prompt (llama-bench -n 128 -d 128);
 //                 ours with the default batchInvariant: true and with false
-//   N streams     generated tokens / wall time (prefill included) of N concurrent 128+128
-//                 requests (llama-batched-bench -npp 128 -ntg 128 -npl 4,16,32: N·TG / T)
+//   N streams     generated tokens / wall time (prefill included) of N = 1, 4, 16, 32 concurrent
+//                 128+128 requests (llama-batched-bench -npp 128 -ntg 128 -npl 4,16,32 and, in a
+//                 process of its own, -npl 1: N·TG / T)
 //   TTFT          time to first token of a new 128-token request while 16 streams generate
 //                 (ours and node-llama-cpp; llama.cpp's tools have no such measure)
 //   RSS           peak RSS of the single-stream process; per extra stream, (peak RSS of the
@@ -20,8 +21,8 @@
 //                 stream) / 31 (llama-batched-bench: -npl 32 -c 8192 against -npl 1 -c 256)
 // Each of ours / node-llama-cpp's groups runs in its own process (bench/compare-worker.ts).
 // Ours and llama.cpp's tools alternate: --runs rounds of (ours single, ours single with
-// batchInvariant: false, llama-bench -r 1), then --agg-runs rounds of (ours agg,
-// llama-batched-bench); each number is the median over its rounds.
+// batchInvariant: false, llama-bench -r 1), then --agg-runs rounds of (ours agg and
+// agg1, llama-batched-bench for 4-32 and for 1); each number is the median over its rounds.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -137,12 +138,6 @@ function batchedBenchOnce(path: string, npl: number[], rssKey: string): Record<s
   return out;
 }
 
-/** `r` with its key `from` named `to`. */
-const renamed = (r: Record<string, number>, from: string, to: string) => {
-  const { [from]: v, ...rest } = r;
-  return v === undefined ? rest : { ...rest, [to]: v };
-};
-
 async function benchModel(spec: string): Promise<{ title: string; rows: Row[] }> {
   const [shape, type] = spec.split('-') as [NamedShape, QuantizeType];
   const path = join(modelDir, `gpt2-${shape}-${type}.gguf`);
@@ -174,7 +169,7 @@ async function benchModel(spec: string): Promise<{ title: string; rows: Row[] }>
     if (havePeers) ls.push(llamaBenchOnce(path));
   }
   for (let round = 0; round < aggRuns; round++) {
-    oAggs.push({ ...worker('ours', 'agg', path, true, 1), ...renamed(worker('ours', 'agg1', path, true, 1), 'rss_bytes', 'rss_base') });
+    oAggs.push({ ...worker('ours', 'agg', path, true, 1), ...worker('ours', 'agg1', path, true, 1) });
     if (havePeers) lAggs.push({ ...batchedBenchOnce(path, [4, 16, 32], 'rss_multi'), ...batchedBenchOnce(path, [1], 'rss_base') });
   }
   const o1 = medians(o1s);
@@ -190,7 +185,7 @@ async function benchModel(spec: string): Promise<{ title: string; rows: Row[] }>
   if (haveNlc) {
     try {
       n1 = worker('nlc', 'single', path);
-      nAgg = { ...worker('nlc', 'agg', path), ...renamed(worker('nlc', 'agg1', path), 'rss_bytes', 'rss_base') };
+      nAgg = { ...worker('nlc', 'agg', path), ...worker('nlc', 'agg1', path) };
       nTtft = worker('nlc', 'ttft', path);
     } catch (e) {
       console.error(`node-llama-cpp failed: ${(e as Error).message}`);
