@@ -56,11 +56,15 @@ for (const [source, type] of [['hf', undefined], ['hf', 'q8_0'], ['legacy', 'f16
 
     const mine = await ours(out);
     // like-for-like with llama.cpp (f16 KV cache, flash attention, 128-token micro-batches,
-    // no weight repacking): measured identical; held to the parity tests' f32 bound.
+    // no weight repacking), held to the parity tests' bound for the weights' type: f32 and q8_0
+    // measured identical; f16 1.7e-3 on an AVX-512 CPU, where ggml's f16 kernels round
+    // differently from our f16 LM head's (test/parity.test.ts explains the f16 bound).
     const ref = await refLogits(out, mine.tokens, { kvType: 'f16', flashAttn: 'on', ubatch: 128, repack: false });
     const d = maxDiff(mine.logits, ref.logits);
-    t.log(`maxdiff vs llama.cpp = ${d.toExponential(2)}`);
-    t.true(d <= 1e-3, `maxdiff ${d}`);
+    const maxAbs = ref.logits.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    const bound = type === 'f16' ? 1e-3 + 2 ** -10 * maxAbs : 1e-3;
+    t.log(`maxdiff vs llama.cpp = ${d.toExponential(2)} (bound ${bound.toExponential(2)}, max|logit| ${maxAbs.toFixed(3)})`);
+    t.true(d <= bound, `maxdiff ${d}`);
     if (type === undefined) {
       t.deepEqual(mine.logits, (await ours(gguf, mine.tokens)).logits, 'same weights as the source GGUF: identical logits');
     }

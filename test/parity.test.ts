@@ -13,11 +13,11 @@
 //   against llama.cpp configured the same way (--kv-type f16 --flash-attn on --ubatch 128). Measured identical to the bit (maxdiff = 0) on
 //   2026-11-28; held to the same tolerances, not to zero, so a legitimate change of kernel order
 //   does not fail it. Since session 4, f16 and f32 LM heads run our own kernel
-//   (native/gpt/dense_matmul.cpp: f32 activations, where ggml rounds them to f16) and a
+//   (native/kernels/dense_matmul.cpp: f32 activations, where ggml rounds them to f16) and a
 //   one-token prompt attends through our decode_attention op: default measured 6.7e-4 (f16) and
 //   8.3e-4 (f32, n=1); q8_0 and q4_0 are still identical to the bit, also since session 5, when
 //   GELU, q8_0 matmuls and the q4_0 LM head moved to ops of ours that reproduce ggml's arithmetic
-//   (native/gpt/gelu.cpp, quant_matmul.cpp; test/exact-kernels.test.ts).
+//   (native/kernels/gelu.cpp, quant_matmul.cpp; test/exact-kernels.test.ts).
 //
 // Tolerances (|Δlogit| ≤ abs + rel · max|logit of the reference|), init scale 1:
 // - f32: abs 1e-3, rel 0 (the issue's bound). Measured (independent): tiny ≤ 3.0e-5,
@@ -26,9 +26,12 @@
 // - f16: both engines read the same f16 weights, and ggml's CPU matmul rounds the activations to
 //   f16 (relative step 2⁻¹¹ ≈ 4.9e-4) before multiplying. The engines' activations differ slightly
 //   (the attention paths above), so some activations round to neighbouring f16 values: a few ulp
-//   of activation, i.e. errors of order 2⁻¹¹ relative to the logits. Bound: abs 1e-3 + 2⁻¹⁰ ·
-//   max|logit| (2 ulp). Measured (independent): tiny ≤ 1.7e-4, 124M ≤ 1.7e-3 against a bound of
-//   3.9e-3.
+//   of activation, i.e. errors of order 2⁻¹¹ relative to the logits. ggml's own f16 kernels
+//   differ by more than that from one CPU class to another: llama.cpp against itself on one
+//   Sapphire Rapids CPU, its AMX path against its AVX-512 path (124M, one token), 5.4e-3 at
+//   max|logit| 2.54. Bound: abs 1e-3 + 2⁻⁹ · max|logit| (4 ulp). Measured (independent): AVX2,
+//   tiny ≤ 1.7e-4, 124M ≤ 1.7e-3; AVX-512 (llama.cpp without AMX, CMakeLists.txt says why),
+//   124M 4.9e-3 against a bound of 5.9e-3.
 // - q8_0: same weights again, but ggml quantizes the activations to q8_0 too (blocks of 32, step
 //   = block max/127, ≈ 0.8 %). A tiny upstream difference moves an activation across a rounding
 //   boundary by one whole step, and such flips add up over 12 layers. Bound: abs 1e-3 + 4/127 ·
@@ -67,7 +70,7 @@ const PAIRINGS: readonly Pairing[] = [
 function tolerance(type: WeightType, maxAbsLogit: number): number {
   switch (type) {
     case 'f32': return 1e-3;
-    case 'f16': return 1e-3 + 2 ** -10 * maxAbsLogit;
+    case 'f16': return 1e-3 + 2 ** -9 * maxAbsLogit;
     case 'q8_0': return 1e-3 + (4 / 127) * maxAbsLogit;
     // the same weights in both engines, both multiplying them from ggml's repacked (q4_0_8x8)
     // layout on AVX2; the activations are quantized to q8_0 as above: the same bound
