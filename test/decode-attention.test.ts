@@ -1,11 +1,11 @@
-// Decoding rows (one-token segments) attend through our own CPU op, native/gpt/decode_attention.cpp;
+// Decoding rows (one-token segments) attend through our own CPU op, native/kernels/decode_attention.cpp;
 // prompt chunks attend through ggml's flash attention. The two must give the same distributions:
 // a greedy continuation's logprobs (every token after the first decoded as a one-token segment)
 // are checked against evaluate() of the prompt and the continuation at once (segments of many
 // tokens: flash attention). Both of the op's paths are checked: SIMD (AVX2, on x64) and the
 // portable one (GPT2_NODE_PORTABLE_KERNELS=1, read at every step), on head widths that take each
 // branch (64: whole 64-wide value blocks; 16: 8-wide blocks; 12: not a multiple of 8, portable).
-// The switch also takes the LM head's own kernel (native/gpt/dense_matmul.cpp, f32 weights here)
+// The switch also takes the LM head's own kernel (native/kernels/dense_matmul.cpp, f32 weights here)
 // to its portable path, so the portable run checks that one too.
 //
 // Tolerance, |Δ logprob|, about 5x what was measured (random weights at init scale 4 amplify

@@ -1,6 +1,6 @@
 // Two of our CPU ops promise ggml's numbers to the bit, so that parity with llama.cpp (which uses
-// ggml's) is untouched: GELU (native/gpt/gelu.cpp: ggml's rounding to f16 and its lookup table,
-// eight at a time) and the quantized matmul on ggml's layouts (native/gpt/quant_matmul.cpp, q8_0,
+// ggml's) is untouched: GELU (native/kernels/gelu.cpp: ggml's rounding to f16 and its lookup table,
+// eight at a time) and the quantized matmul on ggml's layouts (native/kernels/quant_matmul.cpp, q8_0,
 // q4_0 and q4_K as stored: ggml's per-block integer dot products and summation order, its work
 // handed out first come first served, and for q4_K each weight block unpacked once for up to
 // three rows). GPT2_NODE_PORTABLE_KERNELS=1 (read at every step) puts ggml's ops back for both.
@@ -13,7 +13,7 @@
 // blocks), and all 300 rows through the LM head. One GELU output or one dot product one ulp off
 // anywhere would show.
 //
-// q4_K block weights and LM head are multiplied from a layout of our own (native/gpt/q4k_interleaved.cpp, four
+// q4_K block weights and LM head are multiplied from a layout of our own (native/kernels/q4k_interleaved.cpp, four
 // rows interleaved), whose sums are not ggml's to the bit: there the switch takes its portable
 // reference, which the AVX2 kernel must equal to the bit, and both must stay close to ggml's
 // numbers on the stored layout (GPT2_NODE_NO_REPACK=1 at load keeps it, and our kernel for it).

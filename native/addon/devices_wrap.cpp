@@ -1,7 +1,7 @@
 #include "addon/devices_wrap.h"
 
 #include "addon/errors.h"
-#include "gpt/devices.h"
+#include "runtime/devices.h"
 
 namespace gpt2::addon {
 

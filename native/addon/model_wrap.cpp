@@ -53,6 +53,17 @@ static bool set_typed(napi_env env, napi_value obj, const char * key, napi_typed
     return true;
 }
 
+// The JS names of finish reasons (lib/binding.ts, NativeEvent.finishReason).
+static const char * finish_reason_name(finish_reason r) {
+    switch (r) {
+        case finish_reason::stop:   return "stop";
+        case finish_reason::length: return "length";
+        case finish_reason::abort:  return "abort";
+        case finish_reason::error:  return "error";
+    }
+    return "error";
+}
+
 static bool events_to_js(napi_env env, const std::vector<event> & events, napi_value * out) {
     GPT2_NAPI(napi_create_array_with_length(env, events.size(), out));
     for (size_t i = 0; i < events.size(); ++i) {
@@ -66,7 +77,7 @@ static bool events_to_js(napi_env env, const std::vector<event> & events, napi_v
         GPT2_NAPI(napi_get_boolean(env, e.done, &b));
         GPT2_NAPI(napi_set_named_property(env, o, "done", b));
         if (e.done) {
-            if (!set_str(env, o, "finishReason", e.finish_reason)) return false;
+            if (!set_str(env, o, "finishReason", finish_reason_name(e.reason))) return false;
             if (!set_u32(env, o, "promptTokens", e.n_prompt)) return false;
             if (!set_u32(env, o, "completionTokens", e.n_generated)) return false;
             if (!e.error_code.empty()) {

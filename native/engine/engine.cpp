@@ -164,16 +164,16 @@ bool engine::any_runnable() const {
     return std::any_of(active_.begin(), active_.end(), [this](const std::unique_ptr<sequence> & s) { return runnable(*s); });
 }
 
-void engine::finish(sequence & s, const char * reason, const std::string & code, const std::string & message) {
+void engine::finish(sequence & s, finish_reason reason, const std::string & code, const std::string & message) {
     event e;
     e.id            = s.req->id;
     e.done          = true;
-    e.finish_reason = reason;
+    e.reason        = reason;
     e.error_code    = code;
     e.error_message = message;
     e.n_prompt      = (uint32_t) s.req->prompt.size();
     e.n_generated   = s.n_generated;
-    if (s.text && reason != std::string("error")) {
+    if (s.text && reason != finish_reason::error) {
         std::string tail = s.held + s.text->flush();   // no stop string can complete any more
         e.text = std::move(tail);
     }
@@ -184,7 +184,7 @@ void engine::finish(sequence & s, const char * reason, const std::string & code,
     // The slot keeps the prompt's whole prefilled chunks for the next request that shares them;
     // generated tokens went in one by one (another kernel path) and are not kept.
     slot_cache & c = slot_cache_[s.slot];
-    const uint32_t keep = reason == std::string("error") ? 0 : s.n_prefilled / chunk_ * chunk_;
+    const uint32_t keep = reason == finish_reason::error ? 0 : s.n_prefilled / chunk_ * chunk_;
     c.tokens.assign(s.req->prompt.begin(), s.req->prompt.begin() + keep);
     c.last_used = ++use_clock_;
     free_slots_.push_back(s.slot);
@@ -229,11 +229,11 @@ bool engine::filter_stop(sequence & s, std::string text, std::string & out) {
     return false;
 }
 
-void engine::end_unstarted(const request & r, const char * reason, const std::string & code, const std::string & message) {
+void engine::end_unstarted(const request & r, finish_reason reason, const std::string & code, const std::string & message) {
     event e;
     e.id            = r.id;
     e.done          = true;
-    e.finish_reason = reason;
+    e.reason        = reason;
     e.error_code    = code;
     e.error_message = message;
     e.n_prompt      = (uint32_t) r.prompt.size();
@@ -266,217 +266,230 @@ uint32_t engine::take_slot(const request & r, uint32_t & n_reused) {
 }
 
 void engine::run() {
-    const decoder_params & p = decoder_->params();
-    const uint32_t n_vocab = model_->hp.n_vocab;
-    const uint32_t eos     = (uint32_t) model_->vocab->eos_id();
-    batch b;
-    std::vector<float> logits;
-    struct step_entry { sequence * s; uint32_t n; bool prefill; batch::logits want; };
-    std::vector<step_entry> step;
     std::vector<std::shared_ptr<request>> unstarted;
-    size_t decode_from    = 0;       // where in active_ the next step's decoding rows start
-    bool   prompt_starved = false;   // the last step's decoding rows left a waiting prompt no room
-
-    for (;;) {
-        {
-            std::unique_lock<std::mutex> lock(mu_);
-            auto cancelled_waiting = [&] {
-                return std::any_of(queue_.begin(), queue_.end(), [](const std::shared_ptr<request> & q) { return q->cancelled.load(); });
-            };
-            cv_.wait(lock, [&] { return stop_ || (!queue_.empty() && !free_slots_.empty()) || any_runnable() || cancelled_waiting(); });
-            if (stop_) break;
-            // requests cancelled while waiting for a slot end here, without taking one
-            for (auto it = queue_.begin(); it != queue_.end();) {
-                if ((*it)->cancelled.load()) { unstarted.push_back(std::move(*it)); it = queue_.erase(it); }
-                else ++it;
-            }
-            // admit waiting requests into free slots, first come first served
-            while (!queue_.empty() && !free_slots_.empty()) {
-                auto s = std::make_unique<sequence>();
-                s->req  = std::move(queue_.front());
-                queue_.pop_front();
-                s->slot = take_slot(*s->req, s->n_cached);
-                s->n_past = s->n_prefilled = s->n_cached;
-                stats_.tokens_cached += s->n_cached;
-                s->smp  = std::make_unique<sampler>(s->req->sampling);
-                s->smp->prime(s->req->prompt.data(), s->req->prompt.size());
-                if (s->req->kind == request_kind::generate) s->text = std::make_unique<stream_decoder>(model_->vocab);
-                active_.push_back(std::move(s));
-            }
-            stats_.queued = (uint32_t) queue_.size();
-        }
-        for (auto & r : unstarted) end_unstarted(*r, "abort", {}, {});
+    while (admit(unstarted)) {
+        for (auto & r : unstarted) end_unstarted(*r, finish_reason::abort, {}, {});
         unstarted.clear();
+        for (auto & s : active_) if (s->req && s->req->cancelled.load()) finish(*s, finish_reason::abort);
+        drop_finished();
 
-        // finish cancelled sequences, drop finished ones
-        for (auto & s : active_) if (s->req && s->req->cancelled.load()) finish(*s, "abort");
-        active_.erase(std::remove_if(active_.begin(), active_.end(), [](const std::unique_ptr<sequence> & s) { return !s->req; }),
-                      active_.end());
-
-        // One batch: the decoding sequences' next tokens first, then prompt chunks in the room
-        // left. Decoding rows that outnumber the batch take turns (the next step starts where
-        // this one stopped), and a prompt that found no room in the last step gets a chunk's room
-        // in this one: with hundreds of streams decoding, a new request would otherwise wait for
-        // them to finish before its first token.
-        b.clear();
-        step.clear();
-        uint32_t budget = p.n_batch;
-        const size_t decode_max = prompt_starved ? p.n_batch - chunk_ : p.n_batch;
-        const size_t n_active = active_.size();
-        size_t k = 0;
-        for (; k < n_active && step.size() < decode_max; ++k) {
-            sequence & s = *active_[(decode_from + k) % n_active];
-            if (s.has_pending && s.req->credit.load() > 0) {
-                b.add_segment(s.slot, s.n_past, &s.pending, 1, batch::logits::last);
-                step.push_back({ &s, 1, false, batch::logits::last });
-                --budget;
-            }
-        }
-        decode_from = n_active > 0 ? (decode_from + k) % n_active : 0;
-        // Prompts go in chunks that end at multiples of k_prefill_chunk positions, whatever else
-        // is in the batch: a sequence's numbers then never depend on its neighbours (ggml's
-        // attention kernel takes another path for many query rows than for few), and a long
-        // prompt delays the other streams' next token by one chunk, not its whole prefill.
-        // With no stream decoding in this step, further whole chunks of the same prompt join its
-        // segment while the batch has room (a lone prompt then prefills at full batch width):
-        // ggml's attention computes a row the same in a segment of 128 rows as in one of 512
-        // (its tiled kernel, taken from 64 rows up; measured identical to the bit), so the
-        // numbers do not change. A final partial chunk stays a segment of its own: fewer rows
-        // may take the other kernel.
-        const uint32_t chunk = chunk_;
-        const bool merge = step.empty();
-        bool prompt_waiting = false, prompt_in = false;
-        for (auto & s : active_) {
-            const request & r = *s->req;
-            if (s->n_prefilled >= r.prompt.size()) continue;
-            uint32_t n = std::min<uint32_t>((uint32_t) r.prompt.size() - s->n_prefilled, chunk - s->n_prefilled % chunk);
-            if (n > budget) {   // next step: a chunk is never cut short by the batch's room
-                prompt_waiting = true;
-                continue;
-            }
-            prompt_in = true;
-            while (merge && n % chunk == 0 && s->n_prefilled + n + chunk <= r.prompt.size() && n + chunk <= budget) n += chunk;
-            const bool last_chunk = s->n_prefilled + n == r.prompt.size();
-            const batch::logits want = (r.kind == request_kind::evaluate && r.all_logits) || r.kind == request_kind::score ? batch::logits::all
-                                     : last_chunk ? batch::logits::last : batch::logits::none;
-            b.add_segment(s->slot, s->n_past, r.prompt.data() + s->n_prefilled, n, want);
-            step.push_back({ s.get(), n, true, want });
-            budget -= n;
-        }
-        prompt_starved = prompt_waiting && !prompt_in;
-        if (step.empty()) {
+        plan_step();
+        if (step_.empty()) {
             publish_stats(0.0, false);
             notify();
             continue;   // nothing runnable after all (credit withdrawn meanwhile): wait again
         }
-
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            step_reqs_.clear();
-            for (auto & e : step) step_reqs_.push_back(e.s->req.get());
-            abort_step_.store(stop_ || std::all_of(step_reqs_.begin(), step_reqs_.end(), [](request * q) { return q->cancelled.load(); }));
-        }
-        const auto t0 = std::chrono::steady_clock::now();
-        decode_status st = decode_status::ok;
-        std::string err_code, err_msg;
-        try {
-            st = decoder_->decode(b, logits);
-        } catch (const error & e) {
-            err_code = e.code();
-            err_msg  = e.what();
-        } catch (const std::exception & e) {
-            err_code = "ERR_INTERNAL";
-            err_msg  = e.what();
-        }
-        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            step_reqs_.clear();
-        }
-
-        if (!err_code.empty()) {
-            for (auto & e : step) finish(*e.s, "error", err_code, err_msg);
-        } else if (st == decode_status::aborted) {
-            // nothing advanced: cancelled sequences finish at the top of the loop, others retry
-        } else {
-            size_t row = 0;
-            uint64_t n_prompt_tokens = 0, n_gen_tokens = 0;
-            for (auto & e : step) {
-                sequence & s = *e.s;
-                request & r  = *s.req;
-                s.n_past += e.n;
-                if (e.prefill) { s.n_prefilled += e.n; n_prompt_tokens += e.n; }
-                else           { s.has_pending = false; }
-                const size_t n_rows = e.want == batch::logits::all ? e.n : e.want == batch::logits::last ? 1 : 0;
-                float * rows = logits.data() + row * n_vocab;
-                row += n_rows;
-                if (n_rows == 0) continue;
-
-                if (r.kind == request_kind::score) {
-                    // row j of this chunk predicts prompt[first + j + 1]
-                    const uint32_t first = s.n_prefilled - e.n;
-                    for (uint32_t j = 0; j < e.n; ++j) {
-                        const uint32_t target = first + j + 1;
-                        if (target < r.score_from || target >= r.prompt.size()) continue;
-                        const float * row_p = rows + (size_t) j * n_vocab;
-                        float mx = row_p[0];
-                        for (uint32_t v = 1; v < n_vocab; ++v) mx = std::max(mx, row_p[v]);
-                        double sum = 0.0;
-                        for (uint32_t v = 0; v < n_vocab; ++v) sum += std::exp((double) (row_p[v] - mx));
-                        s.scores.push_back(row_p[r.prompt[target]] - mx - (float) std::log(sum));
-                    }
-                    if (s.n_prefilled == r.prompt.size()) finish(s, "stop");
-                    continue;
-                }
-                if (r.kind == request_kind::evaluate) {
-                    const bool keep_all = r.all_logits;
-                    if (keep_all) s.logits.insert(s.logits.end(), rows, rows + n_rows * n_vocab);
-                    if (s.n_prefilled == r.prompt.size()) {
-                        if (!keep_all) s.logits.assign(rows + (n_rows - 1) * n_vocab, rows + n_rows * n_vocab);
-                        finish(s, "stop");
-                    }
-                    continue;
-                }
-
-                token_logprob lp;
-                const bool want_lp = r.sampling.want_logprobs;
-                const uint32_t tok = s.smp->sample(rows + (n_rows - 1) * n_vocab, n_vocab, want_lp ? &lp : nullptr);
-                ++n_gen_tokens;
-                if (tok == eos && !r.ignore_eos) { finish(s, "stop"); continue; }
-                ++s.n_generated;
-                event ev;
-                ev.id = r.id;
-                ev.tokens.push_back(tok);
-                if (want_lp) ev.logprobs.push_back(std::move(lp));
-                const bool stopped = filter_stop(s, s.text->push(tok), ev.text);
-                r.credit.fetch_sub(1);
-                emit(std::move(ev));
-                if (stopped) { s.held.clear(); s.text.reset(); finish(s, "stop"); continue; }
-                if (s.n_generated >= r.max_tokens || s.n_past >= p.n_ctx) { finish(s, "length"); continue; }
-                s.pending = tok;
-                s.has_pending = true;
-            }
-            std::lock_guard<std::mutex> lock(mu_);
-            stats_.tokens_prompt    += n_prompt_tokens;
-            stats_.tokens_generated += n_gen_tokens;
-        }
-
-        active_.erase(std::remove_if(active_.begin(), active_.end(), [](const std::unique_ptr<sequence> & s) { return !s->req; }),
-                      active_.end());
+        const double dt = run_step();
+        drop_finished();
         publish_stats(dt, true);
         if (active_.empty()) decoder_->pause();
         notify();
     }
+    end_all_disposed();
+}
 
-    // Disposed: end everything still running or waiting.
-    for (auto & s : active_) if (s->req) finish(*s, "error", "ERR_DISPOSED", "the model was disposed during generation");
+bool engine::admit(std::vector<std::shared_ptr<request>> & unstarted) {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto cancelled_waiting = [&] {
+        return std::any_of(queue_.begin(), queue_.end(), [](const std::shared_ptr<request> & q) { return q->cancelled.load(); });
+    };
+    cv_.wait(lock, [&] { return stop_ || (!queue_.empty() && !free_slots_.empty()) || any_runnable() || cancelled_waiting(); });
+    if (stop_) return false;
+    // requests cancelled while waiting for a slot end without taking one
+    for (auto it = queue_.begin(); it != queue_.end();) {
+        if ((*it)->cancelled.load()) { unstarted.push_back(std::move(*it)); it = queue_.erase(it); }
+        else ++it;
+    }
+    // waiting requests go into free slots, first come first served
+    while (!queue_.empty() && !free_slots_.empty()) {
+        auto s = std::make_unique<sequence>();
+        s->req  = std::move(queue_.front());
+        queue_.pop_front();
+        s->slot = take_slot(*s->req, s->n_cached);
+        s->n_past = s->n_prefilled = s->n_cached;
+        stats_.tokens_cached += s->n_cached;
+        s->smp  = std::make_unique<sampler>(s->req->sampling);
+        s->smp->prime(s->req->prompt.data(), s->req->prompt.size());
+        if (s->req->kind == request_kind::generate) s->text = std::make_unique<stream_decoder>(model_->vocab);
+        active_.push_back(std::move(s));
+    }
+    stats_.queued = (uint32_t) queue_.size();
+    return true;
+}
+
+void engine::drop_finished() {
+    active_.erase(std::remove_if(active_.begin(), active_.end(), [](const std::unique_ptr<sequence> & s) { return !s->req; }),
+                  active_.end());
+}
+
+void engine::plan_step() {
+    // One batch: the decoding sequences' next tokens first, then prompt chunks in the room left.
+    // Decoding rows that outnumber the batch take turns (the next step starts where this one
+    // stopped), and a prompt that found no room in the last step gets a chunk's room in this one:
+    // with hundreds of streams decoding, a new request would otherwise wait for them to finish
+    // before its first token.
+    const decoder_params & p = decoder_->params();
+    batch_.clear();
+    step_.clear();
+    uint32_t budget = p.n_batch;
+    const size_t decode_max = prompt_starved_ ? p.n_batch - chunk_ : p.n_batch;
+    const size_t n_active = active_.size();
+    size_t k = 0;
+    for (; k < n_active && step_.size() < decode_max; ++k) {
+        sequence & s = *active_[(decode_from_ + k) % n_active];
+        if (s.has_pending && s.req->credit.load() > 0) {
+            batch_.add_segment(s.slot, s.n_past, &s.pending, 1, batch::logits::last);
+            step_.push_back({ &s, 1, false, batch::logits::last });
+            --budget;
+        }
+    }
+    decode_from_ = n_active > 0 ? (decode_from_ + k) % n_active : 0;
+    // Prompts go in chunks that end at multiples of k_prefill_chunk positions, whatever else is in
+    // the batch: a sequence's numbers then never depend on its neighbours (ggml's attention kernel
+    // takes another path for many query rows than for few), and a long prompt delays the other
+    // streams' next token by one chunk, not its whole prefill. With no stream decoding in this
+    // step, further whole chunks of the same prompt join its segment while the batch has room (a
+    // lone prompt then prefills at full batch width): ggml's attention computes a row the same in
+    // a segment of 128 rows as in one of 512 (its tiled kernel, taken from 64 rows up; checked to
+    // the bit by the tests), so the numbers do not change. A final partial chunk stays a segment
+    // of its own: fewer rows may take the other kernel.
+    const uint32_t chunk = chunk_;
+    const bool merge = step_.empty();
+    bool prompt_waiting = false, prompt_in = false;
+    for (auto & s : active_) {
+        const request & r = *s->req;
+        if (s->n_prefilled >= r.prompt.size()) continue;
+        uint32_t n = std::min<uint32_t>((uint32_t) r.prompt.size() - s->n_prefilled, chunk - s->n_prefilled % chunk);
+        if (n > budget) {   // next step: a chunk is never cut short by the batch's room
+            prompt_waiting = true;
+            continue;
+        }
+        prompt_in = true;
+        while (merge && n % chunk == 0 && s->n_prefilled + n + chunk <= r.prompt.size() && n + chunk <= budget) n += chunk;
+        const bool last_chunk = s->n_prefilled + n == r.prompt.size();
+        const batch::logits want = (r.kind == request_kind::evaluate && r.all_logits) || r.kind == request_kind::score ? batch::logits::all
+                                 : last_chunk ? batch::logits::last : batch::logits::none;
+        batch_.add_segment(s->slot, s->n_past, r.prompt.data() + s->n_prefilled, n, want);
+        step_.push_back({ s.get(), n, true, want });
+        budget -= n;
+    }
+    prompt_starved_ = prompt_waiting && !prompt_in;
+}
+
+double engine::run_step() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        step_reqs_.clear();
+        for (auto & e : step_) step_reqs_.push_back(e.s->req.get());
+        abort_step_.store(stop_ || std::all_of(step_reqs_.begin(), step_reqs_.end(), [](request * q) { return q->cancelled.load(); }));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    decode_status st = decode_status::ok;
+    std::string err_code, err_msg;
+    try {
+        st = decoder_->decode(batch_, logits_);
+    } catch (const error & e) {
+        err_code = e.code();
+        err_msg  = e.what();
+    } catch (const std::exception & e) {
+        err_code = "ERR_INTERNAL";
+        err_msg  = e.what();
+    }
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        step_reqs_.clear();
+    }
+
+    if (!err_code.empty()) {
+        for (auto & e : step_) finish(*e.s, finish_reason::error, err_code, err_msg);
+    } else if (st == decode_status::ok) {
+        apply_step();
+    }   // aborted: nothing advanced; cancelled sequences finish in the next round, others retry
+    return dt;
+}
+
+void engine::apply_step() {
+    const uint32_t n_vocab = model_->hp.n_vocab;
+    size_t row = 0;
+    uint64_t n_prompt_tokens = 0, n_gen_tokens = 0;
+    for (auto & e : step_) {
+        sequence & s = *e.s;
+        s.n_past += e.n;
+        if (e.prefill) { s.n_prefilled += e.n; n_prompt_tokens += e.n; }
+        else           { s.has_pending = false; }
+        const size_t n_rows = e.want == batch::logits::all ? e.n : e.want == batch::logits::last ? 1 : 0;
+        float * rows = logits_.data() + row * n_vocab;   // the sampler works on them in place
+        row += n_rows;
+        if (n_rows == 0) continue;
+        switch (s.req->kind) {
+            case request_kind::score:    on_score(s, e, rows); break;
+            case request_kind::evaluate: on_evaluate(s, n_rows, rows); break;
+            case request_kind::generate: on_generate(s, rows + (n_rows - 1) * n_vocab); ++n_gen_tokens; break;
+        }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.tokens_prompt    += n_prompt_tokens;
+    stats_.tokens_generated += n_gen_tokens;
+}
+
+void engine::on_score(sequence & s, const step_entry & e, const float * rows) {
+    const request & r = *s.req;
+    const uint32_t n_vocab = model_->hp.n_vocab;
+    // row j of this chunk predicts prompt[first + j + 1]
+    const uint32_t first = s.n_prefilled - e.n;
+    for (uint32_t j = 0; j < e.n; ++j) {
+        const uint32_t target = first + j + 1;
+        if (target < r.score_from || target >= r.prompt.size()) continue;
+        const float * row_p = rows + (size_t) j * n_vocab;
+        float mx = row_p[0];
+        for (uint32_t v = 1; v < n_vocab; ++v) mx = std::max(mx, row_p[v]);
+        double sum = 0.0;
+        for (uint32_t v = 0; v < n_vocab; ++v) sum += std::exp((double) (row_p[v] - mx));
+        s.scores.push_back(row_p[r.prompt[target]] - mx - (float) std::log(sum));
+    }
+    if (s.n_prefilled == r.prompt.size()) finish(s, finish_reason::stop);
+}
+
+void engine::on_evaluate(sequence & s, size_t n_rows, const float * rows) {
+    const request & r = *s.req;
+    const uint32_t n_vocab = model_->hp.n_vocab;
+    if (r.all_logits) s.logits.insert(s.logits.end(), rows, rows + n_rows * n_vocab);
+    if (s.n_prefilled == r.prompt.size()) {
+        if (!r.all_logits) s.logits.assign(rows + (n_rows - 1) * n_vocab, rows + n_rows * n_vocab);
+        finish(s, finish_reason::stop);
+    }
+}
+
+void engine::on_generate(sequence & s, float * row) {
+    request & r = *s.req;
+    token_logprob lp;
+    const bool want_lp = r.sampling.want_logprobs;
+    const uint32_t tok = s.smp->sample(row, model_->hp.n_vocab, want_lp ? &lp : nullptr);
+    if (tok == (uint32_t) model_->vocab->eos_id() && !r.ignore_eos) { finish(s, finish_reason::stop); return; }
+    ++s.n_generated;
+    event ev;
+    ev.id = r.id;
+    ev.tokens.push_back(tok);
+    if (want_lp) ev.logprobs.push_back(std::move(lp));
+    const bool stopped = filter_stop(s, s.text->push(tok), ev.text);
+    r.credit.fetch_sub(1);
+    emit(std::move(ev));
+    if (stopped) { s.held.clear(); s.text.reset(); finish(s, finish_reason::stop); return; }
+    if (s.n_generated >= r.max_tokens || s.n_past >= decoder_->params().n_ctx) { finish(s, finish_reason::length); return; }
+    s.pending = tok;
+    s.has_pending = true;
+}
+
+void engine::end_all_disposed() {
+    for (auto & s : active_) if (s->req) finish(*s, finish_reason::error, "ERR_DISPOSED", "the model was disposed during generation");
     active_.clear();
     std::deque<std::shared_ptr<request>> waiting;
     {
         std::lock_guard<std::mutex> lock(mu_);
         waiting.swap(queue_);
     }
-    for (auto & r : waiting) end_unstarted(*r, "error", "ERR_DISPOSED", "the model was disposed before the request started");
+    for (auto & r : waiting) end_unstarted(*r, finish_reason::error, "ERR_DISPOSED", "the model was disposed before the request started");
     {
         std::lock_guard<std::mutex> lock(mu_);
         stats_.active = 0;

@@ -7,16 +7,16 @@
 #pragma once
 
 #include "engine/request.h"
-#include "gpt/decoder.h"
+#include "runtime/decoder.h"
 #include "tokenizer/tokenizer.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 namespace gpt2 {
@@ -68,17 +68,32 @@ private:
         std::string              held;             // text that may be the start of a stop string
     };
 
+    // One segment of a step's batch: whose, how many tokens, prefill or decode, which logits.
+    struct step_entry { sequence * s; uint32_t n; bool prefill; batch::logits want; };
+
+    // The engine thread's loop (run()), one step at a time:
+    void run();
+    bool admit(std::vector<std::shared_ptr<request>> & unstarted);   // waits for work; false once stopped
+    void plan_step();                                                 // fills batch_ and step_
+    double run_step();                                                // decodes, hands out the results; seconds
+    void apply_step();                                                // after a successful decode
+    // What each request kind does with its rows of logits.
+    void on_score(sequence & s, const step_entry & e, const float * rows);
+    void on_evaluate(sequence & s, size_t n_rows, const float * rows);
+    void on_generate(sequence & s, float * row);
+    void drop_finished();
+    void end_all_disposed();
+
     // Appends new text to the sequence's output, holding back what could start a stop string;
     // returns true when a stop string was completed (the text before it goes out, it does not).
     static bool filter_stop(sequence & s, std::string text, std::string & out);
 
-    void run();
     bool runnable(const sequence & s) const;
     bool any_runnable() const;
     void publish_stats(double busy_seconds, bool stepped);   // engine thread
-    void finish(sequence & s, const char * reason, const std::string & code = {}, const std::string & message = {});
+    void finish(sequence & s, finish_reason reason, const std::string & code = {}, const std::string & message = {});
     void emit(event && e);
-    void end_unstarted(const request & r, const char * reason, const std::string & code, const std::string & message);
+    void end_unstarted(const request & r, finish_reason reason, const std::string & code, const std::string & message);
     void notify();
 
     std::shared_ptr<const model>        model_;
@@ -104,6 +119,12 @@ private:
     uint64_t                            use_clock_ = 0;
     uint32_t                            chunk_ = 128;   // prompt positions per prefill chunk
     uint32_t                            take_slot(const request & r, uint32_t & n_reused);
+    // the step being planned or run
+    batch                               batch_;
+    std::vector<step_entry>             step_;
+    std::vector<float>                  logits_;
+    size_t                              decode_from_    = 0;       // where in active_ the next step's decoding rows start
+    bool                                prompt_starved_ = false;   // the last step's decoding rows left a waiting prompt no room
 
     // stats (guarded by mu_)
     engine_stats                        stats_;

@@ -3,8 +3,6 @@
 
 #include "engine/sampler.h"
 
-#include <string>
-
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -16,6 +14,14 @@ enum class request_kind {
     generate,   // prefill the prompt, then sample tokens until a stop condition
     evaluate,   // prefill only and return logits (the last row, or every row)
     score,      // prefill only and return log p(prompt[i] | prompt[..i]) for i ≥ score_from
+};
+
+// Why a request ended; named for JS only at the addon's edge ("stop", "length", ...).
+enum class finish_reason {
+    stop,     // EOS, a stop string, or (evaluate, score) the prompt done
+    length,   // max_tokens, or the context full
+    abort,    // cancelled
+    error,    // see event::error_code
 };
 
 struct request {
@@ -40,8 +46,8 @@ struct event {
     std::vector<uint32_t> tokens;        // newly sampled tokens
     std::string           text;          // their text, never ending inside a UTF-8 sequence
     bool                  done = false;
-    std::string           finish_reason; // "stop" | "length" | "abort" | "error" (when done)
-    std::string           error_code;    // when finish_reason == "error"
+    finish_reason         reason = finish_reason::stop;   // when done
+    std::string           error_code;    // when reason == finish_reason::error
     std::string           error_message;
     uint32_t              n_prompt = 0;  // when done: usage
     uint32_t              n_generated = 0;

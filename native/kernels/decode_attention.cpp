@@ -1,7 +1,6 @@
-#include "gpt/decode_attention.h"
+#include "kernels/decode_attention.h"
 
-#include "gpt/hparams.h"
-#include "gpt/simd_x86.h"
+#include "kernels/simd_x86.h"
 
 #include "ggml-cpu.h"
 #include "ggml.h"
@@ -225,13 +224,12 @@ int head_groups(int64_t n_rows, int n_threads, int n_head) { return n_rows >= 4 
 
 void compute(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
     decode_attention_state & state = *static_cast<decode_attention_state *>(userdata);
-    const hparams & hp = *state.hp;
     const ggml_tensor * qkv  = dst->src[0];
     const ggml_tensor * k    = dst->src[1];
     const ggml_tensor * v    = dst->src[2];
     const ggml_tensor * rows = dst->src[3];
-    const int H  = (int) hp.n_head;
-    const int hd = (int) hp.n_embd_head();
+    const int H  = state.n_head;
+    const int hd = (int) (qkv->ne[0] / 3) / H;
     const int64_t n_rows = rows->ne[1];
     const int G = head_groups(n_rows, nth, H);
     const int64_t n_tasks = n_rows * G;
@@ -261,12 +259,13 @@ void compute(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
 } // namespace
 
 ggml_tensor * decode_attention(ggml_context * ctx, ggml_tensor * qkv, ggml_tensor * k, ggml_tensor * v,
-                               ggml_tensor * rows, const hparams & hp, decode_attention_state & state) {
+                               ggml_tensor * rows, int n_head, decode_attention_state & state) {
     GGML_ASSERT(qkv->type == GGML_TYPE_F32 && rows->type == GGML_TYPE_I32 && k->type == v->type &&
                 (k->type == GGML_TYPE_F16 || k->type == GGML_TYPE_F32));
-    state.hp = &hp;
+    GGML_ASSERT(n_head > 0 && qkv->ne[0] % (3 * n_head) == 0);   // the graph's shapes, never user input
+    state.n_head = n_head;
     ggml_tensor * args[] = { qkv, k, v, rows };
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, hp.n_embd, qkv->ne[1], 1, 1, args, 4, compute, GGML_N_TASKS_MAX, &state);
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, qkv->ne[0] / 3, qkv->ne[1], 1, 1, args, 4, compute, GGML_N_TASKS_MAX, &state);
 }
 
 } // namespace gpt2

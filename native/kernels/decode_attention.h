@@ -13,7 +13,7 @@
 // CPU only: the graph takes it when the whole graph runs on the CPU backend.
 #pragma once
 
-#include "gpt/work_queue.h"
+#include "kernels/work_queue.h"
 
 #include <cstdint>
 
@@ -22,23 +22,22 @@ struct ggml_tensor;
 
 namespace gpt2 {
 
-struct hparams;
-
 // The op's state, one per thread pool (its graphs run one at a time), outliving the graphs. The
 // tasks are handed out through `queue`: sequences differ in length, so equal shares would not be
 // equal work.
 struct decode_attention_state {
-    work_queue      queue;
-    const hparams * hp = nullptr;   // set by decode_attention()
+    work_queue queue;
+    int        n_head = 0;   // set by decode_attention()
 };
 
 // qkv:  F32 [3·n_embd, T], the fused q|k|v projection of the batch's T rows
 // k, v: the layer's cache, F16 or F32 [n_embd, cells] (row = cell; head h at n_embd_head·h)
+// n_head: heads of n_embd / n_head values each
 // rows: I32 [3, n_rows] input, one (batch row, first cell of its region, cells to attend) per
 //       decoding row; the row's own new key and value must already be in the cache
 // Returns F32 [n_embd, T] with the decoding rows' attention output; other rows are left for the
 // caller to fill (ggml_set_2d_inplace). `state` must outlive the graph's computation.
 ggml_tensor * decode_attention(ggml_context * ctx, ggml_tensor * qkv, ggml_tensor * k, ggml_tensor * v,
-                               ggml_tensor * rows, const hparams & hp, decode_attention_state & state);
+                               ggml_tensor * rows, int n_head, decode_attention_state & state);
 
 } // namespace gpt2

@@ -4,7 +4,7 @@
 //   multiple of 4, and GPT-2's 50257 is not, so the head fell back to one dot product per logit:
 //   a third of a 32-stream step. Splitting off the last row let tinyBLAS take the rest, but a lone
 //   stream then ran 15 % slower, and a row's logits depended on the kernel its row count picked.
-// - A lone row of a block matmul (graph.h, block_matmul), where ggml takes a kernel that rounds
+// - A lone row of a block matmul (dispatch.h, block_matmul), where ggml takes a kernel that rounds
 //   otherwise than tinyBLAS does for several rows: see round_x below.
 //
 // Every output is computed the same way (eight-lane FMA chains along the row, then a horizontal
@@ -13,7 +13,7 @@
 // read once per call.
 #pragma once
 
-#include "gpt/work_queue.h"
+#include "kernels/work_queue.h"
 
 #include <cstdint>
 

@@ -1,6 +1,6 @@
-#include "gpt/gelu.h"
+#include "kernels/gelu.h"
 
-#include "gpt/simd_x86.h"
+#include "kernels/simd_x86.h"
 
 #include "ggml-cpu.h"
 #include "ggml.h"

@@ -1,7 +1,7 @@
-#include "gpt/q4k_interleaved.h"
+#include "kernels/q4k_interleaved.h"
 
-#include "gpt/quant_blocks.h"
-#include "gpt/simd_x86.h"
+#include "kernels/quant_blocks.h"
+#include "kernels/simd_x86.h"
 
 #include "ggml.h"
 

@@ -51,7 +51,7 @@ void q4k_interleaved_rows(const void * w, const void * x, float * c, int64_t nb,
 
 // The rows `ids` (I32 [n]) of w (interleaved [K, M]) as F32 [K, n]: ggml_get_rows(w, ids) of the
 // stored weights, to the bit (each row's stored blocks are rebuilt and dequantized by ggml). For a
-// tied LM head, so that the token embedding's original pages are not read back (graph.cpp).
+// tied LM head, so that the token embedding's original pages are not read back (dispatch.h, token_rows).
 ggml_tensor * q4k_interleaved_get_rows(ggml_context * ctx, ggml_tensor * w, ggml_tensor * ids);
 
 } // namespace gpt2

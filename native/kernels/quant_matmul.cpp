@@ -1,8 +1,8 @@
-#include "gpt/quant_matmul.h"
+#include "kernels/quant_matmul.h"
 
-#include "gpt/q4k_interleaved.h"
-#include "gpt/quant_blocks.h"
-#include "gpt/simd_x86.h"
+#include "kernels/q4k_interleaved.h"
+#include "kernels/quant_blocks.h"
+#include "kernels/simd_x86.h"
 
 #include "ggml-cpu.h"
 #include "ggml.h"

@@ -29,7 +29,7 @@
 // with GPT2_NODE_PORTABLE_KERNELS=1); elsewhere the graph takes ggml's matmul.
 #pragma once
 
-#include "gpt/work_queue.h"
+#include "kernels/work_queue.h"
 
 struct ggml_context;
 struct ggml_tensor;

@@ -13,9 +13,9 @@
 #pragma once
 
 #include "gpt/batch.h"
-#include "gpt/graph.h"
 #include "gpt/kv_cache.h"
 #include "gpt/model.h"
+#include "kernels/dispatch.h"
 
 #include <atomic>
 #include <initializer_list>
@@ -29,6 +29,7 @@ struct ggml_backend;
 struct ggml_backend_buffer;
 struct ggml_backend_buffer_type;
 struct ggml_backend_sched;
+struct ggml_cgraph;
 struct ggml_context;
 struct ggml_gallocr;
 struct ggml_threadpool;
@@ -43,7 +44,7 @@ struct decoder_params {
     bool     kv_f32    = false; // KV cache in f32 instead of f16
     bool     batch_invariant = true; // a sequence's numbers never depend on the rest of the batch
                                      // (costs single-stream speed: see decode())
-    std::string device   = "auto";   // see gpt/devices.h
+    std::string device   = "auto";   // see runtime/devices.h
     int32_t  gpu_layers  = -1;       // blocks on the GPU, counted from the last; -1: all
     // Run the CPU through the scheduler path that GPUs take (weights copied, sched compute):
     // for testing that path on machines without a GPU. Env GPT2_NODE_SCHED_ON_CPU=1 sets it.
@@ -79,15 +80,24 @@ public:
     uint32_t               interleaved_weights() const { return n_interleaved_; }
 
 private:
+    // decoder.cpp
     void init();
+    void reserve_compute();
     void release();
     void check(const batch & b) const;
+    void set_inputs(ggml_cgraph * gf, const batch & b);
+
+    // invariance_probe.cpp: which kernels the graph takes (cpu_ops_), and whether a lone row
+    // needs a padding row (pad_, head_invariant_).
+    void choose_kernels();
     // Whether w times each view (offset, width) of one set of columns gives the column they share
     // the same bits: a kernel that computes a row alike whatever the rows beside it. head: w is
     // the LM head, multiplied as graph_build() does (lm_head()).
     bool row_count_invariant(ggml_tensor * w, const std::vector<std::pair<int, int>> & views, bool head);
     // The same for every kind of block weight the graph reads.
     bool blocks_row_count_invariant(const std::vector<std::pair<int, int>> & views);
+
+    // weight_layout.cpp
     // CPU path: a view_ of the model whose q4_K block weights are in our interleaved layout and
     // whose others ggml's CPU_REPACK takes are in its own (unless GPT2_NODE_NO_REPACK is set).
     void repack_weights();

@@ -1,4 +1,4 @@
-#include "gpt/devices.h"
+#include "runtime/devices.h"
 
 #include "util/error.h"
 

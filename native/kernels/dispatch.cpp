@@ -1,0 +1,56 @@
+#include "kernels/dispatch.h"
+
+#include "kernels/dense_matmul.h"
+#include "kernels/gelu.h"
+#include "kernels/q4k_interleaved.h"
+#include "kernels/quant_matmul.h"
+#include "kernels/simd_x86.h"
+
+#include "ggml.h"
+
+namespace gpt2 {
+
+// Our quantized matmul (quant_matmul.h) gives ggml's bits for every row count, decoding steps and
+// prompt chunks alike. For q4_K as stored, ggml's alternative is one dot product per output.
+ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu) {
+    // Interleaved q4_K (the decoder makes them on the CPU path only, where `cpu` is given): no
+    // kernel but ours can read them.
+    if (cpu && q4k_is_interleaved(w)) return quant_matmul(ctx, w, x, cpu->matmul);
+    if (cpu && cpu->own_lone_rows && x->ne[1] == 1 && dense_matmul_supports(w, x)) {
+        return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ w->type == GGML_TYPE_F16);
+    }
+    if (cpu && cpu->own_quant_blocks && quant_matmul_supports(w, x)) {
+        return quant_matmul(ctx, w, x, cpu->matmul);
+    }
+    return ggml_mul_mat(ctx, w, x);
+}
+
+ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu) {
+    if (!cpu) return ggml_mul_mat(ctx, w, x);
+    if (q4k_is_interleaved(w)) return quant_matmul(ctx, w, x, cpu->matmul);   // q4_K: ours only can read it
+    // f16 and f32: our own kernel (dense_matmul.h says why).
+    if (dense_matmul_supports(w, x)) return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ false);
+    // q8_0, q4_0 and q4_K: our own kernel too (quant_matmul.h), the same bits as ggml's.
+    if (quant_matmul_supports(w, x)) return quant_matmul(ctx, w, x, cpu->matmul);
+    // Others: ggml's CPU matmul takes llamafile's tinyBLAS only for an output count that is a
+    // multiple of 4, and 50257 is not: the rows past the last multiple of 4 go through a matmul
+    // of their own (whether the two kernels give the same bits, the load-time probe checks).
+    const int64_t V = w->ne[1], V4 = V / 4 * 4;
+    if (V4 == V || V4 == 0) return ggml_mul_mat(ctx, w, x);
+    ggml_tensor * bulk = ggml_mul_mat(ctx, ggml_view_2d(ctx, w, w->ne[0], V4, w->nb[1], 0), x);                    // [V4, n]
+    ggml_tensor * tail = ggml_mul_mat(ctx, ggml_view_2d(ctx, w, w->ne[0], V - V4, w->nb[1], V4 * w->nb[1]), x);   // [V - V4, n]
+    return ggml_concat(ctx, bulk, tail, 0);                                                                         // [V, n]
+}
+
+ggml_tensor * gelu(ggml_context * ctx, ggml_tensor * x, cpu_op_state * cpu) {
+    return cpu && gelu_lookup_available() ? gelu_lookup(ctx, x) : ggml_gelu(ctx, x);
+}
+
+ggml_tensor * token_rows(ggml_context * ctx, ggml_tensor * embd, ggml_tensor * tied_head, ggml_tensor * ids) {
+    // Without our SIMD kernels (GPT2_NODE_PORTABLE_KERNELS=1) ggml's lookup reads the original:
+    // the tests compare the two to the bit.
+    if (tied_head && q4k_is_interleaved(tied_head) && simd::enabled()) return q4k_interleaved_get_rows(ctx, tied_head, ids);
+    return ggml_get_rows(ctx, embd, ids);
+}
+
+} // namespace gpt2
