@@ -124,7 +124,7 @@ async function ensureModel(spec: string): Promise<string> {
 if (values.prepare) {
   for (const spec of modelSpecs) await ensureModel(spec);
   if (values['test-models']) {
-    // the big model test/devices.test.ts's GPU tests use, into test/.models (its own cache)
+    // the big model test/api/devices.test.ts's GPU tests use, into test/.models (its own cache)
     const { testModel } = await import('../test/support/models.js');
     const t = now();
     await testModel('124M', 'f16');

@@ -6,7 +6,7 @@
 #      both sides run the very same ggml;
 #   2. meanwhile writes the benchmark models into bench/.models/ (git-ignored; reused when present)
 #      in the background;
-#   3. runs test/devices.test.ts with that build: its GPU tests must run and pass (skipped = failed);
+#   3. runs test/api/devices.test.ts with that build: its GPU tests must run and pass (skipped = failed);
 #   4. runs bench/gpu-bench.ts: ours against llama.cpp on the same GPU, single stream (pp512, tg128)
 #      and N concurrent streams (generated tokens / wall time), per model;
 # and writes it all into one markdown file (OUT), with the whole console output in a .log beside it.
@@ -233,7 +233,7 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   phase "GPU tests"
   tap="$tmp/devices.tap"
   ava_rc=0
-  GPT2_NODE_BINARY="$addon" node_modules/.bin/ava --tap test/devices.test.ts >"$tap" 2>&1 || ava_rc=$?
+  GPT2_NODE_BINARY="$addon" node_modules/.bin/ava --tap test/api/devices.test.ts >"$tap" 2>&1 || ava_rc=$?
   cat "$tap"
   problems=()
   [ "$ava_rc" -eq 0 ] || problems+=("ava exited with $ava_rc")
@@ -241,7 +241,7 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   grep -qE '^ok [0-9]+ - GPU logits agree' "$tap" || problems+=("'GPU logits agree with the CPU's' did not pass")
   grep -qE '^ok [0-9]+ - batch invariance on the GPU' "$tap" || problems+=("'batch invariance on the GPU' did not pass")
   {
-    echo "## GPU tests (\`GPT2_NODE_BINARY=${addon#"$root"/} npx ava --tap test/devices.test.ts\`)"
+    echo "## GPU tests (\`GPT2_NODE_BINARY=${addon#"$root"/} npx ava --tap test/api/devices.test.ts\`)"
     echo
     if [ ${#problems[@]} -eq 0 ]; then
       echo "Passed, GPU tests included (none skipped)."

@@ -6,10 +6,10 @@ import { readFileSync } from 'node:fs';
 
 import test from 'ava';
 
-import { loadTokenizer, type Tokenizer } from '../lib/index.js';
-import { generateCorpus, type CorpusEntry } from './support/tokenizer-corpus.js';
-import { gpt2VocabGgufPath } from './support/tokenizer-files.js';
-import { gptTok, jsTiktoken, sameIds, tiktoken, wellFormed, type RefTokenizer } from './support/tokenizer-refs.js';
+import { loadTokenizer, type Tokenizer } from '../../lib/index.js';
+import { generateCorpus, type CorpusEntry } from '../support/tokenizer-corpus.js';
+import { gpt2VocabGgufPath } from '../support/tokenizer-files.js';
+import { gptTok, jsTiktoken, sameIds, tiktoken, wellFormed, type RefTokenizer } from '../support/tokenizer-refs.js';
 
 const EOT = '<|endoftext|>';
 

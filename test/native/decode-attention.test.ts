@@ -15,8 +15,8 @@
 // head would be off by orders of magnitude more.
 import test from 'ava';
 
-import { loadModel } from '../lib/index.js';
-import { testModel } from './support/models.js';
+import { loadModel } from '../../lib/index.js';
+import { testModel } from '../support/models.js';
 
 const V = 50257;
 

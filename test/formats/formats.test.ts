@@ -1,16 +1,16 @@
 // Loading every format GPT-2 ships in through one loadModel(): a Hugging Face GPT2LMHeadModel
 // folder (safetensors, possibly sharded; tokenizer as vocab.json + merges.txt or tokenizer.json)
 // and a legacy ggml .bin, written from the same random weights as a GGUF test model
-// (lib/testing/export-formats.ts). Same weights, same kernels: the logits must be identical to
+// (test/support/export-formats.ts). Same weights, same kernels: the logits must be identical to
 // the bit, not merely close. Then what each loader refuses, with ERR_BAD_MODEL naming the file
 // and the problem.
 import { mkdtemp, readFile, rm, writeFile, copyFile, mkdir, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { Gpt2Error, loadModel } from '../lib/index.js';
-import { encodeSafetensors, writeHfFolder, writeLegacyGgml, type HfFolderOptions } from '../lib/testing/export-formats.js';
-import { testModel } from './support/models.js';
+import { Gpt2Error, loadModel } from '../../lib/index.js';
+import { encodeSafetensors, writeHfFolder, writeLegacyGgml, type HfFolderOptions } from '../support/export-formats.js';
+import { testModel } from '../support/models.js';
 
 let dir: string;
 test.before(async () => { dir = await mkdtemp(join(tmpdir(), 'gpt2-node-formats-')); });
@@ -208,8 +208,8 @@ test('legacy .bin errors: truncation, unknown tensor, wrong shape, unknown type,
 });
 
 test('a legacy file stores no merges: the ones recovered from its vocabulary order are GPT-2\'s own', async (t) => {
-  const { readGgufMetadata } = await import('../lib/gguf/reader.js');
-  const { convert } = await import('../lib/index.js');
+  const { readGgufMetadata } = await import('../../lib/gguf/reader.js');
+  const { convert } = await import('../../lib/index.js');
   const gguf = await testModel('tiny', 'f32');
   const legacy = fresh('vocab.bin');
   await writeLegacyGgml(gguf, legacy);

@@ -4,9 +4,9 @@
 // size limit and the API key; and the server's own option validation.
 import test, { type ExecutionContext } from 'ava';
 
-import { Gpt2Error, createServer, loadModel, startServer, type ApiServer, type Model } from '../lib/index.js';
-import { get, post, send, type Response, type Target } from './support/http.js';
-import { testModel } from './support/models.js';
+import { Gpt2Error, createServer, loadModel, startServer, type ApiServer, type Model } from '../../lib/index.js';
+import { get, post, send, type Response, type Target } from '../support/http.js';
+import { testModel } from '../support/models.js';
 
 let model: Model;
 let server: ApiServer;

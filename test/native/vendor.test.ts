@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 
 import test from 'ava';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const script = join(root, 'vendor', 'materialize.mjs');
 const run = promisify(execFile);
 

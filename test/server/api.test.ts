@@ -3,9 +3,9 @@
 // metrics. Results are compared with the model's own API on the same model.
 import test from 'ava';
 
-import { loadModel, startServer, type ApiServer, type Model } from '../lib/index.js';
-import { get, parseSse, post, streamedTexts, type Target } from './support/http.js';
-import { testModel } from './support/models.js';
+import { loadModel, startServer, type ApiServer, type Model } from '../../lib/index.js';
+import { get, parseSse, post, streamedTexts, type Target } from '../support/http.js';
+import { testModel } from '../support/models.js';
 
 let model: Model;
 let server: ApiServer;

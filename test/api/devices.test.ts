@@ -8,8 +8,8 @@
 //
 // Serial: the scheduler tests set an environment variable the native loader reads.
 import test from 'ava';
-import { Gpt2Error, getDevices, loadModel } from '../lib/index.js';
-import { testModel } from './support/models.js';
+import { Gpt2Error, getDevices, loadModel } from '../../lib/index.js';
+import { testModel } from '../support/models.js';
 
 const devices = await getDevices();
 const gpu = devices.find((d) => d.type === 'gpu' || d.type === 'igpu');

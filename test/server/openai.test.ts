@@ -4,9 +4,9 @@
 import test from 'ava';
 import OpenAI from 'openai';
 
-import { loadModel, startServer, type ApiServer, type Model } from '../lib/index.js';
-import { testModel } from './support/models.js';
-import { until } from './support/until.js';
+import { loadModel, startServer, type ApiServer, type Model } from '../../lib/index.js';
+import { testModel } from '../support/models.js';
+import { until } from '../support/until.js';
 
 let model: Model;
 let server: ApiServer;

@@ -3,11 +3,11 @@
 // token bytes and the streaming detokenizer.
 import test from 'ava';
 
-import { binding, type NativeTokenizer } from '../lib/binding.js';
-import { loadTokenizer, StreamDecoder, Tokenizer } from '../lib/index.js';
-import { Gen, generateCorpus, WORDS } from './support/tokenizer-corpus.js';
-import { gpt2VocabGgufPath } from './support/tokenizer-files.js';
-import { tiktoken } from './support/tokenizer-refs.js';
+import { binding, type NativeTokenizer } from '../../lib/binding.js';
+import { loadTokenizer, StreamDecoder, Tokenizer } from '../../lib/index.js';
+import { Gen, generateCorpus, WORDS } from '../support/tokenizer-corpus.js';
+import { gpt2VocabGgufPath } from '../support/tokenizer-files.js';
+import { tiktoken } from '../support/tokenizer-refs.js';
 
 let tok: Tokenizer;
 let native: NativeTokenizer;

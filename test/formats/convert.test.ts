@@ -7,11 +7,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { Gpt2Error, convert, loadModel, quantize } from '../lib/index.js';
-import { readGgufMetadata } from '../lib/gguf/reader.js';
-import { writeHfFolder, writeLegacyGgml } from '../lib/testing/export-formats.js';
-import { testModel } from './support/models.js';
-import { refLogits } from './support/ref.js';
+import { Gpt2Error, convert, loadModel, quantize } from '../../lib/index.js';
+import { readGgufMetadata } from '../../lib/gguf/reader.js';
+import { writeHfFolder, writeLegacyGgml } from '../support/export-formats.js';
+import { testModel } from '../support/models.js';
+import { refLogits } from '../support/ref.js';
 
 let dir: string;
 test.before(async () => { dir = await mkdtemp(join(tmpdir(), 'gpt2-node-convert-')); });
@@ -58,7 +58,7 @@ for (const [source, type] of [['hf', undefined], ['hf', 'q8_0'], ['legacy', 'f16
     // like-for-like with llama.cpp (f16 KV cache, flash attention, 128-token micro-batches,
     // no weight repacking), held to the parity tests' bound for the weights' type: f32 and q8_0
     // measured identical; f16 1.7e-3 on an AVX-512 CPU, where ggml's f16 kernels round
-    // differently from our f16 LM head's (test/parity.test.ts explains the f16 bound).
+    // differently from our f16 LM head's (test/native/parity.test.ts explains the f16 bound).
     const ref = await refLogits(out, mine.tokens, { kvType: 'f16', flashAttn: 'on', ubatch: 128, repack: false });
     const d = maxDiff(mine.logits, ref.logits);
     const maxAbs = ref.logits.reduce((m, x) => Math.max(m, Math.abs(x)), 0);

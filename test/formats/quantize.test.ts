@@ -7,9 +7,9 @@ import { join } from 'node:path';
 
 import test from 'ava';
 
-import { Gpt2Error, loadModel, quantize, QUANTIZE_TYPES } from '../lib/index.js';
-import { testModel } from './support/models.js';
-import { refLogits } from './support/ref.js';
+import { Gpt2Error, loadModel, quantize, QUANTIZE_TYPES } from '../../lib/index.js';
+import { testModel } from '../support/models.js';
+import { refLogits } from '../support/ref.js';
 
 // n_embd 256 so that rows divide K-quant super-blocks (256).
 const SHAPE = { nLayer: 2, nEmbd: 256, nHead: 4, nCtx: 256 };
@@ -63,7 +63,7 @@ for (const type of ['f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_K
       // q4_K, whose block weights we multiply from a layout of our own (info.interleavedWeights)
       // that llama.cpp does not have: its sums round otherwise, and a rounding difference that
       // moves an activation across a step of the next matmul's 8-bit quantization moves it by a
-      // whole step (measured 1.8 % of the logit range here; test/exact-kernels.test.ts bounds it
+      // whole step (measured 1.8 % of the logit range here; test/native/exact-kernels.test.ts bounds it
       // by 5 % and shows what a real error there measures).
       const interleaved = model.info.interleavedWeights > 0;
       t.log(`${type}: maxdiff = ${maxdiff.toExponential(2)} (max|logit| ${maxabs.toFixed(3)}, ${res.bytesOut} bytes of weights${interleaved ? `, ${model.info.interleavedWeights} tensors interleaved` : ''})`);

@@ -13,10 +13,10 @@ import { join } from 'node:path';
 
 import test from 'ava';
 
-import { createServer, loadModel, startServer, type ApiServer, type Model, type ServerOptions } from '../lib/index.js';
-import { open, parseSse, post, readAll, streamedTexts, type Target } from './support/http.js';
-import { testModel } from './support/models.js';
-import { until } from './support/until.js';
+import { createServer, loadModel, startServer, type ApiServer, type Model, type ServerOptions } from '../../lib/index.js';
+import { open, parseSse, post, readAll, streamedTexts, type Target } from '../support/http.js';
+import { testModel } from '../support/models.js';
+import { until } from '../support/until.js';
 
 let model: Model;
 let dir: string;

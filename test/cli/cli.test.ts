@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 
 import test from 'ava';
 
-import { loadModel } from '../lib/index.js';
+import { loadModel } from '../../lib/index.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = join(root, 'dist', 'lib', 'cli', 'main.js');
 let dir: string;
 let modelPath: string;
@@ -101,7 +101,7 @@ test.serial('quantize converts a model that then generates', async (t) => {
 });
 
 test.serial('convert: an HF folder and a legacy .bin to GGUF, and its errors', async (t) => {
-  const { writeHfFolder, writeLegacyGgml } = await import('../lib/testing/export-formats.js');
+  const { writeHfFolder, writeLegacyGgml } = await import('../support/export-formats.js');
   const hf = join(dir, 'hf');
   await writeHfFolder(modelPath, hf);
   const out = join(dir, 'from-hf.gguf');
@@ -134,7 +134,7 @@ test.serial('convert: an HF folder and a legacy .bin to GGUF, and its errors', a
 });
 
 test.serial('convert: Ctrl-C aborts and leaves no output', async (t) => {
-  const { testModel } = await import('./support/models.js');
+  const { testModel } = await import('../support/models.js');
   const big = await testModel('124M', 'f16');
   const out = join(dir, 'interrupted.gguf');
   const child = spawn(process.execPath, [bin, 'convert', big, '-o', out, '--type', 'q4_K'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -10,12 +10,12 @@ import { fileURLToPath } from 'node:url';
 
 import test from 'ava';
 
-import { progressBar } from '../lib/cli/progress.js';
-import { loadModel, type Model } from '../lib/index.js';
-import { testModel } from './support/models.js';
-import { until } from './support/until.js';
+import { progressBar } from '../../lib/cli/progress.js';
+import { loadModel, type Model } from '../../lib/index.js';
+import { testModel } from '../support/models.js';
+import { until } from '../support/until.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = join(root, 'dist', 'lib', 'cli', 'main.js');
 let dir: string;
 let modelPath: string;

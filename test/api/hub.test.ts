@@ -13,14 +13,14 @@ import { fileURLToPath } from 'node:url';
 
 import test from 'ava';
 
-import { Gpt2Error, downloadModel, loadModel, type DownloadProgress } from '../lib/index.js';
-import { downloadProgressBar } from '../lib/cli/download-progress.js';
-import { resolveCacheDir } from '../lib/hub/cache.js';
-import { parseSpecifier } from '../lib/hub/specifier.js';
-import { FakeHub, commitId, gitSha1, sha256 } from './support/fake-hub.js';
-import { testModel } from './support/models.js';
+import { Gpt2Error, downloadModel, loadModel, type DownloadProgress } from '../../lib/index.js';
+import { downloadProgressBar } from '../../lib/cli/download-progress.js';
+import { resolveCacheDir } from '../../lib/hub/cache.js';
+import { parseSpecifier } from '../../lib/hub/specifier.js';
+import { FakeHub, commitId, gitSha1, sha256 } from '../support/fake-hub.js';
+import { testModel } from '../support/models.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 // No developer token, endpoint or cache from the environment leaks into these tests.
 for (const name of ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'HF_TOKEN_PATH', 'HF_ENDPOINT', 'HF_HUB_OFFLINE', 'HF_HUB_CACHE', 'HUGGINGFACE_HUB_CACHE']) {
@@ -875,7 +875,7 @@ test('loadModel("hf:…") downloads a real GGUF into the cache, loads it and gen
 test('loadModel("hf:…") of a Hugging Face model folder repo fetches just the model\'s files and loads them', async (t) => {
   const { mkdtemp, readdir, rm } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
-  const { writeHfFolder } = await import('../lib/testing/export-formats.js');
+  const { writeHfFolder } = await import('../support/export-formats.js');
   const gguf = await testModel('tiny', 'f32', { initScale: 4 });
   const folder = await mkdtemp(join(tmpdir(), 'gpt2-node-hf-repo-'));
   t.teardown(() => rm(folder, { recursive: true, force: true }));

@@ -1,7 +1,7 @@
 // Parity with an independent implementation: the logits and greedy continuations of gpt2-node
 // against llama.cpp's own gpt2 (test/ref/llama_ref.cpp on libllama from the vendored tree) on the
 // same generated GGUF file (test/support/models.ts), on a tiny shape and on the 124M shape, for
-// f32, f16 and q8_0 weights, with prompts of 1, 7, 64 and 300 tokens. Each case logs
+// f32, f16, q8_0 and q4_0 weights, with prompts of 1, 7, 64 and 300 tokens. Each case logs
 // "maxdiff = …" next to its tolerance and the first logits side by side.
 //
 // Two pairings, because the KV cache's precision is the largest difference two correct engines
@@ -10,14 +10,17 @@
 //   KV cache and flash attention off (matmul + softmax: a different attention code path). This is
 //   the pairing the tolerances below are for.
 // - default: ours as users run it (f16 KV cache, flash attention, 128-token prefill chunks)
-//   against llama.cpp configured the same way (--kv-type f16 --flash-attn on --ubatch 128). Measured identical to the bit (maxdiff = 0) on
-//   2026-11-28; held to the same tolerances, not to zero, so a legitimate change of kernel order
-//   does not fail it. Since session 4, f16 and f32 LM heads run our own kernel
+//   against llama.cpp configured the same way (--kv-type f16 --flash-attn on --ubatch 128).
+//   For q8_0 and q4_0 weights this pairing must be identical to the bit (maxdiff === 0): GELU,
+//   the q8_0 matmuls and the q4_0 LM head are ops of ours that reproduce ggml's arithmetic
+//   (native/kernels/gelu.cpp, quant_matmul.cpp; test/native/exact-kernels.test.ts), and
+//   everything else is ggml's own. Measured 0 for tiny and 124M at n = 1, 7, 64 and 300 (AVX2,
+//   2026-11-28; AVX-512 + VNNI on Sapphire Rapids, ggml without AMX, 2026-12-07). A change of
+//   kernel order that breaks this is a change of the promise, not noise. For f32 and f16 it is
+//   held to the tolerances below: since session 4, f16 and f32 LM heads run our own kernel
 //   (native/kernels/dense_matmul.cpp: f32 activations, where ggml rounds them to f16) and a
 //   one-token prompt attends through our decode_attention op: default measured 6.7e-4 (f16) and
-//   8.3e-4 (f32, n=1); q8_0 and q4_0 are still identical to the bit, also since session 5, when
-//   GELU, q8_0 matmuls and the q4_0 LM head moved to ops of ours that reproduce ggml's arithmetic
-//   (native/kernels/gelu.cpp, quant_matmul.cpp; test/exact-kernels.test.ts).
+//   8.3e-4 (f32, n=1).
 //
 // Tolerances (|Δlogit| ≤ abs + rel · max|logit of the reference|), init scale 1:
 // - f32: abs 1e-3, rel 0 (the issue's bound). Measured (independent): tiny ≤ 3.0e-5,
@@ -36,17 +39,23 @@
 //   = block max/127, ≈ 0.8 %). A tiny upstream difference moves an activation across a rounding
 //   boundary by one whole step, and such flips add up over 12 layers. Bound: abs 1e-3 + 4/127 ·
 //   max|logit| (4 activation steps, ≈ 3.1 %). Measured (independent): tiny 0 (same rounding
-//   everywhere), 124M ≤ 4.3e-2 (1.5 %) against a bound of ≈ 9.3e-2. The f16-KV pairing of
-//   llama.cpp against itself moves q8_0 124M logits by 5.6e-2, the same order.
+//   everywhere), 124M ≤ 4.3e-2 on AVX2 and ≤ 4.76e-2 (n=64, max|logit| 2.74: 1.7 %) on AVX-512,
+//   against a bound of ≈ 8.7e-2 there. The f16-KV pairing of llama.cpp against itself moves q8_0
+//   124M logits by 5.6e-2, the same order.
+// - q4_0: the same weights in both engines, both multiplying the blocks from ggml's repacked
+//   layout; the activations are quantized to q8_0 as above, so the same flips. Measured
+//   (independent, AVX-512 + VNNI, 2026-12-07): tiny 0; 124M 0 at n = 1 and 7, 3.54e-2 at n=64,
+//   4.03e-2 at n=300 (max|logit| 2.96: 1.36 %). Bound: abs 1e-3 + 2.7e-2 · max|logit| (twice the
+//   measurement: ≈ 8.1e-2 at n=300).
 //
 // Greedy: 32 tokens must be identical, on models with a larger init scale (tiny ×8, 124M ×4)
 // because at GPT-2's own scale a random model repeats one token forever; the test also asserts
 // the continuation is varied. Those scales were chosen where llama.cpp's f16- and f32-KV
 // continuations agree (at 124M ×8 they diverge after 7 tokens: near-ties).
 import test, { type ExecutionContext } from 'ava';
-import { loadModel } from '../lib/index.js';
-import { testModel } from './support/models.js';
-import { refLogits, type RefOptions } from './support/ref.js';
+import { loadModel } from '../../lib/index.js';
+import { testModel } from '../support/models.js';
+import { refLogits, type RefOptions } from '../support/ref.js';
 
 type Shape = 'tiny' | '124M';
 type WeightType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
@@ -67,14 +76,14 @@ const PAIRINGS: readonly Pairing[] = [
   { name: 'default', kvCacheType: 'f16', ref: { kvType: 'f16', flashAttn: 'on', ubatch: 128 } },
 ];
 
-function tolerance(type: WeightType, maxAbsLogit: number): number {
+/** The largest |Δlogit| allowed for this weight type and pairing (the header says why). */
+function tolerance(type: WeightType, pairing: Pairing, maxAbsLogit: number): number {
+  if (pairing.name === 'default' && (type === 'q8_0' || type === 'q4_0')) return 0;
   switch (type) {
     case 'f32': return 1e-3;
     case 'f16': return 1e-3 + 2 ** -9 * maxAbsLogit;
     case 'q8_0': return 1e-3 + (4 / 127) * maxAbsLogit;
-    // the same weights in both engines, both multiplying them from ggml's repacked (q4_0_8x8)
-    // layout on AVX2; the activations are quantized to q8_0 as above: the same bound
-    case 'q4_0': return 1e-3 + (4 / 127) * maxAbsLogit;
+    case 'q4_0': return 1e-3 + 2.7e-2 * maxAbsLogit;
   }
 }
 
@@ -120,7 +129,7 @@ async function logitParity(t: ExecutionContext, shape: Shape, type: WeightType):
         const ours = await model.evaluate(ids, { allPositions: true });
         t.is(ours.length, n * nVocab, `${n} rows of logits`);
         const d = compare(ours, ref.logits, nVocab);
-        const tol = tolerance(type, d.maxAbs);
+        const tol = tolerance(type, pairing, d.maxAbs);
         const label = `${shape} ${type} ${pairing.name} n=${n}`;
         t.log(`${label}: maxdiff = ${d.maxDiff.toExponential(2)} (tolerance ${tol.toExponential(2)}, max|logit| ${d.maxAbs.toFixed(3)}, at row ${d.row} token ${d.col})`);
         t.log(`  row 0 ours [${fmt(ours, 0)}] ref [${fmt(ref.logits, 0)}]`);

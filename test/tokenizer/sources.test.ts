@@ -5,10 +5,10 @@ import { join } from 'node:path';
 
 import test from 'ava';
 
-import { Gpt2Error, loadTokenizer, type Tokenizer } from '../lib/index.js';
-import { generateCorpus } from './support/tokenizer-corpus.js';
-import { gpt2VocabGgufPath, readGpt2Vocab, writeHfTokenizerFiles, writeVocabGguf, type VocabData } from './support/tokenizer-files.js';
-import { sameIds } from './support/tokenizer-refs.js';
+import { Gpt2Error, loadTokenizer, type Tokenizer } from '../../lib/index.js';
+import { generateCorpus } from '../support/tokenizer-corpus.js';
+import { gpt2VocabGgufPath, readGpt2Vocab, writeHfTokenizerFiles, writeVocabGguf, type VocabData } from '../support/tokenizer-files.js';
+import { sameIds } from '../support/tokenizer-refs.js';
 
 let files: ReturnType<typeof writeHfTokenizerFiles>;
 let vocab: VocabData;

@@ -7,11 +7,11 @@ import { fileURLToPath } from 'node:url';
 
 import test from 'ava';
 
-import { loadTokenizer } from '../lib/index.js';
-import { gpt2VocabGgufPath } from './support/tokenizer-files.js';
-import { sameIds, tiktoken } from './support/tokenizer-refs.js';
+import { loadTokenizer } from '../../lib/index.js';
+import { gpt2VocabGgufPath } from '../support/tokenizer-files.js';
+import { sameIds, tiktoken } from '../support/tokenizer-refs.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 test('unicode_tables.inc is what scripts/gen-unicode-tables.mjs generates', (t) => {
   const out = execFileSync(process.execPath, [join(root, 'scripts', 'gen-unicode-tables.mjs'), '--check'], { encoding: 'utf8' });

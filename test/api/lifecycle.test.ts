@@ -7,10 +7,10 @@ import { Worker } from 'node:worker_threads';
 
 import test from 'ava';
 
-import { loadModel } from '../lib/index.js';
-import { testModel } from './support/models.js';
+import { loadModel } from '../../lib/index.js';
+import { testModel } from '../support/models.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = pathToFileURL(join(root, 'dist', 'lib', 'index.js')).href;
 let modelPath: string;
 

@@ -3,8 +3,8 @@
 // so process.memoryUsage().rss differences are this file's own allocations.
 import test from 'ava';
 
-import { loadModel, loadTokenizer } from '../lib/index.js';
-import { testModel, VOCAB_GGUF } from './support/models.js';
+import { loadModel, loadTokenizer } from '../../lib/index.js';
+import { testModel, VOCAB_GGUF } from '../support/models.js';
 
 const MiB = 2 ** 20;
 const rss = () => process.memoryUsage().rss;

@@ -6,16 +6,16 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gpt2Error } from '../lib/errors.js';
+import { Gpt2Error } from '../../lib/errors.js';
 import {
   decodeTensor, f16ToF32, readGgufMetadata, readGgufTensorBytes, type GgufValue,
-} from '../lib/gguf/reader.js';
+} from '../../lib/gguf/reader.js';
 import {
   encodeQ4_0, encodeQ8_0, f32ToBf16, f32ToF16, writeGguf, type GgufTensorSpec,
-} from '../lib/gguf/writer.js';
-import { NormalRng, writeRandomModel } from '../lib/testing/random-model.js';
-import { VOCAB_GGUF } from './support/models.js';
-import { refLogits } from './support/ref.js';
+} from '../../lib/gguf/writer.js';
+import { NormalRng, writeRandomModel } from '../../lib/testing/random-model.js';
+import { VOCAB_GGUF } from '../support/models.js';
+import { refLogits } from '../support/ref.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gpt2-gguf-test-'));
 test.after.always(() => rm(dir, { recursive: true, force: true }));

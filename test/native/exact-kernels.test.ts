@@ -20,14 +20,45 @@
 // The token embedding, tied to that head, is looked up in the interleaved copy, and with the
 // switch by ggml from the original: the bitwise comparison covers that lookup too.
 // The switches are process-wide environment variables: the tests run one at a time.
+//
+// That the switch really changed the path is not assumed: the graph builder writes a debug log
+// line whenever the path of our kernels changes ("CPU kernels: ours, AVX2" / "CPU kernels:
+// portable (GPT2_NODE_PORTABLE_KERNELS)", native/kernels/dispatch.cpp), and each comparison
+// asserts it saw the first for one run and the second for the other. On a CPU without AVX2
+// both runs would take the portable path and compare it with itself: these tests are skipped
+// there (listed as skipped, with the line that says so logged).
 import test, { type ExecutionContext } from 'ava';
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { loadModel, quantize } from '../lib/index.js';
-import { testModel } from './support/models.js';
+import { loadModel, quantize, setLogger } from '../../lib/index.js';
+import { testModel } from '../support/models.js';
+import { until } from '../support/until.js';
+
+const OURS = 'CPU kernels: ours, AVX2';
+const PORTABLE = 'CPU kernels: portable (GPT2_NODE_PORTABLE_KERNELS)';
+
+// The kernel path lines since the last take().
+const pathLines: string[] = [];
+setLogger((_level, _source, text) => { if (text.startsWith('CPU kernels:')) pathLines.push(text); }, 'debug');
+
+/** The path lines logged since the last call, waiting up to 5 s for `want` (they come through a queue). */
+async function takePathLines(want: string): Promise<string[]> {
+  await until(() => pathLines.includes(want), 5000);
+  return pathLines.splice(0);
+}
+
+// Which path this CPU takes by default: the first graph a model builds reports it.
+const defaultPath = await (async () => {
+  const m = await loadModel(await testModel('tiny', 'f32'), { threads: 1 });
+  await m.dispose();
+  await until(() => pathLines.length > 0, 5000);
+  return pathLines.splice(0)[0] ?? '(no line logged)';
+})();
+const simdTest = defaultPath === OURS ? test.serial : test.serial.skip;
+if (defaultPath !== OURS) console.log(`exact-kernels: skipped, this CPU reports "${defaultPath}", not "${OURS}"`);
 
 async function withEnv<T>(name: string, f: () => Promise<T>): Promise<T> {
   process.env[name] = '1';
@@ -39,12 +70,29 @@ async function withEnv<T>(name: string, f: () => Promise<T>): Promise<T> {
 }
 const withPortableKernels = <T>(f: () => Promise<T>) => withEnv('GPT2_NODE_PORTABLE_KERNELS', f);
 
+/**
+ * ours(), then portable() under GPT2_NODE_PORTABLE_KERNELS=1, asserting from the kernel path log
+ * lines that the first ran on our AVX2 path and the second on the portable one. A model reports
+ * its path when it builds its first graph (at load) and again whenever it changes, so the lines
+ * since the test's models were loaded must be OURS (one per load), then PORTABLE once: the only
+ * change, made by the second run (a path change in the first run would have logged a line saying
+ * why, and the variable is set only for the second).
+ */
+async function bothPaths<T>(t: ExecutionContext, ours: () => Promise<T>, portable: () => Promise<T>): Promise<[T, T]> {
+  const a = await ours();
+  const b = await withPortableKernels(portable);
+  const lines = await takePathLines(PORTABLE);
+  t.true(lines.length >= 2, `path lines: ${lines.join('; ')}`);
+  t.is(lines.at(-1), PORTABLE, 'the second run took the portable path');
+  t.deepEqual(lines.slice(0, -1), lines.slice(0, -1).map(() => OURS), 'the models loaded, and the first run ran, on our AVX2 path');
+  return [a, b];
+}
+
 async function samePromptLogits(t: ExecutionContext, path: string): Promise<void> {
   const m = await loadModel(path, { threads: 2 });
   try {
     const prompt = Array.from({ length: 300 }, (_, i) => (i * 7919 + 5) % 50000);
-    const ours = await m.evaluate(prompt, { allPositions: true });
-    const ggml = await withPortableKernels(() => m.evaluate(prompt, { allPositions: true }));
+    const [ours, ggml] = await bothPaths(t, () => m.evaluate(prompt, { allPositions: true }), () => m.evaluate(prompt, { allPositions: true }));
     t.is(ours.length, 300 * 50257);
     let differ = 0;
     for (let i = 0; i < ours.length; i++) if (!Object.is(ours[i], ggml[i])) differ++;
@@ -54,12 +102,12 @@ async function samePromptLogits(t: ExecutionContext, path: string): Promise<void
   }
 }
 
-test.serial('our GELU and q8_0 matmul give ggml\'s numbers to the bit (every logit of a 300-token prompt, 124M q8_0)', async (t) => {
+simdTest('our GELU and q8_0 matmul give ggml\'s numbers to the bit (every logit of a 300-token prompt, 124M q8_0)', async (t) => {
   // init scale 4: activations reach GELU's ±10 cut-offs, not only the table's middle
   await samePromptLogits(t, await testModel('124M', 'q8_0', { initScale: 4 }));
 });
 
-test.serial('our q4_0 LM head gives ggml\'s numbers to the bit (every logit of a 300-token prompt, 124M q4_0)', async (t) => {
+simdTest('our q4_0 LM head gives ggml\'s numbers to the bit (every logit of a 300-token prompt, 124M q4_0)', async (t) => {
   // the block weights are repacked by ggml and multiplied by its kernels; the head is ours
   await samePromptLogits(t, await testModel('124M', 'q4_0', { initScale: 4 }));
 });
@@ -70,7 +118,7 @@ async function q4KModel(dir: string): Promise<string> {
   return path;
 }
 
-test.serial('our q4_K matmul on the stored layout gives ggml\'s numbers to the bit (every logit of a 300-token prompt, 124M q4_K)', async (t) => {
+simdTest('our q4_K matmul on the stored layout gives ggml\'s numbers to the bit (every logit of a 300-token prompt, 124M q4_K)', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gpt2-node-q4k-'));
   try {
     const path = await q4KModel(dir);
@@ -86,7 +134,7 @@ test.serial('our q4_K matmul on the stored layout gives ggml\'s numbers to the b
   }
 });
 
-test.serial('interleaved q4_K: the AVX2 kernel equals its portable reference to the bit (every logit of a 71-token prompt, 124M q4_K)', async (t) => {
+simdTest('interleaved q4_K: the AVX2 kernel equals its portable reference to the bit (every logit of a 71-token prompt, 124M q4_K)', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gpt2-node-q4k-'));
   try {
     const path = await q4KModel(dir);
@@ -95,8 +143,7 @@ test.serial('interleaved q4_K: the AVX2 kernel equals its portable reference to 
     const m = await loadModel(path, { threads: 2 });
     try {
       t.is(m.info.interleavedWeights, 49, 'the 4 block weights of 12 layers, and the LM head (50257 rows: a last group of one)');
-      const ours = await m.evaluate(prompt, { allPositions: true });
-      const reference = await withPortableKernels(() => m.evaluate(prompt, { allPositions: true }));
+      const [ours, reference] = await bothPaths(t, () => m.evaluate(prompt, { allPositions: true }), () => m.evaluate(prompt, { allPositions: true }));
       let differ = 0;
       for (let i = 0; i < ours.length; i++) if (!Object.is(ours[i], reference[i])) differ++;
       t.is(differ, 0, `${differ} of ${ours.length} logits differ`);

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 
 import test from 'ava';
 
-import { Gpt2Error, loadModel, quantize, setLogger, type Completion, type Generation, type Model } from '../lib/index.js';
-import { testModel } from './support/models.js';
-import { collectUntil } from './support/gc.js';
-import { until } from './support/until.js';
+import { Gpt2Error, loadModel, quantize, setLogger, type Completion, type Generation, type Model } from '../../lib/index.js';
+import { testModel } from '../support/models.js';
+import { collectUntil } from '../support/gc.js';
+import { until } from '../support/until.js';
 
 let model: Model;
 let modelPath: string;

@@ -2,9 +2,9 @@
 // the public API on a generated tiny model.
 import test from 'ava';
 
-import { loadModel, type Model } from '../lib/index.js';
-import { testModel } from './support/models.js';
-import { until } from './support/until.js';
+import { loadModel, type Model } from '../../lib/index.js';
+import { testModel } from '../support/models.js';
+import { until } from '../support/until.js';
 
 let model: Model;
 

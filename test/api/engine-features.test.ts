@@ -2,8 +2,8 @@
 // public API.
 import test from 'ava';
 
-import { Gpt2Error, loadModel, type Model } from '../lib/index.js';
-import { testModel } from './support/models.js';
+import { Gpt2Error, loadModel, type Model } from '../../lib/index.js';
+import { testModel } from '../support/models.js';
 
 let model: Model;
 let path: string;

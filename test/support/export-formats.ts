@@ -5,8 +5,8 @@
 // error tests (options make the variants real checkpoints come in).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Gpt2Error } from '../errors.js';
-import { readGgufMetadata, readGgufTensorBytes, type GgufMetadata, type GgufTensorInfo } from '../gguf/reader.js';
+import { Gpt2Error } from '../../lib/errors.js';
+import { readGgufMetadata, readGgufTensorBytes, type GgufMetadata, type GgufTensorInfo } from '../../lib/gguf/reader.js';
 
 /** GGUF name → HF name (without the `transformer.` prefix) and whether it is a Conv1D weight. */
 function hfName(gguf: string): { name: string; conv1d: boolean } {

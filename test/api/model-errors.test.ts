@@ -6,9 +6,9 @@ import { join } from 'node:path';
 
 import test from 'ava';
 
-import { Gpt2Error, loadModel } from '../lib/index.js';
-import { testModel } from './support/models.js';
-import { mutateModel, zeroTensor } from './support/mutate-model.js';
+import { Gpt2Error, loadModel } from '../../lib/index.js';
+import { testModel } from '../support/models.js';
+import { mutateModel, zeroTensor } from '../support/mutate-model.js';
 
 let dir: string;
 let good: string;
