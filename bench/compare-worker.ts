@@ -80,9 +80,15 @@ async function open(maxSequences: number, contextSize = maxSequences === 1 ? SIN
     threads,
   });
   const loadS = (now() - t0) / 1000;
-  const free: unknown[] = Array.from({ length: maxSequences }, () => context.getSequence());
-  async function withSeq<T>(f: (s: any) => Promise<T>): Promise<T> {
-    const s: any = free.pop();
+  // the part of node-llama-cpp's LlamaContextSequence used here (the peer is not a dependency)
+  interface PeerSequence {
+    clearHistory(): Promise<void>;
+    evaluateWithoutGeneratingNewTokens(tokens: number[]): Promise<void>;
+    evaluate(tokens: number[], options: { temperature: number }): AsyncIterable<unknown>;
+  }
+  const free: PeerSequence[] = Array.from({ length: maxSequences }, () => context.getSequence());
+  async function withSeq<T>(f: (s: PeerSequence) => Promise<T>): Promise<T> {
+    const s = free.pop();
     if (!s) throw new Error('no free sequence');
     try {
       await s.clearHistory();

@@ -40,6 +40,7 @@ export function validRelativePath(path: string): boolean {
 
 /** A branch, tag or commit: a relative path of printable characters (it names a file under refs/). */
 export function validRevision(revision: string): boolean {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what it refuses
   return validRelativePath(revision) && !/[\s@:*?"<>|~^\x00-\x1f]/.test(revision) && revision.length <= 256;
 }
 
