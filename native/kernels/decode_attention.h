@@ -2,8 +2,8 @@
 //
 // Why not ggml_flash_attn_ext per segment: a decoding row is one query against a short cache
 // region, and ggml's CPU flash-attention kernel spends that on per-cell overhead (a function
-// call and an f16 round trip of the query per 64-wide dot product, a rescale per cell): with 32
-// streams it took half of the step. This op computes every decoding row of every head in one
+// call and an f16 round trip of the query per 64-wide dot product, a rescale per cell), which
+// dominated many-stream steps (bench/RESULTS.md, fourth run). This op computes every decoding row of every head in one
 // node, with the query in f32, and two plain passes (scores, then softmax-weighted values).
 //
 // Each (row, head) is computed alone, in a fixed order, from its own cache region only: a

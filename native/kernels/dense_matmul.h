@@ -1,9 +1,9 @@
 // A matmul of our own for f16 and f32 weights on the CPU (a custom ggml op), for two places:
 //
 // - The LM head. ggml's CPU matmul takes llamafile's tinyBLAS only when the output count is a
-//   multiple of 4, and GPT-2's 50257 is not, so the head fell back to one dot product per logit:
-//   a third of a 32-stream step. Splitting off the last row let tinyBLAS take the rest, but a lone
-//   stream then ran 15 % slower, and a row's logits depended on the kernel its row count picked.
+//   multiple of 4, and GPT-2's 50257 is not, so the head fell back to one dot product per logit.
+//   Splitting off the last row let tinyBLAS take the rest, but a lone stream then ran slower, and
+//   a row's logits depended on the kernel its row count picked (bench/RESULTS.md, fourth run).
 // - A lone row of a block matmul (dispatch.h, block_matmul), where ggml takes a kernel that rounds
 //   otherwise than tinyBLAS does for several rows: see round_x below.
 //

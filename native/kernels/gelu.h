@@ -2,8 +2,8 @@
 // at a time.
 //
 // Why: ggml's CPU GELU rounds each input to f16 and looks the result up in a 65536-entry table,
-// one element at a time (with two conversions and two branches per element). That loop was 5 %
-// of a 512-token prompt and 3.5-4 % of a 32-stream step. This op does the same rounding and the
+// one element at a time (with two conversions and two branches per element), a visible share of
+// a prompt's time (bench/RESULTS.md, fifth run). This op does the same rounding and the
 // same lookup with AVX2 (a conversion of eight, one gather), so every output is bit for bit
 // ggml's: parity with llama.cpp (which uses ggml's) is unchanged.
 //

@@ -9,8 +9,7 @@
 // multiplies per row, sub-block and column instead of 2. This is the idea of ggml's repacked q4_K
 // gemm, whose gemv (one row) rounds differently from its gemm: here one kernel takes every column
 // count, so a sequence's numbers do not depend on the batch, by construction (the load-time probe
-// checks it too). Measured in a microbenchmark at GPT-2's shapes: 1.9-2.1x our kernel on the
-// stored layout for 4-512 columns, 1.4-1.6x for one.
+// checks it too). Measured against our kernel on the stored layout: bench/RESULTS.md, sixth run.
 //
 // The numbers are not ggml's to the bit (its dot product sums other lanes in another order): per
 // output the same integer sums, then f32 products and sums in a fixed order of ours (see the

@@ -99,7 +99,7 @@ GPT2_AVX2 inline __attribute__((always_inline)) void q8x_block_2x1(__m256 & acc0
 // eight to a multiply, filled for a run of blocks before the run (ws: the two rows' weight
 // scales in f32, ws[r·nb + b]); the FMAs read them by broadcast loads, which take no vector ALU
 // slot. The blocks are reached by pointers that step, which leaves the registers to the eight
-// accumulators. The tile above, on the same outputs, measured 1.2x slower.
+// accumulators. The tile above, on the same outputs, is slower (bench/RESULTS.md, ninth run).
 template <typename WB>
 GPT2_AVX2 void q8x_tile_2x4(const q8x_operands<WB> & o, int64_t i, int64_t j, const float * ws) {
     constexpr int64_t k_run = 64;          // blocks per run of the table: 2 KiB, in L1

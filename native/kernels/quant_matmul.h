@@ -4,16 +4,15 @@
 // - q8_0, and q4_0 as stored (GPT-2's tied LM head: ggml repacks q4_0 block weights, not the
 //   token embedding). ggml multiplies them with llamafile's tinyBLAS (two rows and up) or one dot
 //   product per output (one row). Both sum each output the same way, but tinyBLAS splits the work
-//   into equal shares up front: in a 32-stream step its threads then waited for each other at
-//   the barriers for 8 % of the time. And the LM head, 50257 rows, had to be split into a
-//   multiple of 4 and a tail, then joined. Here the work is handed out first come first served
-//   (work_queue.h), and the two-rows-by-four-columns tile reads its scales' products from a
-//   table: 1.1-1.25x faster on a 32-row step than computing them per output, and 3-9 % faster than
-//   tinyBLAS on 128-512-row prompts, which it now takes too.
+//   into equal shares up front, so in a many-stream step its threads wait for each other at the
+//   barriers. And the LM head, 50257 rows, had to be split into a multiple of 4 and a tail, then
+//   joined. Here the work is handed out first come first served (work_queue.h), and the
+//   two-rows-by-four-columns tile reads its scales' products from a table instead of computing
+//   them per output; prompts take it too. Measured: bench/RESULTS.md, fifth and ninth runs.
 // - q4_K as stored (with GPT2_NODE_NO_REPACK=1; else the decoder interleaves q4_K, below). ggml
 //   computes one dot product per output there: each weight block's six-bit scales and nibbles
 //   are unpacked again for every row of the batch. Here a block is unpacked once for up to three
-//   rows (prompts measured 1.6x faster).
+//   rows (bench/RESULTS.md, fifth run).
 //
 // Each of those outputs is computed exactly as ggml's dot product computes it: per block, the
 // integer dot products of the weights and the activations quantized by ggml's own quantizer (q8_0

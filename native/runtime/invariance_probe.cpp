@@ -28,8 +28,7 @@ void decoder::choose_kernels() {
     // of 4 rows and a gemv for the rest, which may round differently (its q4_K's do: ours takes
     // q4_K first): with batch invariance asked for, ggml's repacked copies are then dropped and
     // those weights probed as stored. (A gemm alone is invariant, so padding every batch to a
-    // multiple of 4 rows would do, but a lone stream then computes 4 rows per token: measured
-    // half the decoding speed.)
+    // multiple of 4 rows would do, but a lone stream would then compute 4 rows per token.)
     const bool probe = params_.batch_invariant && !sched_;
     bool blocks_invariant = probe && blocks_row_count_invariant(k_any_rows);
     if (probe && !blocks_invariant && !repacked_slots_.empty()) {
