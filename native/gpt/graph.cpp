@@ -124,6 +124,7 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
     const hparams & hp = m.hp;
     const float     eps = hp.norm_eps;
     const bool      all_rows = b.out_rows.size() == b.tokens.size();
+    if (cpu) note_kernel_path(cpu);
 
     ggml_cgraph * gf = ggml_new_graph_custom(ctx, graph_max_nodes(m, b.segments.size()), false);
     const graph_inputs in = new_inputs(ctx, b, cpu);

@@ -6,9 +6,23 @@
 #include "kernels/quant_matmul.h"
 #include "kernels/simd_x86.h"
 
+#include "util/log.h"
+
 #include "ggml.h"
 
+#include <cstdlib>
+
 namespace gpt2 {
+
+void note_kernel_path(cpu_op_state * cpu) {
+    const int path = simd::enabled() ? 1 : 0;
+    if (cpu->reported_path == path) return;
+    cpu->reported_path = path;
+    const char * text = path ? "CPU kernels: ours, AVX2\n"
+                      : std::getenv("GPT2_NODE_PORTABLE_KERNELS") ? "CPU kernels: portable (GPT2_NODE_PORTABLE_KERNELS)\n"
+                                                                  : "CPU kernels: portable (no AVX2 on this CPU)\n";
+    log_write(log_level::debug, "gpt2-node", text);
+}
 
 // Our quantized matmul (quant_matmul.h) gives ggml's bits for every row count, decoding steps and
 // prompt chunks alike. For q4_K as stored, ggml's alternative is one dot product per output.
