@@ -47,7 +47,9 @@ std::shared_ptr<const model> model_load_gguf(const std::string & path) {
 
     try {
         m->vocab = tokenizer::from_gguf(f.gguf());
-    } catch (const error &) {
+    } catch (const error & e) {
+        // the tokenizer's checks name the key, not the file: add it, as loadTokenizer() does
+        if (e.code() == codes::bad_model) throw bad_model(path, e.what());
         throw;
     } catch (const std::exception & e) {
         throw bad_model(path, std::string("bad tokenizer metadata: ") + e.what());
