@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { Gpt2Error } from './errors.js';
+import { Gpt2Error, type Gpt2ErrorCode } from './errors.js';
 
 // ---- the model and its engine ----
 
@@ -102,7 +102,7 @@ export interface NativeEvent {
   finishReason?: 'stop' | 'length' | 'abort' | 'error';
   promptTokens?: number;
   completionTokens?: number;
-  errorCode?: string;
+  errorCode?: Gpt2ErrorCode;
   errorMessage?: string;
   logits?: Float32Array;
   /** score: log p(prompt[i] | prompt[..i]) for i from scoreFrom */

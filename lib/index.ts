@@ -1,5 +1,6 @@
 // gpt2-node: run GPT-2-family models in Node.js and Electron.
-export { Gpt2Error } from './errors.js';
+export { GPT2_ERROR_CODES, Gpt2Error } from './errors.js';
+export type { Gpt2ErrorCode } from './errors.js';
 export { loadModel, Model } from './model.js';
 export type { Completion, EvaluateOptions, GenerateOptions, LoadModelOptions, ModelInfo, ModelStats, PerplexityResult, Prompt, ScoreResult } from './model.js';
 export { Generation } from './generation.js';

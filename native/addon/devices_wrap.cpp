@@ -15,13 +15,19 @@ public:
     void Execute() override {
         try {
             devices_ = devices_list();
+        } catch (const gpt2::error & e) {
+            code_ = e.code(); message_ = e.what();
         } catch (const std::exception & e) {
-            SetError(e.what());
+            code_ = codes::internal; message_ = e.what();
         }
     }
 
     void OnOK() override {
         Napi::Env env = Env();
+        if (!code_.empty()) {
+            deferred_.Reject(to_js_error(env, code_, message_).Value());
+            return;
+        }
         Napi::Array a = Napi::Array::New(env, devices_.size());
         for (size_t i = 0; i < devices_.size(); ++i) {
             const device_info & d = devices_[i];
@@ -43,6 +49,7 @@ public:
 private:
     Napi::Promise::Deferred  deferred_;
     std::vector<device_info> devices_;
+    std::string              code_, message_;
 };
 
 Napi::Value get_devices(const Napi::CallbackInfo & info) {

@@ -12,7 +12,7 @@ Napi::Error to_js_error(Napi::Env env, const std::string & code, const std::stri
 
 Napi::Error to_js_error(Napi::Env env, const std::exception & e) {
     if (auto * ge = dynamic_cast<const gpt2::error *>(&e)) return to_js_error(env, ge->code(), ge->what(), ge->kind());
-    return to_js_error(env, "ERR_INTERNAL", e.what());
+    return to_js_error(env, codes::internal, e.what());
 }
 
 } // namespace gpt2::addon

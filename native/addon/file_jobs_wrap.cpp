@@ -35,7 +35,7 @@ public:
         } catch (const gpt2::error & e) {
             code_ = e.code(); message_ = e.what(); kind_ = e.kind();
         } catch (const std::exception & e) {
-            code_ = "ERR_INTERNAL"; message_ = e.what();
+            code_ = codes::internal; message_ = e.what();
         }
     }
 

@@ -163,7 +163,7 @@ public:
         } catch (const gpt2::error & e) {
             code_ = e.code(); message_ = e.what(); kind_ = e.kind();
         } catch (const std::exception & e) {
-            code_ = "ERR_INTERNAL"; message_ = e.what();
+            code_ = codes::internal; message_ = e.what();
         }
         gpt2::pages::release_free_heap();   // the parse's temporaries, freed on this pool thread
     }
@@ -284,7 +284,7 @@ void ModelWrap::shutdown() {
 
 bool ModelWrap::check_alive(Napi::Env env) {
     if (!disposed_ && state_ && state_->eng) return true;
-    to_js_error(env, "ERR_DISPOSED", "the model has been disposed").ThrowAsJavaScriptException();
+    to_js_error(env, codes::disposed, "the model has been disposed").ThrowAsJavaScriptException();
     return false;
 }
 

@@ -71,7 +71,7 @@ bool throw_range(Napi::Env env, const std::string & message) {
 
 Napi::Value throw_native(Napi::Env env, const std::exception & e) {
     if (dynamic_cast<const std::bad_alloc *>(&e) != nullptr) {
-        to_js_error(env, "ERR_OUT_OF_MEMORY", "out of memory while tokenizing").ThrowAsJavaScriptException();
+        to_js_error(env, codes::out_of_memory, "out of memory while tokenizing").ThrowAsJavaScriptException();
     } else {
         to_js_error(env, e).ThrowAsJavaScriptException();
     }

@@ -26,7 +26,7 @@ struct failure {
             code = ge->code();
             kind = ge->kind();
         } else if (dynamic_cast<const std::bad_alloc *>(&e) != nullptr) {
-            code = "ERR_OUT_OF_MEMORY";
+            code = codes::out_of_memory;
         } else {
             code = default_code;
         }
@@ -45,9 +45,9 @@ class load_worker : public Napi::AsyncWorker {
         try {
             tok_ = gpt2::tokenizer::from_file(path_);
         } catch (const std::exception & e) {
-            fail_.capture(e, "ERR_BAD_MODEL");
+            fail_.capture(e, codes::bad_model);
         } catch (...) {
-            fail_.code = "ERR_INTERNAL";
+            fail_.code = codes::internal;
             fail_.message = "unknown error while loading the tokenizer";
         }
         gpt2::pages::release_free_heap();   // the parse's temporaries, freed on this pool thread
@@ -85,9 +85,9 @@ class tokenize_worker : public Napi::AsyncWorker {
             ids_.reserve(text_.size() / 3 + 16);
             tok_->encode_into(text_, allowed_, ids_);
         } catch (const std::exception & e) {
-            fail_.capture(e, "ERR_INTERNAL");
+            fail_.capture(e, codes::internal);
         } catch (...) {
-            fail_.code = "ERR_INTERNAL";
+            fail_.code = codes::internal;
             fail_.message = "unknown error while tokenizing";
         }
         std::string().swap(text_);
@@ -139,7 +139,7 @@ void TokenizerWrap::Init(Napi::Env env, Napi::Object exports) {
 
 Napi::Value TokenizerWrap::NewInstance(Napi::Env env, std::shared_ptr<const gpt2::tokenizer> tok) {
     if (!tok) {
-        to_js_error(env, "ERR_INTERNAL", "no tokenizer").ThrowAsJavaScriptException();
+        to_js_error(env, codes::internal, "no tokenizer").ThrowAsJavaScriptException();
         return Napi::Value();
     }
     return data_of(env).tokenizer_ctor.New({Napi::External<tokenizer_ptr>::New(env, &tok)});

@@ -88,7 +88,7 @@ void engine::submit(std::shared_ptr<request> r) {
     }
     {
         std::lock_guard<std::mutex> lock(mu_);
-        if (stop_) throw error("ERR_DISPOSED", "the model has been disposed");
+        if (stop_) throw error(codes::disposed, "the model has been disposed");
         queue_.push_back(std::move(r));
         stats_.queued = (uint32_t) queue_.size();
     }
@@ -392,7 +392,7 @@ double engine::run_step() {
         err_code = e.code();
         err_msg  = e.what();
     } catch (const std::exception & e) {
-        err_code = "ERR_INTERNAL";
+        err_code = codes::internal;
         err_msg  = e.what();
     }
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -482,14 +482,14 @@ void engine::on_generate(sequence & s, float * row) {
 }
 
 void engine::end_all_disposed() {
-    for (auto & s : active_) if (s->req) finish(*s, finish_reason::error, "ERR_DISPOSED", "the model was disposed during generation");
+    for (auto & s : active_) if (s->req) finish(*s, finish_reason::error, codes::disposed, "the model was disposed during generation");
     active_.clear();
     std::deque<std::shared_ptr<request>> waiting;
     {
         std::lock_guard<std::mutex> lock(mu_);
         waiting.swap(queue_);
     }
-    for (auto & r : waiting) end_unstarted(*r, finish_reason::error, "ERR_DISPOSED", "the model was disposed before the request started");
+    for (auto & r : waiting) end_unstarted(*r, finish_reason::error, codes::disposed, "the model was disposed before the request started");
     {
         std::lock_guard<std::mutex> lock(mu_);
         stats_.active = 0;

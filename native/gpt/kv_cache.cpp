@@ -35,7 +35,7 @@ void kv_cache::init(const hparams & hp, int type, const std::vector<ggml_backend
         if (it == parts_.end()) {
             ggml_init_params params = { 2 * hp.n_layer * ggml_tensor_overhead(), nullptr, /*no_alloc =*/ true };
             ggml_context * ctx = ggml_init(params);
-            if (!ctx) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the KV cache context");
+            if (!ctx) throw error(codes::out_of_memory, "cannot allocate the KV cache context");
             it = parts_.insert(parts_.end(), part { buft, ctx, nullptr });
         }
         k[il] = ggml_new_tensor_2d(it->ctx, (ggml_type) type, hp.n_embd, n_cells);
@@ -55,7 +55,7 @@ void kv_cache::init(const hparams & hp, int type, const std::vector<ggml_backend
             if (p.buf) ggml_backend_buffer_clear(p.buf, 0);
         }
         if (!p.buf) {
-            throw error("ERR_OUT_OF_MEMORY", "cannot allocate the KV cache (" + std::to_string(n_seq) + " sequences × " +
+            throw error(codes::out_of_memory, "cannot allocate the KV cache (" + std::to_string(n_seq) + " sequences × " +
                         std::to_string(n_ctx) + " positions) in " + ggml_backend_buft_name(p.buft));
         }
     }

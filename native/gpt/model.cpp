@@ -162,7 +162,7 @@ std::shared_ptr<const model> model_load(const std::string & path) {
     std::error_code ec;
     const fs::path p = fs::u8path(path);
     const fs::file_status st = fs::status(p, ec);
-    if (ec || !fs::exists(st)) throw error("ERR_NOT_FOUND", path + ": no such file or folder");
+    if (ec || !fs::exists(st)) throw error(codes::not_found, path + ": no such file or folder");
     if (fs::is_directory(st)) return model_load_hf(path);
 
     uint8_t head[16] = {};
@@ -171,7 +171,7 @@ std::shared_ptr<const model> model_load(const std::string & path) {
         n = std::fread(head, 1, sizeof head, f);
         std::fclose(f);
     } else {
-        throw error("ERR_IO", path + ": cannot open file");
+        throw error(codes::io, path + ": cannot open file");
     }
     const uint64_t size = (uint64_t) fs::file_size(p, ec);
     uint32_t magic = 0;

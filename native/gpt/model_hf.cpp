@@ -38,7 +38,7 @@ using files::is_file;
 json read_json(const std::string & path) {
     std::string text;
     const files::read_status st = files::read(path, text);
-    if (st != files::read_status::ok) throw error("ERR_IO", path + (st == files::read_status::cannot_open ? ": cannot open file" : ": read error"));
+    if (st != files::read_status::ok) throw error(codes::io, path + (st == files::read_status::cannot_open ? ": cannot open file" : ": read error"));
     try {
         return json::parse(text);
     } catch (const json::exception & e) {
@@ -299,7 +299,7 @@ std::shared_ptr<const model> model_load_hf(const std::string & folder, const std
     try {
         m->vocab = tokenizer::from_file(folder);
     } catch (const error & e) {
-        if (e.code() == "ERR_NOT_FOUND") throw bad_model(folder, "no tokenizer (tokenizer.json, or vocab.json and merges.txt)");
+        if (e.code() == codes::not_found) throw bad_model(folder, "no tokenizer (tokenizer.json, or vocab.json and merges.txt)");
         throw;
     } catch (const std::exception & e) {
         throw bad_model(folder, std::string("bad tokenizer: ") + e.what());

@@ -49,20 +49,20 @@ uint64_t gguf_write(const std::string & job, const std::string & output, gguf_co
 
     const std::string tmp = output + ".partial";
     std::unique_ptr<FILE, file_closer> f(std::fopen(tmp.c_str(), "wb"));
-    if (!f) throw error("ERR_IO", output + ": cannot open for writing");
+    if (!f) throw error(codes::io, output + ": cannot open for writing");
     auto abandon = [&](error e) {
         f.reset();
         std::remove(tmp.c_str());
         throw e;
     };
-    if (!gguf_write_to_file_ptr(meta, f.get(), /*only_meta =*/ true)) abandon(error("ERR_IO", output + ": cannot write the header"));
+    if (!gguf_write_to_file_ptr(meta, f.get(), /*only_meta =*/ true)) abandon(error(codes::io, output + ": cannot write the header"));
 
     const size_t alignment = gguf_get_alignment(meta);
     std::vector<float>   f32;
     std::vector<uint8_t> out;
     uint64_t done = 0, written = 0;
     for (const auto & [src, type] : tensors) {
-        if (cancelled && cancelled()) abandon(error("ERR_ABORTED", job + " aborted"));
+        if (cancelled && cancelled()) abandon(error(codes::aborted, job + " aborted"));
         const uint8_t * data = (const uint8_t *) src->data;
         size_t nbytes = ggml_nbytes(src);
         if (type != src->type) {
@@ -74,23 +74,23 @@ uint64_t gguf_write(const std::string & job, const std::string & output, gguf_co
             nbytes = ggml_quantize_chunk(type, f32.data(), out.data(), 0, n_rows, n_per_row, nullptr);
             data = out.data();
         }
-        if (std::fwrite(data, 1, nbytes, f.get()) != nbytes) abandon(error("ERR_IO", output + ": write failed (disk full?)"));
+        if (std::fwrite(data, 1, nbytes, f.get()) != nbytes) abandon(error(codes::io, output + ": write failed (disk full?)"));
         static const uint8_t zeros[64] = {};
         size_t pad = (alignment - nbytes % alignment) % alignment;
         while (pad > 0) {
             const size_t k = pad < sizeof(zeros) ? pad : sizeof(zeros);
-            if (std::fwrite(zeros, 1, k, f.get()) != k) abandon(error("ERR_IO", output + ": write failed (disk full?)"));
+            if (std::fwrite(zeros, 1, k, f.get()) != k) abandon(error(codes::io, output + ": write failed (disk full?)"));
             pad -= k;
         }
         written += nbytes;
         done += ggml_nbytes(src);
         if (progress) progress(done, total);
     }
-    if (std::fflush(f.get()) != 0) abandon(error("ERR_IO", output + ": write failed (disk full?)"));
+    if (std::fflush(f.get()) != 0) abandon(error(codes::io, output + ": write failed (disk full?)"));
     f.reset();
     if (std::rename(tmp.c_str(), output.c_str()) != 0) {
         std::remove(tmp.c_str());
-        throw error("ERR_IO", output + ": cannot rename the finished file into place");
+        throw error(codes::io, output + ": cannot rename the finished file into place");
     }
     return written;
 }

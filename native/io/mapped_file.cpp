@@ -24,17 +24,17 @@ mapped_file::mapped_file(const std::string & path) : path_(path) {
     std::wstring wpath(wlen > 0 ? wlen - 1 : 0, L'\0');
     if (wlen > 0) MultiByteToWideChar(CP_UTF8, 0, path.c_str(), -1, wpath.data(), wlen);
     HANDLE f = CreateFileW(wpath.c_str(), GENERIC_READ, FILE_SHARE_READ, nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
-    if (f == INVALID_HANDLE_VALUE) throw error("ERR_IO", path + ": cannot open file (error " + std::to_string(GetLastError()) + ")");
+    if (f == INVALID_HANDLE_VALUE) throw error(codes::io, path + ": cannot open file (error " + std::to_string(GetLastError()) + ")");
     LARGE_INTEGER sz;
-    if (!GetFileSizeEx(f, &sz)) { CloseHandle(f); throw error("ERR_IO", path + ": cannot read file size"); }
+    if (!GetFileSizeEx(f, &sz)) { CloseHandle(f); throw error(codes::io, path + ": cannot read file size"); }
     size_ = (size_t) sz.QuadPart;
     file_ = f;
     if (size_ == 0) return;
     HANDLE m = CreateFileMappingW(f, nullptr, PAGE_READONLY, 0, 0, nullptr);
-    if (!m) { CloseHandle(f); throw error("ERR_IO", path + ": cannot map file"); }
+    if (!m) { CloseHandle(f); throw error(codes::io, path + ": cannot map file"); }
     mapping_ = m;
     data_ = (uint8_t *) MapViewOfFile(m, FILE_MAP_READ, 0, 0, 0);
-    if (!data_) { CloseHandle(m); CloseHandle(f); throw error("ERR_IO", path + ": cannot map file"); }
+    if (!data_) { CloseHandle(m); CloseHandle(f); throw error(codes::io, path + ": cannot map file"); }
 }
 
 void mapped_file::release(const void *, size_t) const {
@@ -53,12 +53,12 @@ mapped_file::mapped_file(const std::string & path) : path_(path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        throw error(e == ENOENT ? "ERR_NOT_FOUND" : "ERR_IO", path + ": cannot open file (" + std::strerror(e) + ")");
+        throw error(e == ENOENT ? codes::not_found : codes::io, path + ": cannot open file (" + std::strerror(e) + ")");
     }
     struct stat st {};
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
-        throw error("ERR_IO", path + ": not a regular file");
+        throw error(codes::io, path + ": not a regular file");
     }
     size_ = (size_t) st.st_size;
     if (size_ > 0) {
@@ -66,7 +66,7 @@ mapped_file::mapped_file(const std::string & path) : path_(path) {
         if (p == MAP_FAILED) {
             int e = errno;
             ::close(fd);
-            throw error("ERR_IO", path + ": cannot map file (" + std::strerror(e) + ")");
+            throw error(codes::io, path + ": cannot map file (" + std::strerror(e) + ")");
         }
         data_ = (uint8_t *) p;
     }

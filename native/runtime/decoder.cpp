@@ -62,11 +62,11 @@ void decoder::init() {
     }
 
     backend_ = ggml_backend_cpu_init();
-    if (!backend_) throw error("ERR_BACKEND", "cannot initialize the CPU backend");
+    if (!backend_) throw error(codes::backend, "cannot initialize the CPU backend");
 
     ggml_threadpool_params tpp = ggml_threadpool_params_default((int) params_.n_threads);
     threadpool_ = ggml_threadpool_new(&tpp);
-    if (!threadpool_) throw error("ERR_BACKEND", "cannot create a thread pool of " + std::to_string(params_.n_threads) + " threads");
+    if (!threadpool_) throw error(codes::backend, "cannot create a thread pool of " + std::to_string(params_.n_threads) + " threads");
     ggml_backend_cpu_set_threadpool(backend_, threadpool_);
     ggml_backend_cpu_set_n_threads(backend_, (int) params_.n_threads);
     ggml_backend_cpu_set_abort_callback(backend_, abort_cb, nullptr);
@@ -76,7 +76,7 @@ void decoder::init() {
     if (choice.dev) {
         gpu_ = ggml_backend_dev_init(choice.dev, nullptr);
         if (!gpu_) {
-            if (choice.requested) throw error("ERR_NO_DEVICE", "cannot initialize device " + choice.id);
+            if (choice.requested) throw error(codes::no_device, "cannot initialize device " + choice.id);
             log_write(log_level::warn, "gpt2-node", "cannot initialize " + choice.id + " (" +
                       ggml_backend_dev_description(choice.dev) + "); running on the CPU\n");
         }
@@ -118,7 +118,7 @@ void decoder::reserve_compute() {
     ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, worst, cpu_ops());
     const bool ok = sched_ ? ggml_backend_sched_reserve(sched_, gf) : ggml_gallocr_reserve(galloc_, gf);
     ggml_free(ctx);
-    if (!ok) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute buffer");
+    if (!ok) throw error(codes::out_of_memory, "cannot allocate the compute buffer");
 }
 
 void decoder::release() {
@@ -170,7 +170,7 @@ void decoder::check(const batch & b) const {
         seen[s.slot] = true;
         if (s.n_tokens == 0 || s.first != next) throw range_error("batch segments must be contiguous and non-empty");
         if ((uint64_t) s.n_past + s.n_tokens > params_.n_ctx) {
-            throw error("ERR_CONTEXT_FULL", "sequence would reach position " + std::to_string(s.n_past + s.n_tokens) +
+            throw error(codes::context_full, "sequence would reach position " + std::to_string(s.n_past + s.n_tokens) +
                         " but the context holds " + std::to_string(params_.n_ctx));
         }
         for (uint32_t i = 0; i < s.n_tokens; ++i) {
@@ -269,9 +269,9 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, b, cpu_ops());
     if (sched_) {
         ggml_backend_sched_reset(sched_);
-        if (!ggml_backend_sched_alloc_graph(sched_, gf)) throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute graph");
+        if (!ggml_backend_sched_alloc_graph(sched_, gf)) throw error(codes::out_of_memory, "cannot allocate the compute graph");
     } else if (!ggml_gallocr_alloc_graph(galloc_, gf)) {
-        throw error("ERR_OUT_OF_MEMORY", "cannot allocate the compute graph");
+        throw error(codes::out_of_memory, "cannot allocate the compute graph");
     }
 
     set_inputs(gf, b);
@@ -283,7 +283,7 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     ggml_backend_cpu_set_abort_callback(backend_, abort_cb, (void *) abort_flag_);
     const ggml_status st = sched_ ? ggml_backend_sched_graph_compute(sched_, gf) : ggml_backend_graph_compute(backend_, gf);
     if (st == GGML_STATUS_ABORTED) return decode_status::aborted;
-    if (st != GGML_STATUS_SUCCESS) throw error("ERR_COMPUTE", std::string("graph computation failed: ") + ggml_status_to_string(st));
+    if (st != GGML_STATUS_SUCCESS) throw error(codes::compute, std::string("graph computation failed: ") + ggml_status_to_string(st));
 
     ggml_tensor * out = ggml_graph_get_tensor(gf, "logits");
     const size_t n_vocab = model_->hp.n_vocab;

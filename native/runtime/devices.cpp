@@ -85,7 +85,7 @@ device_choice device_select(const std::string & spec) {
     std::string have;
     for (const auto & e : all) have += (have.empty() ? "" : ", ") + e.info.id;
     const bool built = std::any_of(all.begin(), all.end(), [&](const entry & e) { return e.info.backend == kind; });
-    throw error("ERR_NO_DEVICE", "device " + spec + " is not available: " +
+    throw error(codes::no_device, "device " + spec + " is not available: " +
                 (built ? "this machine has no such " + kind + " device"
                        : "this build has no " + kind + " backend (rebuild with GPT2_NODE_GPU=" + kind + " npm install)") +
                 "; available: " + have);

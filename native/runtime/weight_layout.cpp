@@ -187,7 +187,7 @@ void decoder::offload(ggml_backend_buffer_type * buft) {
     }
     ggml_init_params ip = { ggml_tensor_overhead() * (copies.size() + 1), nullptr, /*no_alloc =*/ true };
     dev_ctx_ = ggml_init(ip);
-    if (!dev_ctx_) throw error("ERR_OUT_OF_MEMORY", "cannot allocate a ggml context");
+    if (!dev_ctx_) throw error(codes::out_of_memory, "cannot allocate a ggml context");
     for (auto & [slot, src] : copies) {
         ggml_tensor * t = ggml_dup_tensor(dev_ctx_, src);
         ggml_set_name(t, src == model_->token_embd ? "output.weight" : src->name);   // a tied head gets its own copy
@@ -198,7 +198,7 @@ void decoder::offload(ggml_backend_buffer_type * buft) {
         if (!dev_buf_) {
             size_t bytes = 0;
             for (auto & c : copies) bytes += ggml_nbytes(c.second);
-            throw error("ERR_OUT_OF_MEMORY", "cannot allocate " + std::to_string(bytes >> 20) + " MiB for the weights in " +
+            throw error(codes::out_of_memory, "cannot allocate " + std::to_string(bytes >> 20) + " MiB for the weights in " +
                         ggml_backend_buft_name(buft) + " (fewer gpuLayers need less)");
         }
         ggml_backend_buffer_set_usage(dev_buf_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
@@ -219,7 +219,7 @@ void decoder::offload(ggml_backend_buffer_type * buft) {
     const size_t max_segments = std::min<size_t>((size_t) params_.n_seq + 1, params_.n_batch);
     sched_ = ggml_backend_sched_new(backends.data(), nullptr, (int) backends.size(), 2 * graph_max_nodes(*model_, max_segments) + 1024,
                                     /*parallel =*/ false, /*op_offload =*/ true);
-    if (!sched_) throw error("ERR_BACKEND", "cannot create the backend scheduler");
+    if (!sched_) throw error(codes::backend, "cannot create the backend scheduler");
     log_write(log_level::debug, "gpt2-node", "scheduler over " + std::to_string(backends.size()) + " backend(s); " +
               std::to_string(copies.size()) + " weight tensors (" + std::to_string(dev_buf_ ? ggml_backend_buffer_get_size(dev_buf_) >> 10 : 0) +
               " KiB) copied to " + ggml_backend_buft_name(buft) + "\n");

@@ -21,11 +21,11 @@ using json = nlohmann::json;
 
 // Bad data: ERR_BAD_MODEL (gpt2::error is a std::runtime_error with a stable code).
 [[noreturn]] void fail(const std::string & where, const std::string & what) {
-    throw error("ERR_BAD_MODEL", where + ": " + what);
+    throw error(codes::bad_model, where + ": " + what);
 }
 
 [[noreturn]] void fail_not_found(const std::string & where, const std::string & what) {
-    throw error("ERR_NOT_FOUND", where + ": " + what);
+    throw error(codes::not_found, where + ": " + what);
 }
 
 // --- GGUF ---------------------------------------------------------------------------------

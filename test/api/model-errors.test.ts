@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import test from 'ava';
 
-import { Gpt2Error, loadModel } from '../../lib/index.js';
+import { Gpt2Error, loadModel, type Gpt2ErrorCode } from '../../lib/index.js';
 import { testModel } from '../support/models.js';
 import { mutateModel, zeroTensor } from '../support/mutate-model.js';
 
@@ -22,7 +22,7 @@ test.after.always(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function rejects(t: import('ava').ExecutionContext, path: string, what: string | RegExp, code = 'ERR_BAD_MODEL') {
+async function rejects(t: import('ava').ExecutionContext, path: string, what: string | RegExp, code: Gpt2ErrorCode = 'ERR_BAD_MODEL') {
   const err = await t.throwsAsync(loadModel(path, { threads: 1 }), { instanceOf: Gpt2Error });
   t.is(err?.code, code);
   t.true(err!.message.startsWith(path), `names the file: ${err!.message}`);

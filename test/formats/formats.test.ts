@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile, copyFile, mkdir, readdir } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { Gpt2Error, loadModel } from '../../lib/index.js';
+import { Gpt2Error, loadModel, type Gpt2ErrorCode } from '../../lib/index.js';
 import { encodeSafetensors, writeHfFolder, writeLegacyGgml, type HfFolderOptions } from '../support/export-formats.js';
 import { testModel } from '../support/models.js';
 
@@ -105,7 +105,7 @@ async function editTensors(folder: string, edit: (ts: Array<{ name: string; dtyp
   await writeFile(p, encodeSafetensors(ts));
 }
 
-async function rejects(t: import('ava').ExecutionContext, path: string, code: string, ...patterns: RegExp[]): Promise<void> {
+async function rejects(t: import('ava').ExecutionContext, path: string, code: Gpt2ErrorCode, ...patterns: RegExp[]): Promise<void> {
   const err = await t.throwsAsync(loadModel(path), { instanceOf: Gpt2Error });
   t.is(err?.code, code, err?.message);
   for (const p of patterns) t.regex(err?.message ?? '', p);

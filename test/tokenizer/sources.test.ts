@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import test from 'ava';
 
-import { Gpt2Error, loadTokenizer, type Tokenizer } from '../../lib/index.js';
+import { Gpt2Error, loadTokenizer, type Gpt2ErrorCode, type Tokenizer } from '../../lib/index.js';
 import { generateCorpus } from '../support/tokenizer-corpus.js';
 import { gpt2VocabGgufPath, readGpt2Vocab, writeHfTokenizerFiles, writeVocabGguf, type VocabData } from '../support/tokenizer-files.js';
 import { sameIds } from '../support/tokenizer-refs.js';
@@ -63,7 +63,7 @@ test('a folder holding vocab.json + merges.txt', async (t) => {
 
 // ---- errors ----------------------------------------------------------------------------------
 
-async function rejects(t: import('ava').ExecutionContext, path: string, what: string, code = 'ERR_BAD_MODEL') {
+async function rejects(t: import('ava').ExecutionContext, path: string, what: string, code: Gpt2ErrorCode = 'ERR_BAD_MODEL') {
   const err = await t.throwsAsync(loadTokenizer(path), { instanceOf: Gpt2Error });
   t.is(err?.code, code);
   t.true(err!.message.startsWith(path), `names the file: ${err!.message}`);
@@ -144,7 +144,7 @@ test('GGUF: inconsistent vocabulary and merges', async (t) => {
 });
 
 test('vocab.json errors', async (t) => {
-  const cases: Array<[string, string | null, string, string?]> = [
+  const cases: Array<[string, string | null, string, Gpt2ErrorCode?]> = [
     ['no merges.txt', null, 'merges.txt not found beside it', 'ERR_NOT_FOUND'],
     ['invalid JSON', '{"a": ', 'invalid JSON'],
     ['not an integer id', '{"a": "x"}', "vocab entry 'a' is not an integer id"],
