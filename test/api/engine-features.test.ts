@@ -1,9 +1,10 @@
 // Prefix reuse, scoring, perplexity, chat sessions and aborting a long prefill, through the
 // public API.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 
 import { Gpt2Error, loadModel, type Model } from '../../lib/index.js';
 import { testModel } from '../support/models.js';
+import { until } from '../support/until.js';
 
 let model: Model;
 let path: string;
@@ -118,19 +119,41 @@ test.serial('a chat session keeps its history and reuses its KV between turns', 
   t.is(chat.history.length, 0);
 });
 
-test.serial('a session that outgrows the context drops its oldest turns', async (t) => {
+test.serial('a session that outgrows the context drops its oldest turns, keeps the newest, and answers from them', async (t) => {
   const small = await loadModel(path, { threads: 1, contextSize: 64 });
   try {
     const chat = small.createSession();
+    const eos = small.info.eosTokenId;
+    const opts = { maxTokens: 8, temperature: 0, ignoreEos: true } as const;
+    // every turn so far, as the session should remember them
+    const all: { role: string, tokens: number[] }[] = [];
+    let lastPrompt: number[] = [];
     for (let i = 0; i < 6; i++) {
-      const r = await chat.complete(`Turn number ${i} says something.`, { maxTokens: 8, temperature: 0, ignoreEos: true });
+      const text = `Turn number ${i} says something.`;
+      const kept = chat.history.length;
+      const r = await chat.complete(text, opts);
       t.is(r.tokens.length, 8);
+      // the prompt of this turn: the turns kept of the history before it, then the user's turn
+      const before = all.slice(all.length - (chat.history.length - 2));
+      t.true(chat.history.length - 2 <= kept, 'turns are only ever dropped');
+      lastPrompt = [...before.flatMap((x) => [...x.tokens, eos]), ...small.tokenize(text), eos];
+      all.push({ role: 'user', tokens: Array.from(small.tokenize(text)) }, { role: 'model', tokens: Array.from(r.tokens) });
     }
-    t.true(chat.droppedTurns > 0);
-    const size = chat.history.reduce((n, x) => n + x.tokens.length + 1, 0);
-    t.true(size <= 64);
+    t.true(chat.droppedTurns > 0, 'the conversation outgrew the context');
+    t.is(chat.droppedTurns + chat.history.length, all.length, 'every turn is either kept or counted as dropped');
+    // the turns kept are the newest ones, in order
+    t.deepEqual(chat.history.map((x) => ({ role: x.role, tokens: Array.from(x.tokens) })), all.slice(chat.droppedTurns));
+    // the last prompt fits the context less the reply's room (replyReserve = maxTokens), and
+    // only as many turns were dropped as needed: with the newest dropped turn it would not fit
+    t.true(lastPrompt.length <= 64 - 8, `last prompt of ${lastPrompt.length} tokens`);
+    const newestDropped = all[all.length - chat.history.length - 1]!;
+    t.true(lastPrompt.length + newestDropped.tokens.length + 1 > 64 - 8, 'no more turns were dropped than needed');
+    // the last reply is what the model says after the kept turns alone
+    const expected = await small.complete(lastPrompt, opts);
+    t.deepEqual(Array.from(chat.history.at(-1)!.tokens), Array.from(expected.tokens));
+
     const busy = chat.generate('one', { maxTokens: 50 });
-    t.throws(() => chat.generate('two'), { instanceOf: Gpt2Error, message: 'a turn of this session is still generating' });
+    t.throws(() => chat.generate('two'), { instanceOf: Gpt2Error, code: 'ERR_BUSY', message: 'a turn of this session is still generating' } as never);
     for await (const c of busy) void c;
     await chat.complete('three', { maxTokens: 2 });
   } finally {
@@ -138,20 +161,78 @@ test.serial('a session that outgrows the context drops its oldest turns', async 
   }
 });
 
-test.serial('an abort stops a long prefill part way', async (t) => {
-  const big = await loadModel(await testModel('124M', 'f32'), { threads: 2 });
+// Aborting a long prefill. The engine computes a lone prompt in steps of up to the batch (512
+// positions: 128-position chunks merged while no stream is decoding), and stats().promptTokens
+// counts the positions of completed steps only. An abort stops the running step (ggml's abort
+// callback) and the next one never starts, so after it the counter has moved by at most one
+// step: 512 positions. A 1000-token prompt takes steps of 512, 384 and 104 positions.
+const BATCH = 512;
+
+/** Starts fn(signal) on a fresh 124M model, aborts once the first prefill step is done, and checks the bound. */
+async function abortDuringPrefill<T>(t: ExecutionContext, fn: (m: Model, signal: AbortSignal) => Promise<T>): Promise<T> {
+  const big = await loadModel(await testModel('124M', 'f32'), { threads: 2, device: 'cpu' });
   try {
     const controller = new AbortController();
-    const p = big.evaluate(ids(1000, 5), { signal: controller.signal });
-    const deadline = Date.now() + 20_000;
-    while (big.stats().promptTokens === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    const p = fn(big, controller.signal);
+    p.catch(() => {});   // awaited below; no unhandled rejection meanwhile
+    t.true(await until(() => big.stats().promptTokens > 0, 60_000), 'the prefill started');
+    const atAbort = big.stats().promptTokens;
     controller.abort();
-    await t.throwsAsync(p, { instanceOf: Gpt2Error, message: 'evaluate aborted' });
+    let outcome: { value: T } | { error: unknown };
+    try {
+      outcome = { value: await p };
+    } catch (error) {
+      outcome = { error };
+    }
+    t.true(await until(() => big.stats().activeSequences === 0), 'the request freed its slot');
     const done = big.stats().promptTokens;
-    t.log(`prompt tokens computed before the abort took effect: ${done} of 1000`);
-    t.true(done < 1000);
-    t.is(big.stats().activeSequences, 0);
+    t.log(`prompt positions computed: ${atAbort} when aborted, ${done} in the end, of 1000`);
+    t.true(done - atAbort <= BATCH, `at most one more step: ${atAbort} → ${done}`);
+    t.true(done < 1000, 'the prefill did not run to its end');
+    if ('error' in outcome) throw outcome.error;
+    return outcome.value;
   } finally {
     await big.dispose();
   }
+}
+
+test.serial('an abort stops a long evaluate() prefill within one engine step, with ERR_ABORTED', async (t) => {
+  await t.throwsAsync(abortDuringPrefill(t, (m, signal) => m.evaluate(ids(1000, 5), { signal })),
+    { instanceOf: Gpt2Error, code: 'ERR_ABORTED', message: 'evaluate aborted' } as never);
+});
+
+test.serial('an abort stops a long generate() / complete() prefill within one engine step', async (t) => {
+  // generate(): the one chunk is the last, with no tokens and finishReason abort
+  const chunks = await abortDuringPrefill(t, async (m, signal) => {
+    const out = [];
+    for await (const c of m.generate(ids(1000, 6), { maxTokens: 16, temperature: 0, ignoreEos: true, signal })) out.push(c);
+    return out;
+  });
+  t.is(chunks.length, 1);
+  t.is(chunks[0]!.finishReason, 'abort');
+  t.deepEqual(Array.from(chunks[0]!.tokens), []);
+  t.is(chunks[0]!.usage?.completionTokens, 0);
+  // complete(): resolves, with no text and finishReason abort
+  const out = await abortDuringPrefill(t, (m, signal) => m.complete(ids(1000, 7), { maxTokens: 16, temperature: 0, ignoreEos: true, signal }));
+  t.is(out.finishReason, 'abort');
+  t.is(out.text, '');
+  t.is(out.tokens.length, 0);
+});
+
+test.serial('score() and perplexity() reject with ERR_ABORTED when their signal aborts', async (t) => {
+  // before they start
+  const aborted = AbortSignal.abort();
+  await t.throwsAsync(model.score('context', [' a', ' b'], { signal: aborted }), { instanceOf: Gpt2Error, code: 'ERR_ABORTED', message: 'score aborted' } as never);
+  await t.throwsAsync(model.perplexity(ids(100, 8), { signal: aborted }), { instanceOf: Gpt2Error, code: 'ERR_ABORTED', message: 'score aborted' } as never);
+  // during a long context's prefill (score) and between windows (perplexity: after the first window)
+  await t.throwsAsync(abortDuringPrefill(t, (m, signal) => m.score(ids(990, 9), [ids(10, 10)], { signal })),
+    { instanceOf: Gpt2Error, code: 'ERR_ABORTED', message: 'score aborted' } as never);
+  const controller = new AbortController();
+  const windows: number[] = [];
+  await t.throwsAsync(model.perplexity(ids(400, 11), {
+    window: 64, stride: 32, signal: controller.signal,
+    onProgress: (done) => { windows.push(done); if (windows.length === 2) controller.abort(); },
+  }), { instanceOf: Gpt2Error, code: 'ERR_ABORTED', message: 'score aborted' } as never);
+  t.deepEqual(windows, [64, 96], 'no window was scored after the abort');
+  t.true(await until(() => model.stats().activeSequences === 0));
 });

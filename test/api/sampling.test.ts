@@ -48,17 +48,104 @@ test.serial('stop strings end generation before the string, across token boundar
   // the earliest of several stop strings wins
   const two = await model.complete('The story begins', { ...greedy, maxTokens: 40, stop: ['\u0000never', stop] });
   t.is(two.text, out.text);
+  // complete().tokens holds every generated token, those of the stop string included: up to the
+  // one that completed it (whose text is not in .text)
+  let k = 1;
+  while (!model.detokenize(full.tokens.subarray(0, k)).includes(stop)) k++;
+  t.deepEqual(Array.from(out.tokens), Array.from(full.tokens.subarray(0, k)));
+  t.is(out.usage.completionTokens, k);
+  t.true(model.detokenize(out.tokens).startsWith(out.text + stop));
 });
 
+/** The token that occurs most often in ids, and how often. */
+function mostFrequent(ids: ArrayLike<number>): [number, number] {
+  const counts = new Map<number, number>();
+  for (const id of Array.from(ids)) counts.set(id, (counts.get(id) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]!;
+}
+
 test.serial('logitBias: -Infinity bans a token, a large bias forces one', async (t) => {
-  const base = await model.complete('Bias', { ...greedy, maxTokens: 4 });
-  const banned = base.tokens[0]!;
-  const out = await model.complete('Bias', { ...greedy, maxTokens: 4, logitBias: { [banned]: -Infinity } });
-  t.not(out.tokens[0], banned);
+  // ban a token the model otherwise keeps coming back to: it never appears, greedy or sampled
+  // (at temperature 1 among the top 3: this random model's full distribution is too flat for any
+  // token to recur in 40 draws)
+  for (const opts of [{ temperature: 0 }, { temperature: 1, seed: 3, topK: 3 }]) {
+    const base = await model.complete('Bias', { ...opts, ignoreEos: true, maxTokens: 40 });
+    const [banned, count] = mostFrequent(base.tokens);
+    t.true(count >= 2, `${JSON.stringify(opts)}: token ${banned} recurs (${count} times)`);
+    const out = await model.complete('Bias', { ...opts, ignoreEos: true, maxTokens: 40, logitBias: { [banned]: -Infinity } });
+    t.is(out.tokens.length, 40);
+    t.false(Array.from(out.tokens).includes(banned), `${JSON.stringify(opts)}: banned token ${banned} appears`);
+  }
   const forced = await model.complete('Bias', { ...greedy, maxTokens: 5, logitBias: new Map([[1234, 1000]]) });
   t.deepEqual(Array.from(forced.tokens), [1234, 1234, 1234, 1234, 1234]);
   const sampled = await model.complete('Bias', { temperature: 1, seed: 3, maxTokens: 5, ignoreEos: true, logitBias: { 4321: 1000 } });
   t.deepEqual(Array.from(sampled.tokens), [4321, 4321, 4321, 4321, 4321]);
+});
+
+test.serial('<|endoftext|> ends a generation with finishReason stop, unless ignoreEos', async (t) => {
+  const eos = model.info.eosTokenId;
+  // forced at the first step: nothing generated
+  const stopped = await model.complete('The end', { temperature: 0, maxTokens: 8, logitBias: { [eos]: 100 } });
+  t.is(stopped.finishReason, 'stop');
+  t.deepEqual(Array.from(stopped.tokens), []);
+  t.is(stopped.text, '');
+  t.is(stopped.usage.completionTokens, 0);
+  const kept = await model.complete('The end', { temperature: 0, maxTokens: 8, logitBias: { [eos]: 100 }, ignoreEos: true });
+  t.is(kept.finishReason, 'length');
+  t.deepEqual(Array.from(kept.tokens), new Array(8).fill(eos));
+  // part way: a bias that makes the sampler draw <|endoftext|> after a few tokens (the same seed
+  // draws the same tokens up to there, with ignoreEos or without)
+  let found = false;
+  for (let bias = 0; bias <= 16 && !found; bias += 0.5) {
+    const opts = { temperature: 1, seed: 11, maxTokens: 24, logitBias: { [eos]: bias } };
+    const on = await model.complete('Once there was', { ...opts, ignoreEos: true });
+    const k = Array.from(on.tokens).indexOf(eos);
+    if (k < 2) continue;
+    found = true;
+    t.log(`bias ${bias}: <|endoftext|> drawn at step ${k}`);
+    t.is(on.tokens.length, 24, 'ignoreEos: it goes on after <|endoftext|>');
+    t.is(on.finishReason, 'length');
+    const off = await model.complete('Once there was', opts);
+    t.is(off.finishReason, 'stop');
+    t.deepEqual(Array.from(off.tokens), Array.from(on.tokens.subarray(0, k)), 'the tokens before <|endoftext|>, without it');
+    t.is(off.text, model.detokenize(on.tokens.subarray(0, k)));
+    t.is(off.usage.completionTokens, k);
+  }
+  t.true(found, 'some bias draws <|endoftext|> after two tokens or more');
+});
+
+test.serial('generate() chunks never end inside a UTF-8 sequence', async (t) => {
+  // "’" is U+2019, bytes e2 80 99: three byte-level tokens of GPT-2's vocabulary. Biases and a
+  // presence penalty over the last two tokens make greedy decoding cycle through them
+  // (e2 > 80 > 99 by bias; the last two drawn are penalized below the third).
+  const byteToken = (b: number) => {
+    for (let id = 0; id < 256; id++) {
+      const bytes = model.tokenizer.tokenBytes(id);
+      if (bytes.length === 1 && bytes[0] === b) return id;
+    }
+    throw new Error(`no byte token for ${b}`);
+  };
+  const [e2, x80, x99] = [byteToken(0xe2), byteToken(0x80), byteToken(0x99)];
+  const opts = { temperature: 0, ignoreEos: true, highWaterMark: 1, logitBias: { [e2]: 300, [x80]: 260, [x99]: 220 }, presencePenalty: 100, penaltyWindow: 2 };
+  const run = async (maxTokens: number) => {
+    const chunks: { text: string, tokens: number[] }[] = [];
+    for await (const c of model.generate('Quote', { ...opts, maxTokens })) chunks.push({ text: c.text, tokens: Array.from(c.tokens) });
+    return chunks;
+  };
+  const chunks = await run(9);
+  const tokens = chunks.flatMap((c) => c.tokens);
+  t.deepEqual(tokens, [e2, x80, x99, e2, x80, x99, e2, x80, x99]);
+  t.is(chunks.map((c) => c.text).join(''), '’’’');
+  t.is(chunks.map((c) => c.text).join(''), model.detokenize(tokens));
+  for (const c of chunks) {
+    t.regex(c.text, /^’*$/u, 'whole characters only');
+    t.is(Buffer.from(c.text, 'utf8').toString('utf8'), c.text, 'well-formed (no lone surrogate)');
+  }
+  t.true(chunks.some((c) => c.tokens.length > 0 && c.text === ''), 'a chunk ended inside the character, and its bytes were held back');
+  // a sequence the generation leaves unfinished is U+FFFD at the end, as detokenize() says
+  const cut = await run(10);
+  t.is(cut.map((c) => c.text).join(''), '’’’\ufffd');
+  t.is(cut.map((c) => c.text).join(''), model.detokenize(cut.flatMap((c) => c.tokens)));
 });
 
 test.serial('presence and frequency penalties stop repeats within the window', async (t) => {
@@ -115,6 +202,17 @@ test.serial("truncate: 'start' keeps the end of a long prompt and room to genera
     t.is(out.tokens.length, 8);
     const same = await small.complete(long.slice(76), { ...greedy, maxTokens: 8 });
     t.deepEqual(Array.from(out.tokens), Array.from(same.tokens));
+    // the room kept for generating is at most half the context: 16 of 32 prompt tokens kept for
+    // maxTokens 30, and the generation ends at the end of the context
+    const capped = await small.complete(long, { ...greedy, maxTokens: 30, truncate: 'start' });
+    t.is(capped.usage.promptTokens, 16);
+    t.is(capped.finishReason, 'length');
+    t.is(capped.tokens.length, 17, '16 tokens fill the context, the 17th is sampled from its last position');
+    const sameCapped = await small.complete(long.slice(84), { ...greedy, maxTokens: 30 });
+    t.deepEqual(Array.from(capped.tokens), Array.from(sameCapped.tokens));
+    // a prompt that fits is not truncated, even when prompt + maxTokens do not
+    const fits = await small.complete(long.slice(0, 30), { ...greedy, maxTokens: 30, truncate: 'start' });
+    t.is(fits.usage.promptTokens, 30);
   } finally {
     await small.dispose();
   }
@@ -133,9 +231,12 @@ test.serial('Node Readable adapters: text and objectMode, with backpressure', as
   // an unread stream holds the engine at its high-water mark
   const before = model.stats().generatedTokens;
   const idle = model.generate('Idle stream', { ...greedy, maxTokens: 500, highWaterMark: 4 }).toReadable();
+  t.true(await until(() => model.stats().generatedTokens - before >= 4), 'the stream started');
+  // then it stops: more time changes nothing (an upper bound, so a slow machine cannot fail it)
   await new Promise((r) => setTimeout(r, 300));
   const produced = model.stats().generatedTokens - before;
   t.true(produced <= 4 + 2, `at most highWaterMark (+ the stream's own small read-ahead): ${produced}`);
+  t.is(model.stats().activeSequences, 1, 'paused, not ended');
   idle.destroy();
   t.true(await until(() => model.stats().activeSequences === 0), 'destroying the stream cancels the generation');
 });
