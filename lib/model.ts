@@ -200,11 +200,7 @@ export class Model implements AsyncDisposable {
     this.#alive();
     const o = v.object('options', options);
     const maxTokens = v.optionalInteger('maxTokens', o.maxTokens, 1, 1_000_000) ?? 256;
-    const truncate = o.truncate;
-    if (truncate !== undefined && truncate !== 'error' && truncate !== 'start') {
-      const message = `Expected 'error' or 'start' for truncate but received ${v.describe(truncate, true)}`;
-      throw typeof truncate === 'string' ? new RangeError(message) : new TypeError(message);
-    }
+    const truncate = v.optionalOneOf('truncate', o.truncate, ['error', 'start']);
     const request = {
       maxTokens,
       temperature: v.optionalNumber('temperature', o.temperature, 0, 100) ?? 1,
@@ -217,8 +213,8 @@ export class Model implements AsyncDisposable {
       presencePenalty: v.optionalNumber('presencePenalty', o.presencePenalty, -100, 100) ?? 0,
       frequencyPenalty: v.optionalNumber('frequencyPenalty', o.frequencyPenalty, -100, 100) ?? 0,
       penaltyWindow: v.optionalInteger('penaltyWindow', o.penaltyWindow, 0, 1 << 20) ?? 64,
-      logitBias: logitBias(o.logitBias, this.#info.vocabSize),
-      stop: stopStrings(o.stop),
+      logitBias: v.optionalLogitBias('logitBias', o.logitBias, this.#info.vocabSize),
+      stop: v.optionalStopStrings('stop', o.stop, 16),
       logprobs: o.logprobs === undefined || o.logprobs === false ? -1 : o.logprobs === true ? 0 : v.integer('logprobs', o.logprobs, 0, 20),
       highWaterMark: v.optionalInteger('highWaterMark', o.highWaterMark, 1, 1 << 20) ?? 16,
       signal: v.optionalSignal('signal', o.signal),
@@ -383,9 +379,9 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
     contextSize: v.optionalInteger('contextSize', o.contextSize, 1, 1 << 20),
     maxSequences: v.optionalInteger('maxSequences', o.maxSequences, 1, 4096),
     batchSize: v.optionalInteger('batchSize', o.batchSize, 1, 1 << 16),
-    kvF32: kvCacheType(o.kvCacheType) === 'f32',
+    kvF32: v.optionalOneOf('kvCacheType', o.kvCacheType, ['f16', 'f32']) === 'f32',
     batchInvariant: v.optionalBoolean('batchInvariant', o.batchInvariant) ?? true,
-    device: deviceOption(o.device),
+    device: v.optionalDevice('device', o.device),
     gpuLayers: v.optionalInteger('gpuLayers', o.gpuLayers, 0, 1024),
   };
   // `hf:owner/repo[/file][@revision]`: fetched into the cache first (lib/hub), then loaded from there.
@@ -408,54 +404,6 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
     throw fromNative(e);
   }
   return new Model(native, sinks);
-}
-
-const DEVICE_PATTERN = /^(auto|cpu|cuda|metal|vulkan)$|^(cuda|metal|vulkan):\d{1,3}$/;
-
-function deviceOption(value: unknown): string | undefined {
-  if (value === undefined) return undefined;
-  const message = `Expected 'auto', 'cpu', 'cuda', 'cuda:N', 'metal' or 'vulkan' for device but received ${v.describe(value, true)}`;
-  if (typeof value !== 'string') throw new TypeError(message);
-  if (!DEVICE_PATTERN.test(value)) throw new RangeError(message);
-  return value;
-}
-
-function logitBias(value: unknown, vocabSize: number): Float64Array | undefined {
-  if (value === undefined) return undefined;
-  let entries: [unknown, unknown][];
-  if (value instanceof Map) entries = [...value.entries()];
-  else if (value !== null && typeof value === 'object' && !Array.isArray(value)) entries = Object.entries(value);
-  else throw new TypeError(`Expected object or Map of token id to bias for logitBias but received ${v.describe(value, true)}`);
-  const out = new Float64Array(entries.length * 2);
-  entries.forEach(([key, bias], i) => {
-    const id = typeof key === 'string' && /^\d+$/.test(key) ? Number(key) : key;
-    out[2 * i] = v.integer('logitBias key', id, 0, vocabSize - 1);
-    if (typeof bias !== 'number' || Number.isNaN(bias)) {
-      throw new TypeError(`Expected number for logitBias[${String(key)}] but received ${v.describe(bias, true)}`);
-    }
-    out[2 * i + 1] = bias;
-  });
-  return out;
-}
-
-function stopStrings(value: unknown): string[] | undefined {
-  if (value === undefined) return undefined;
-  const list = typeof value === 'string' ? [value] : value;
-  if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) {
-    throw new TypeError(`Expected string or array of strings for stop but received ${v.describe(value, true)}`);
-  }
-  if (list.some((x) => x.length === 0)) throw new RangeError('Expected non-empty strings for stop but received ""');
-  if (list.length > 16) throw new RangeError(`Expected at most 16 stop strings but received ${list.length}`);
-  return list as string[];
-}
-
-function kvCacheType(value: unknown): 'f16' | 'f32' {
-  if (value === undefined) return 'f16';
-  if (value !== 'f16' && value !== 'f32') {
-    const message = `Expected 'f16' or 'f32' for kvCacheType but received ${v.describe(value)}`;
-    throw typeof value === 'string' ? new RangeError(message) : new TypeError(message);
-  }
-  return value;
 }
 
 export type { Chunk, FinishReason, Usage };

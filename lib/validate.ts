@@ -53,6 +53,23 @@ export function object(name: string, value: unknown): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** Choices as a message lists them: `'a' or 'b'`, `'a', 'b' or 'c'`. */
+export function choices(allowed: readonly string[]): string {
+  const quoted = allowed.map((x) => `'${x}'`);
+  return quoted.length < 2 ? quoted.join('') : `${quoted.slice(0, -1).join(', ')} or ${quoted[quoted.length - 1]}`;
+}
+
+/** One of a fixed set of strings: TypeError for another type, RangeError for another string. */
+export function oneOf<const T extends readonly string[]>(name: string, value: unknown, allowed: T): T[number] {
+  if (typeof value === 'string' && allowed.includes(value)) return value;
+  const message = `Expected ${choices(allowed)} for ${name} but received ${describe(value, true)}`;
+  throw typeof value === 'string' ? new RangeError(message) : new TypeError(message);
+}
+
+export function optionalOneOf<const T extends readonly string[]>(name: string, value: unknown, allowed: T): T[number] | undefined {
+  return value === undefined ? undefined : oneOf(name, value, allowed);
+}
+
 export function optionalSignal(name: string, value: unknown): AbortSignal | undefined {
   if (value === undefined) return undefined;
   if (!(value instanceof AbortSignal)) throw new TypeError(`Expected AbortSignal for ${name} but received ${describe(value, true)}`);
@@ -74,4 +91,51 @@ export function tokenIds(name: string, value: unknown, vocabSize: number): Uint3
     out[i] = v;
   }
   return out;
+}
+
+// ---- the options of generate() and loadModel() that are more than a number or a flag ----
+
+const DEVICE_PATTERN = /^(auto|cpu|cuda|metal|vulkan)$|^(cuda|metal|vulkan):\d{1,3}$/;
+
+/** loadModel's `device`: 'auto', 'cpu', or a backend with an optional index ('cuda', 'cuda:1'). */
+export function optionalDevice(name: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  const message = `Expected ${choices(['auto', 'cpu', 'cuda', 'cuda:N', 'metal', 'vulkan'])} for ${name} but received ${describe(value, true)}`;
+  if (typeof value !== 'string') throw new TypeError(message);
+  if (!DEVICE_PATTERN.test(value)) throw new RangeError(message);
+  return value;
+}
+
+/**
+ * generate's `logitBias`: an object or Map of token id to bias, flattened into (id, bias) pairs
+ * as the binding takes them. A bias may be ±Infinity (-Infinity bans the token), never NaN.
+ */
+export function optionalLogitBias(name: string, value: unknown, vocabSize: number): Float64Array | undefined {
+  if (value === undefined) return undefined;
+  let entries: [unknown, unknown][];
+  if (value instanceof Map) entries = [...value.entries()];
+  else if (value !== null && typeof value === 'object' && !Array.isArray(value)) entries = Object.entries(value);
+  else throw new TypeError(`Expected object or Map of token id to bias for ${name} but received ${describe(value, true)}`);
+  const out = new Float64Array(entries.length * 2);
+  entries.forEach(([key, bias], i) => {
+    const id = typeof key === 'string' && /^\d+$/.test(key) ? Number(key) : key;
+    out[2 * i] = integer(`${name} key`, id, 0, vocabSize - 1);
+    if (typeof bias !== 'number' || Number.isNaN(bias)) {
+      throw new TypeError(`Expected number for ${name}[${String(key)}] but received ${describe(bias, true)}`);
+    }
+    out[2 * i + 1] = bias;
+  });
+  return out;
+}
+
+/** generate's `stop`: a string or an array of up to `max` non-empty strings. */
+export function optionalStopStrings(name: string, value: unknown, max: number): string[] | undefined {
+  if (value === undefined) return undefined;
+  const list: unknown = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) {
+    throw new TypeError(`Expected string or array of strings for ${name} but received ${describe(value, true)}`);
+  }
+  if (list.some((x) => x.length === 0)) throw new RangeError(`Expected non-empty strings for ${name} but received ""`);
+  if (list.length > max) throw new RangeError(`Expected at most ${max} ${name} strings but received ${list.length}`);
+  return list;
 }

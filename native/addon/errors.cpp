@@ -15,4 +15,14 @@ Napi::Error to_js_error(Napi::Env env, const std::exception & e) {
     return to_js_error(env, codes::internal, e.what());
 }
 
+bool throw_type(Napi::Env env, const std::string & message) {
+    Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
+    return false;
+}
+
+bool throw_range(Napi::Env env, const std::string & message) {
+    to_js_error(env, codes::out_of_range, message, error_kind::range).ThrowAsJavaScriptException();
+    return false;
+}
+
 } // namespace gpt2::addon

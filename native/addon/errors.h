@@ -1,6 +1,7 @@
 // Turning native failures into JS errors: gpt2::error keeps its code (the TS layer wraps it
-// in Gpt2Error), argument errors become TypeError / RangeError. Also the argument-check macros
-// that throw and return at once, so no code runs after a failed check.
+// in Gpt2Error), argument errors become TypeError / RangeError, a RangeError with the code
+// ERR_OUT_OF_RANGE. Also the argument-check macros that throw and return at once, so no code
+// runs after a failed check.
 #pragma once
 
 #include "util/error.h"
@@ -12,9 +13,14 @@ namespace gpt2::addon {
 Napi::Error to_js_error(Napi::Env env, const std::string & code, const std::string & message, error_kind kind = error_kind::coded);
 Napi::Error to_js_error(Napi::Env env, const std::exception & e);
 
+// Throw a TypeError / a RangeError (code ERR_OUT_OF_RANGE) and return false, for the readers
+// that report failure to their caller.
+bool throw_type(Napi::Env env, const std::string & message);
+bool throw_range(Napi::Env env, const std::string & message);
+
 } // namespace gpt2::addon
 
-// Throw a JS TypeError and return from the calling N-API method.
-#define GPT2_THROW_TYPE(env, msg)  do { Napi::TypeError::New((env), (msg)).ThrowAsJavaScriptException(); return Napi::Value(); } while (0)
-#define GPT2_THROW_RANGE(env, msg) do { Napi::RangeError::New((env), (msg)).ThrowAsJavaScriptException(); return Napi::Value(); } while (0)
+// Throw a JS TypeError / RangeError / coded Error and return from the calling N-API method.
+#define GPT2_THROW_TYPE(env, msg)  do { gpt2::addon::throw_type((env), (msg)); return Napi::Value(); } while (0)
+#define GPT2_THROW_RANGE(env, msg) do { gpt2::addon::throw_range((env), (msg)); return Napi::Value(); } while (0)
 #define GPT2_THROW_CODE(env, code, msg) do { gpt2::addon::to_js_error((env), (code), (msg)).ThrowAsJavaScriptException(); return Napi::Value(); } while (0)

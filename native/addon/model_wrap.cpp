@@ -2,6 +2,7 @@
 
 #include "addon/addon_data.h"
 #include "addon/errors.h"
+#include "addon/tokenizer_js.h"
 #include "addon/tokenizer_wrap.h"
 #include "util/pages.h"
 
@@ -201,23 +202,58 @@ private:
     error_kind                   kind_ = error_kind::coded;
 };
 
-static bool read_uint_opt(Napi::Env env, Napi::Object o, const char * key, uint32_t max, uint32_t & out) {
+// ---- typed reads of options -------------------------------------------------------------------
+//
+// lib/ validates every option against its documented range first (lib/validate.ts): that is the
+// one place users' mistakes are reported. These readers only keep a caller that bypasses lib/
+// from hurting the process: a value of the wrong type is a TypeError, an integer must fit the C++
+// field it lands in (lo and hi are that field's limits, or the limit the engine needs), a
+// number must be finite. undefined leaves `out` at its default. Each returns false after
+// throwing; the caller returns at once.
+
+template <typename T>
+static bool read_integer(Napi::Env env, Napi::Object o, const char * key, long long lo, long long hi, T & out) {
     Napi::Value v = o.Get(key);
     if (v.IsUndefined()) return true;
-    if (!v.IsNumber()) {
-        Napi::TypeError::New(env, std::string("Expected integer for ") + key).ThrowAsJavaScriptException();
-        return false;
-    }
-    double d = v.As<Napi::Number>().DoubleValue();
-    if (!(d >= 0 && d <= max) || std::floor(d) != d) {
-        Napi::RangeError::New(env, std::string("Expected integer between 0 and ") + std::to_string(max) + " for " + key +
-                                   " but received " + v.ToString().Utf8Value()).ThrowAsJavaScriptException();
-        return false;
-    }
-    out = (uint32_t) d;
+    if (!v.IsNumber()) return throw_type(env, expected_integer(key, lo, hi, describe(v)));
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= (double) lo && d <= (double) hi) || std::floor(d) != d) return throw_range(env, expected_integer(key, lo, hi, describe(v)));
+    out = (T) d;
     return true;
 }
 
+// Finite, so that no NaN reaches the sampler's orderings. A double beyond float's range becomes
+// ±inf in a float field (IEEE conversion).
+template <typename T>
+static bool read_number(Napi::Env env, Napi::Object o, const char * key, T & out) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) return true;
+    if (!v.IsNumber()) return throw_type(env, std::string("Expected number for ") + key + " but received " + describe(v, true));
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(d)) return throw_range(env, std::string("Expected finite number for ") + key + " but received " + describe(v));
+    out = (T) d;
+    return true;
+}
+
+static bool read_boolean(Napi::Env env, Napi::Object o, const char * key, bool & out) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) return true;
+    if (!v.IsBoolean()) return throw_type(env, std::string("Expected boolean for ") + key + " but received " + describe(v, true));
+    out = v.As<Napi::Boolean>().Value();
+    return true;
+}
+
+static bool read_string(Napi::Env env, Napi::Object o, const char * key, std::string & out) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) return true;
+    if (!v.IsString()) return throw_type(env, std::string("Expected string for ") + key + " but received " + describe(v, true));
+    out = v.As<Napi::String>().Utf8Value();
+    return true;
+}
+
+// loadModel(path, options, onEvents). The limits are lib/model.ts's, which bound what is sized
+// from them (512 threads is also ggml's GGML_MAX_N_THREADS); 0 or undefined means the default.
+// The decoder checks contextSize and gpuLayers against the model, and the device name.
 Napi::Value ModelWrap::Load(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (info.Length() < 3 || !info[0].IsString() || !info[1].IsObject() || !info[2].IsFunction()) {
@@ -225,25 +261,17 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo & info) {
     }
     Napi::Object o = info[1].As<Napi::Object>();
     decoder_params p;
-    if (!read_uint_opt(env, o, "threads", 512, p.n_threads)) return Napi::Value();
-    if (!read_uint_opt(env, o, "contextSize", 1u << 20, p.n_ctx)) return Napi::Value();
-    if (!read_uint_opt(env, o, "maxSequences", 4096, p.n_seq)) return Napi::Value();
-    if (!read_uint_opt(env, o, "batchSize", 1u << 16, p.n_batch)) return Napi::Value();
+    if (!read_integer(env, o, "threads", 0, 512, p.n_threads) ||
+        !read_integer(env, o, "contextSize", 0, 1 << 20, p.n_ctx) ||
+        !read_integer(env, o, "maxSequences", 0, 4096, p.n_seq) ||
+        !read_integer(env, o, "batchSize", 0, 1 << 16, p.n_batch) ||
+        !read_integer(env, o, "gpuLayers", 0, 1024, p.gpu_layers) ||
+        !read_boolean(env, o, "kvF32", p.kv_f32) ||
+        !read_boolean(env, o, "batchInvariant", p.batch_invariant) ||
+        !read_string(env, o, "device", p.device)) {
+        return Napi::Value();
+    }
     if (p.n_seq == 0) p.n_seq = 1;
-    Napi::Value kv32 = o.Get("kvF32");
-    p.kv_f32 = kv32.IsBoolean() && kv32.As<Napi::Boolean>().Value();
-    Napi::Value inv = o.Get("batchInvariant");
-    p.batch_invariant = !inv.IsBoolean() || inv.As<Napi::Boolean>().Value();
-    Napi::Value dev = o.Get("device");
-    if (!dev.IsUndefined()) {
-        if (!dev.IsString()) GPT2_THROW_TYPE(env, "Expected string for device");
-        p.device = dev.As<Napi::String>().Utf8Value();
-    }
-    if (!o.Get("gpuLayers").IsUndefined()) {
-        uint32_t layers = 0;
-        if (!read_uint_opt(env, o, "gpuLayers", 1024, layers)) return Napi::Value();
-        p.gpu_layers = (int32_t) layers;
-    }
 
     auto * w = new load_worker(env, info[0].As<Napi::String>().Utf8Value(), p, info[2].As<Napi::Function>());
     Napi::Promise promise = w->promise();
@@ -329,102 +357,89 @@ Napi::Value ModelWrap::Tokenizer(const Napi::CallbackInfo & info) {
     return TokenizerWrap::NewInstance(env, state_->mdl->vocab);
 }
 
-static bool get_number(Napi::Object o, const char * key, double & out) {
-    Napi::Value v = o.Get(key);
-    if (v.IsUndefined()) return true;
-    if (!v.IsNumber()) {
-        Napi::TypeError::New(o.Env(), std::string("Expected number for ") + key).ThrowAsJavaScriptException();
-        return false;
-    }
-    out = v.As<Napi::Number>().DoubleValue();
-    if (!std::isfinite(out)) {
-        Napi::RangeError::New(o.Env(), std::string("Expected finite number for ") + key).ThrowAsJavaScriptException();
-        return false;
-    }
+static bool read_kind(Napi::Env env, Napi::Object o, request_kind & out) {
+    static const char * const expected = "Expected 'generate', 'evaluate' or 'score' for kind but received ";
+    Napi::Value v = o.Get("kind");
+    if (!v.IsString()) return throw_type(env, expected + describe(v, true));
+    const std::string k = v.As<Napi::String>().Utf8Value();
+    if (k == "generate")      out = request_kind::generate;
+    else if (k == "evaluate") out = request_kind::evaluate;
+    else if (k == "score")    out = request_kind::score;
+    else return throw_range(env, expected + describe(v, true));
     return true;
 }
 
-// submit({ kind, prompt: Uint32Array, maxTokens, temperature, topK, topP, minP, seed, ignoreEos,
-//          allLogits, credit }) → request id
+// submit(request: NativeRequest) → request id. Reads typed values only (see the readers above):
+// engine::submit checks the prompt (non-empty, within the context, ids in the vocabulary), and
+// logitBias is checked here: ids in the vocabulary (they index the logits), no NaN bias (the
+// sampler orders logits; ±Infinity is fine).
 Napi::Value ModelWrap::Submit(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (!check_alive(env)) return Napi::Value();
     if (info.Length() < 1 || !info[0].IsObject()) GPT2_THROW_TYPE(env, "submit(request: object)");
     Napi::Object o = info[0].As<Napi::Object>();
-    Napi::Value prompt = o.Get("prompt");
-    if (!prompt.IsTypedArray() || prompt.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-        GPT2_THROW_TYPE(env, "Expected Uint32Array for prompt");
-    }
-    Napi::Uint32Array ids = prompt.As<Napi::Uint32Array>();
+    constexpr long long u32_max = 4294967295LL, safe_max = 9007199254740991LL;   // 2^32 - 1, 2^53 - 1
 
     auto r = std::make_shared<request>();
-    Napi::Value kind = o.Get("kind");
-    const std::string kind_s = kind.IsString() ? kind.As<Napi::String>().Utf8Value() : "generate";
-    r->kind = kind_s == "evaluate" ? request_kind::evaluate : kind_s == "score" ? request_kind::score : request_kind::generate;
+    if (!read_kind(env, o, r->kind)) return Napi::Value();
+    Napi::Value prompt = o.Get("prompt");
+    if (!prompt.IsTypedArray() || prompt.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+        GPT2_THROW_TYPE(env, "Expected Uint32Array for prompt but received " + describe(prompt, true));
+    }
+    Napi::Uint32Array ids = prompt.As<Napi::Uint32Array>();
     r->prompt.assign(ids.Data(), ids.Data() + ids.ElementLength());
-    double max_tokens = 16, temperature = 1, top_k = 0, top_p = 1, min_p = 0, seed = 0, credit = 1;
-    double rep = 1, presence = 0, frequency = 0, window = 64, logprobs = -1, score_from = 1;
-    if (!get_number(o, "maxTokens", max_tokens) || !get_number(o, "temperature", temperature) ||
-        !get_number(o, "topK", top_k) || !get_number(o, "topP", top_p) || !get_number(o, "minP", min_p) ||
-        !get_number(o, "seed", seed) || !get_number(o, "credit", credit) ||
-        !get_number(o, "repetitionPenalty", rep) || !get_number(o, "presencePenalty", presence) ||
-        !get_number(o, "frequencyPenalty", frequency) || !get_number(o, "penaltyWindow", window) ||
-        !get_number(o, "logprobs", logprobs) || !get_number(o, "scoreFrom", score_from)) {
+
+    sampler_params & s = r->sampling;
+    long long logprobs = -1, credit = 1;
+    if (!read_integer(env, o, "maxTokens", 1, u32_max, r->max_tokens) ||
+        !read_integer(env, o, "scoreFrom", 1, u32_max, r->score_from) ||
+        !read_boolean(env, o, "ignoreEos", r->ignore_eos) ||
+        !read_boolean(env, o, "allLogits", r->all_logits) ||
+        !read_number(env, o, "temperature", s.temperature) ||
+        !read_integer(env, o, "topK", 0, u32_max, s.top_k) ||
+        !read_number(env, o, "topP", s.top_p) ||
+        !read_number(env, o, "minP", s.min_p) ||
+        !read_integer(env, o, "seed", 0, safe_max, s.seed) ||
+        !read_number(env, o, "repetitionPenalty", s.repetition_penalty) ||
+        !read_number(env, o, "presencePenalty", s.presence_penalty) ||
+        !read_number(env, o, "frequencyPenalty", s.frequency_penalty) ||
+        !read_integer(env, o, "penaltyWindow", 0, u32_max, s.penalty_window) ||
+        !read_integer(env, o, "logprobs", -1, u32_max, logprobs) ||
+        !read_integer(env, o, "credit", 0, safe_max, credit)) {
         return Napi::Value();
     }
-    if (!(rep > 0) || window < 0 || window > 1e9 || logprobs > 1e6) GPT2_THROW_RANGE(env, "penalty or logprobs option out of range");
-    if (score_from < 1 || score_from > (double) ids.ElementLength() || std::floor(score_from) != score_from) {
-        GPT2_THROW_RANGE(env, "scoreFrom must be between 1 and the prompt length");
-    }
-    r->score_from = (uint32_t) score_from;
-    r->sampling.repetition_penalty = (float) rep;
-    r->sampling.presence_penalty   = (float) presence;
-    r->sampling.frequency_penalty  = (float) frequency;
-    r->sampling.penalty_window     = (uint32_t) window;
-    r->sampling.want_logprobs      = logprobs >= 0;
-    r->sampling.logprobs           = logprobs > 0 ? (uint32_t) logprobs : 0;
-    // logitBias: Float64Array of (token id, bias) pairs; stop: array of non-empty strings
+    s.want_logprobs = logprobs >= 0;
+    s.logprobs      = logprobs > 0 ? (uint32_t) logprobs : 0;
+    r->credit.store((int64_t) credit);
+
+    // logitBias: Float64Array of (token id, bias) pairs
     Napi::Value bias = o.Get("logitBias");
     if (!bias.IsUndefined()) {
         if (!bias.IsTypedArray() || bias.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-            GPT2_THROW_TYPE(env, "Expected Float64Array of (id, bias) pairs for logitBias");
+            GPT2_THROW_TYPE(env, "Expected Float64Array of (id, bias) pairs for logitBias but received " + describe(bias, true));
         }
         Napi::Float64Array b = bias.As<Napi::Float64Array>();
         const uint32_t n_vocab = state_->mdl->hp.n_vocab;
         for (size_t i = 0; i + 1 < b.ElementLength(); i += 2) {
             const double id = b[i], v = b[i + 1];
-            if (!(id >= 0 && id < n_vocab) || std::floor(id) != id) GPT2_THROW_RANGE(env, "logitBias token id out of range");
-            if (std::isnan(v)) GPT2_THROW_RANGE(env, "logitBias value is NaN");
-            r->sampling.logit_bias.emplace_back((uint32_t) id, (float) v);
+            if (!(id >= 0 && id < n_vocab) || std::floor(id) != id) {
+                GPT2_THROW_RANGE(env, expected_integer("logitBias key", 0, n_vocab - 1, Napi::Number::New(env, id).ToString().Utf8Value()));
+            }
+            if (std::isnan(v)) GPT2_THROW_TYPE(env, "Expected number for logitBias[" + std::to_string((uint32_t) id) + "] but received NaN of type number");
+            s.logit_bias.emplace_back((uint32_t) id, (float) v);
         }
     }
+    // stop: array of strings
     Napi::Value stop = o.Get("stop");
     if (!stop.IsUndefined()) {
-        if (!stop.IsArray()) GPT2_THROW_TYPE(env, "Expected array of strings for stop");
+        if (!stop.IsArray()) GPT2_THROW_TYPE(env, "Expected array of strings for stop but received " + describe(stop, true));
         Napi::Array a = stop.As<Napi::Array>();
         for (uint32_t i = 0; i < a.Length(); ++i) {
             Napi::Value sv = a.Get(i);
-            if (!sv.IsString()) GPT2_THROW_TYPE(env, "Expected array of strings for stop");
-            std::string str = sv.As<Napi::String>().Utf8Value();
-            if (str.empty()) GPT2_THROW_RANGE(env, "stop strings must not be empty");
-            r->stop.push_back(std::move(str));
+            if (!sv.IsString()) GPT2_THROW_TYPE(env, "Expected string for stop[" + std::to_string(i) + "] but received " + describe(sv, true));
+            r->stop.push_back(sv.As<Napi::String>().Utf8Value());
         }
     }
-    if (max_tokens < 1 || max_tokens > 4294967295.0) GPT2_THROW_RANGE(env, "maxTokens out of range");
-    if (temperature < 0) GPT2_THROW_RANGE(env, "temperature must be ≥ 0");
-    if (top_k < 0 || top_k > 4294967295.0) GPT2_THROW_RANGE(env, "topK out of range");
-    if (!(top_p > 0 && top_p <= 1)) GPT2_THROW_RANGE(env, "topP must be in (0, 1]");
-    if (!(min_p >= 0 && min_p <= 1)) GPT2_THROW_RANGE(env, "minP must be in [0, 1]");
-    if (seed < 0 || seed > 9007199254740991.0) GPT2_THROW_RANGE(env, "seed out of range");
-    r->max_tokens           = (uint32_t) max_tokens;
-    r->sampling.temperature = (float) temperature;
-    r->sampling.top_k       = (uint32_t) top_k;
-    r->sampling.top_p       = (float) top_p;
-    r->sampling.min_p       = (float) min_p;
-    r->sampling.seed        = (uint64_t) seed;
-    r->ignore_eos           = o.Get("ignoreEos").ToBoolean().Value();
-    r->all_logits           = o.Get("allLogits").ToBoolean().Value();
-    r->credit.store((int64_t) std::max(0.0, credit));
     r->id = next_id_++;
 
     try {

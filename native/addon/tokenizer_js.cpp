@@ -59,16 +59,6 @@ std::string describe(const Napi::Value & v, bool typed) {
 
 namespace {
 
-bool throw_type(Napi::Env env, const std::string & message) {
-    Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
-    return false;
-}
-
-bool throw_range(Napi::Env env, const std::string & message) {
-    Napi::RangeError::New(env, message).ThrowAsJavaScriptException();
-    return false;
-}
-
 Napi::Value throw_native(Napi::Env env, const std::exception & e) {
     if (dynamic_cast<const std::bad_alloc *>(&e) != nullptr) {
         to_js_error(env, codes::out_of_memory, "out of memory while tokenizing").ThrowAsJavaScriptException();
@@ -86,6 +76,15 @@ bool read_text(Napi::Env env, const Napi::Value & v, const char * name, std::str
     return true;
 }
 
+bool read_token_id(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok, uint32_t & out) {
+    const uint32_t n_vocab = tok.n_vocab();
+    if (!v.IsNumber()) { return throw_type(env, expected_integer(name, 0, n_vocab - 1, describe(v))); }
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d < n_vocab) || d != std::floor(d)) { return throw_range(env, expected_integer(name, 0, n_vocab - 1, describe(v))); }
+    out = static_cast<uint32_t>(d);
+    return true;
+}
+
 bool read_token_ids(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
                     std::vector<uint32_t> & out) {
     const uint32_t * data = nullptr;
@@ -98,14 +97,16 @@ bool read_token_ids(Napi::Env env, const Napi::Value & v, const char * name, con
 bool read_token_ids_view(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
                          const uint32_t *& data, size_t & n, std::vector<uint32_t> & storage) {
     const uint32_t n_vocab = tok.n_vocab();
-    const std::string range = "Expected integer between 0 and " + std::to_string(n_vocab - 1) + " for " + name;
+    auto message = [&](size_t i, const std::string & got) {
+        return expected_integer(std::string(name) + "[" + std::to_string(i) + "]", 0, n_vocab - 1, got);
+    };
     if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array) {
         Napi::Uint32Array a = v.As<Napi::Uint32Array>();
         n = a.ElementLength();
         data = n > 0 ? a.Data() : storage.data();
         for (size_t i = 0; i < n; ++i) {
             if (data[i] >= n_vocab) {
-                return throw_range(env, range + "[" + std::to_string(i) + "] but received " + std::to_string(data[i]));
+                return throw_range(env, message(i, std::to_string(data[i])));
             }
         }
         return true;
@@ -118,10 +119,10 @@ bool read_token_ids_view(Napi::Env env, const Napi::Value & v, const char * name
     storage.resize(n);
     for (uint32_t i = 0; i < n; ++i) {
         Napi::Value e = a.Get(i);
-        if (!e.IsNumber()) { return throw_type(env, range + "[" + std::to_string(i) + "] but received " + describe(e)); }
+        if (!e.IsNumber()) { return throw_type(env, message(i, describe(e))); }
         const double d = e.As<Napi::Number>().DoubleValue();
         if (!(d >= 0 && d < n_vocab) || d != std::floor(d)) {
-            return throw_range(env, range + "[" + std::to_string(i) + "] but received " + describe(e));
+            return throw_range(env, message(i, describe(e)));
         }
         storage[i] = static_cast<uint32_t>(d);
     }

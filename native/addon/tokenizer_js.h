@@ -21,6 +21,9 @@ std::string describe(const Napi::Value & v, bool typed = false);
 // A JS string as UTF-8 (lone surrogates become U+FFFD, as in TextEncoder).
 bool read_text(Napi::Env env, const Napi::Value & v, const char * name, std::string & out);
 
+// One token id: an integer in [0, n_vocab).
+bool read_token_id(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok, uint32_t & out);
+
 // Token ids: a Uint32Array or an array of numbers, each an integer in [0, n_vocab).
 // Message shape: "Expected integer between 0 and 50256 for ids[3] but received 70000".
 bool read_token_ids(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,

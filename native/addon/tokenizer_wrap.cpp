@@ -183,17 +183,9 @@ Napi::Value TokenizerWrap::TokenizeAsync(const Napi::CallbackInfo & info) {
 // tokenBytes(id: number): Uint8Array (a JS-owned copy)
 Napi::Value TokenizerWrap::TokenBytes(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    const std::string message = "Expected integer between 0 and " + std::to_string(tok_->n_vocab() - 1) + " for id but received ";
-    if (!info[0].IsNumber()) {
-        Napi::TypeError::New(env, message + describe(info[0])).ThrowAsJavaScriptException();
-        return Napi::Value();
-    }
-    const double d = info[0].As<Napi::Number>().DoubleValue();
-    if (!(d >= 0 && d < tok_->n_vocab()) || d != static_cast<double>(static_cast<uint32_t>(d))) {
-        Napi::RangeError::New(env, message + describe(info[0])).ThrowAsJavaScriptException();
-        return Napi::Value();
-    }
-    const std::string_view b = tok_->token_bytes(static_cast<uint32_t>(d));
+    uint32_t id = 0;
+    if (!read_token_id(env, info[0], "id", *tok_, id)) { return Napi::Value(); }
+    const std::string_view b = tok_->token_bytes(id);
     Napi::Uint8Array a = Napi::Uint8Array::New(env, b.size());
     if (!b.empty()) { std::memcpy(a.Data(), b.data(), b.size()); }
     return a;
@@ -241,14 +233,9 @@ Napi::Value StreamDecoderWrap::Push(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     std::vector<uint32_t> ids;
     if (info[0].IsNumber()) {
-        const double d = info[0].As<Napi::Number>().DoubleValue();
-        if (!(d >= 0 && d < tok_->n_vocab()) || d != static_cast<double>(static_cast<uint32_t>(d))) {
-            Napi::RangeError::New(env, "Expected integer between 0 and " + std::to_string(tok_->n_vocab() - 1) +
-                                           " for id but received " + describe(info[0]))
-                .ThrowAsJavaScriptException();
-            return Napi::Value();
-        }
-        ids.push_back(static_cast<uint32_t>(d));
+        uint32_t id = 0;
+        if (!read_token_id(env, info[0], "id", *tok_, id)) { return Napi::Value(); }
+        ids.push_back(id);
     } else if (!read_token_ids(env, info[0], "ids", *tok_, ids)) {
         return Napi::Value();
     }

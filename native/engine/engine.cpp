@@ -82,8 +82,7 @@ void engine::submit(std::shared_ptr<request> r) {
     const uint32_t n_vocab = model_->hp.n_vocab;
     for (size_t i = 0; i < r->prompt.size(); ++i) {
         if (r->prompt[i] >= n_vocab) {
-            throw range_error("Expected integer between 0 and " + std::to_string(n_vocab - 1) + " for prompt[" + std::to_string(i) +
-                              "] but received " + std::to_string(r->prompt[i]));
+            throw range_error(expected_integer("prompt[" + std::to_string(i) + "]", 0, n_vocab - 1, r->prompt[i]));
         }
     }
     {

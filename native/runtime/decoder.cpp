@@ -57,8 +57,7 @@ void decoder::init() {
     if (params_.n_threads == 0) params_.n_threads = default_thread_count();
     if (const char * e = std::getenv("GPT2_NODE_SCHED_ON_CPU"); e && std::strcmp(e, "1") == 0) params_.sched_on_cpu = true;
     if (params_.gpu_layers > (int32_t) hp.n_layer) {
-        throw range_error("Expected integer between 0 and " + std::to_string(hp.n_layer) + " for gpuLayers but received " +
-                          std::to_string(params_.gpu_layers));
+        throw range_error(expected_integer("gpuLayers", 0, hp.n_layer, params_.gpu_layers));
     }
 
     backend_ = ggml_backend_cpu_init();
@@ -159,7 +158,7 @@ void decoder::check(const batch & b) const {
     const uint32_t n_vocab = model_->hp.n_vocab;
     for (uint32_t i = 0; i < T; ++i) {
         if (b.tokens[i] < 0 || (uint32_t) b.tokens[i] >= n_vocab) {
-            throw range_error("Expected integer between 0 and " + std::to_string(n_vocab - 1) + " for token id but received " + std::to_string(b.tokens[i]));
+            throw range_error(expected_integer("token id", 0, n_vocab - 1, b.tokens[i]));
         }
     }
     uint32_t next = 0;

@@ -58,4 +58,16 @@ inline error bad_model(const std::string & path, const std::string & what) {
 // A RangeError in JS, with the code ERR_OUT_OF_RANGE.
 inline error range_error(const std::string & message) { return error(codes::out_of_range, message, error_kind::range); }
 
+// The message shape of lib/validate.ts integer(), for the range checks the native side keeps:
+//   Expected integer between 0 and 50256 for prompt[3] but received 70000
+// `got` is the received value as a message shows it (addon::describe() of a JS value).
+inline std::string expected_integer(const std::string & name, long long lo, long long hi, const std::string & got) {
+    return "Expected integer between " + std::to_string(lo) + " and " + std::to_string(hi) + " for " + name +
+           " but received " + got;
+}
+
+inline std::string expected_integer(const std::string & name, long long lo, long long hi, long long got) {
+    return expected_integer(name, lo, hi, std::to_string(got));
+}
+
 } // namespace gpt2
