@@ -62,7 +62,7 @@ export interface GenerateOptions {
   frequencyPenalty?: number;
   /** Tokens (prompt included) the penalties look back over. Default 64. */
   penaltyWindow?: number;
-  /** Added to the logits of these token ids; -Infinity bans a token. */
+  /** Added to the logits of these token ids; -Infinity bans a token, Infinity forces it (the lowest such id). */
   logitBias?: Record<number, number> | ReadonlyMap<number, number>;
   /** Generation ends before any of these strings; the stop string itself is never emitted. */
   stop?: string | readonly string[];

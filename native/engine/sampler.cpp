@@ -35,6 +35,11 @@ void sampler::apply_bias_and_penalties(float * logits, uint32_t n_vocab) const {
         if (p_.repetition_penalty != 1.0f) l = l > 0 ? l / p_.repetition_penalty : l * p_.repetition_penalty;
         l -= p_.presence_penalty + p_.frequency_penalty * (float) count;
     }
+    // Opposite infinities (a +Infinity and a -Infinity bias of one id, or a banned token's
+    // -Infinity times a zero penalty) leave NaN, which the orderings below cannot take: such a
+    // token counts as banned.
+    for (const auto & [id, bias] : p_.logit_bias) if (id < n_vocab && std::isnan(logits[id])) logits[id] = -INFINITY;
+    for (const auto & [id, count] : counts_) if (std::isnan(logits[id])) logits[id] = -INFINITY;
 }
 
 uint32_t sampler::sample(float * logits, uint32_t n_vocab, token_logprob * lp) {
@@ -62,11 +67,20 @@ uint32_t sampler::sample(float * logits, uint32_t n_vocab, token_logprob * lp) {
         // candidates' values become their unnormalized probabilities
         float max_l = cand_[0].first;
         for (size_t i = 1; i < n; ++i) max_l = std::max(max_l, cand_[i].first);
+        if (!std::isfinite(max_l)) {
+            // A bias of +Infinity (or a tiny temperature) left an infinite logit, or -Infinity
+            // banned every token: without a finite maximum there is no softmax, so the choice
+            // is greedy (the lowest id among the largest; 0 when all are banned), as the one
+            // candidate left.
+            cand_[0] = { 0.0f, argmax(logits, n_vocab) };
+            n = 1;
+            max_l = 0.0f;
+        }
         double sum = 0.0;
         for (size_t i = 0; i < n; ++i) { cand_[i].first = std::exp(cand_[i].first - max_l); sum += cand_[i].first; }
         if (p_.min_p > 0.0f) {
-            // the most likely candidate has value exp(0) = 1
-            const float floor_v = p_.min_p;
+            // the most likely candidate has value exp(0) = 1, so it is always kept
+            const float floor_v = std::min(p_.min_p, 1.0f);
             size_t keep = 0;
             for (size_t i = 0; i < n; ++i) if (cand_[i].first >= floor_v) cand_[keep++] = cand_[i];
             n = keep;

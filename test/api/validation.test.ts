@@ -3,7 +3,8 @@
 // process from a caller that bypasses lib/: wrong types (TypeError), an unknown request kind,
 // integers that would not fit their C++ fields, non-finite numbers, token ids outside the
 // vocabulary (RangeError with the code ERR_OUT_OF_RANGE). Nothing here may abort the process.
-// Also: every limit lib/ accepts, the addon accepts too (no drift).
+// Also: every limit lib/ accepts, the addon accepts too (no drift), and the sampler copes with
+// the infinite logit biases lib/ lets through.
 import test from 'ava';
 
 import { binding, type NativeModel, type NativeRequest } from '../../lib/binding.js';
@@ -197,4 +198,34 @@ test('the addon takes a request at every extreme lib/ accepts', (t) => {
     { kind: 'score', scoreFrom: prompt.length - 1 },
   ];
   for (const request of extremes) t.notThrows(() => submit(request), JSON.stringify(request));
+});
+
+// ---- the sampler and infinite biases (lib/ lets ±Infinity through) ---------------------------------
+
+test('a +Infinity bias forces its token (the lowest such id), whatever the filters', async (t) => {
+  for (const filters of [{}, { topP: 0.5 }, { topK: 10 }, { minP: 0.5 }, { topK: 40, topP: 0.9, minP: 0.05 }]) {
+    const one = await model.complete('Hello', { maxTokens: 4, ignoreEos: true, seed: 3, logitBias: { 5: Number.POSITIVE_INFINITY }, ...filters });
+    t.deepEqual([...one.tokens], [5, 5, 5, 5], JSON.stringify(filters));
+    const two = await model.complete('Hello', { maxTokens: 2, ignoreEos: true, seed: 3, logitBias: { 9: Number.POSITIVE_INFINITY, 7: Number.POSITIVE_INFINITY }, ...filters });
+    t.deepEqual([...two.tokens], [7, 7], JSON.stringify(filters));
+  }
+});
+
+test('opposite infinite biases of one id (a Map with 5 and \'5\') ban the token', async (t) => {
+  const bias = new Map<number | string, number>([[5, Number.POSITIVE_INFINITY], ['5', Number.NEGATIVE_INFINITY], [7, Number.POSITIVE_INFINITY]]);
+  for (const options of [{ temperature: 0 }, { temperature: 1 }, { temperature: 1, topP: 0.5, topK: 20, minP: 0.1 }]) {
+    const r = await model.complete('Hello', { maxTokens: 3, ignoreEos: true, logitBias: bias as never, ...options });
+    t.deepEqual([...r.tokens], [7, 7, 7], JSON.stringify(options));
+  }
+  const banned = new Map<number | string, number>([[464, Number.POSITIVE_INFINITY], ['464', Number.NEGATIVE_INFINITY]]);
+  const r = await model.complete('Hello', { maxTokens: 8, ignoreEos: true, temperature: 1, topK: 50, logitBias: banned as never });
+  t.false(r.tokens.includes(464));
+});
+
+test('-Infinity on every token leaves id 0, sampled or greedy, with any min-p', async (t) => {
+  const ban = Object.fromEntries(Array.from({ length: model.info.vocabSize }, (_, i) => [i, Number.NEGATIVE_INFINITY]));
+  for (const options of [{ temperature: 0 }, { temperature: 1 }, { temperature: 1, minP: 0.1 }, { temperature: 1, topP: 0.5, topK: 5 }]) {
+    const r = await model.complete('Hello', { maxTokens: 3, ignoreEos: true, logitBias: ban, ...options });
+    t.deepEqual([...r.tokens], [0, 0, 0], JSON.stringify(options));
+  }
 });
