@@ -140,8 +140,8 @@ export interface NativeModel {
   dispose(): Promise<void>;
 }
 
-// ---- tokenizer section (native/addon/tokenizer_wrap.cpp) ----
-// BEGIN TOKENIZER
+// ---- the tokenizer (native/addon/tokenizer_wrap.cpp) ----
+
 export interface NativeTokenizerInfo {
   vocabSize: number;
   eosTokenId: number;
@@ -171,7 +171,8 @@ export interface NativeTokenizerExports {
   /** GGUF, vocab.json (+ merges.txt beside it), tokenizer.json, or a folder holding them. */
   loadTokenizer(path: string): Promise<NativeTokenizer>;
 }
-// END TOKENIZER
+
+// ---- files, devices, logging ----
 
 /** A job on a pool thread; cancel() makes it reject with ERR_ABORTED at the next tensor. */
 export interface NativeFileJob<T> {
@@ -179,7 +180,7 @@ export interface NativeFileJob<T> {
   cancel(): void;
 }
 
-export interface NativeBinding extends NativeTokenizerExports /* tokenizer section */ {
+export interface NativeBinding extends NativeTokenizerExports {
   loadModel(path: string, options: NativeModelOptions, onEvents: (events: NativeEvent[]) => void): Promise<NativeModel>;
   setLogger(fn: ((level: number, source: string, text: string) => void) | null, minLevel?: number): void;
   quantize(input: string, output: string, type: string, onProgress?: (done: number, total: number) => void):
@@ -191,7 +192,6 @@ export interface NativeBinding extends NativeTokenizerExports /* tokenizer secti
   getDevices(): Promise<NativeDevice[]>;
   /** Stops every engine thread of this environment (at process exit). */
   shutdown(): void;
-  [key: string]: unknown;
 }
 
 function packageRoot(): string {

@@ -38,6 +38,38 @@ export interface Chunk {
   usage?: Usage;
 }
 
+export interface Completion {
+  text: string;
+  /** Every generated token (including those of a stop string, whose text is not in `text`). */
+  tokens: Uint32Array;
+  /** With the `logprobs` option. */
+  logprobs?: TokenLogprob[];
+  finishReason: FinishReason;
+  usage: Usage;
+}
+
+/**
+ * Reads a generation to its end into one Completion (Model.complete, Session.complete); an
+ * abort ends it with the partial text. `logprobs`: the request's option (the result has them
+ * when it asked for them).
+ */
+export async function collect(generation: AsyncIterable<Chunk>, logprobs: boolean | number | undefined): Promise<Completion> {
+  const parts: string[] = [];
+  const tokens: number[] = [];
+  const lps: TokenLogprob[] = [];
+  let finishReason: FinishReason = 'stop';
+  let usage: Usage | undefined;
+  for await (const chunk of generation) {
+    parts.push(chunk.text);
+    for (const t of chunk.tokens) tokens.push(t);
+    if (chunk.logprobs) lps.push(...chunk.logprobs);
+    if (chunk.finishReason) { finishReason = chunk.finishReason; usage = chunk.usage; }
+  }
+  const result: Completion = { text: parts.join(''), tokens: Uint32Array.from(tokens), finishReason, usage: usage! };
+  if (logprobs !== undefined && logprobs !== false) result.logprobs = lps;
+  return result;
+}
+
 /** What a request handler gets from the model's event dispatcher. */
 export interface EventSink {
   onEvent(e: NativeEvent): void;

@@ -1,7 +1,7 @@
 // A loaded GPT-2 model and its generation engine: the main object of the public API.
 import { binding, type NativeEvent, type NativeModel, type NativeModelInfo, type NativeRequest, type NativeStats } from './binding.js';
 import { Gpt2Error, fromNative } from './errors.js';
-import { Generation, type Chunk, type EventSink, type FinishReason, type RequestRegistry, type TokenLogprob, type Usage } from './generation.js';
+import { collect, Generation, type Chunk, type Completion, type EventSink, type FinishReason, type RequestRegistry, type Usage } from './generation.js';
 import { type HubLoadOptions, isHubSpecifier, resolveSpecifier } from './hub/index.js';
 import { Session, type SessionOptions } from './session.js';
 import { Tokenizer, type TokenizeOptions } from './tokenizer.js';
@@ -21,9 +21,11 @@ export interface LoadModelOptions extends HubLoadOptions {
   kvCacheType?: 'f16' | 'f32';
   /**
    * Default true: a request gives the same tokens alone or among any others (same seed, same
-   * output). ggml's CPU matmul rounds differently for one row than for several, so this runs
-   * every matmul on at least two rows, which slows a lone stream's decoding (see
-   * bench/RESULTS.md). false: faster single-stream decoding, results may vary with the load.
+   * output). ggml's CPU matmul may round one row differently than several, so probes at load
+   * pick, for each matmul, kernels that give a row the same bits alone as among others. Only
+   * where none passes (and on a GPU, where nothing is probed) is a lone row padded to two, which
+   * slows a lone stream's decoding (see docs/architecture.md#batch-invariance). false: no probes
+   * and no padding; results may vary with the load.
    */
   batchInvariant?: boolean;
   /**
@@ -73,16 +75,6 @@ export interface GenerateOptions {
   /** Tokens the engine may produce ahead of the consumer. Default 16. */
   highWaterMark?: number;
   signal?: AbortSignal;
-}
-
-export interface Completion {
-  text: string;
-  /** Every generated token (including those of a stop string, whose text is not in `text`). */
-  tokens: Uint32Array;
-  /** With the `logprobs` option. */
-  logprobs?: TokenLogprob[];
-  finishReason: FinishReason;
-  usage: Usage;
 }
 
 export interface EvaluateOptions {
@@ -225,20 +217,7 @@ export class Model implements AsyncDisposable {
 
   /** Generates to the end and resolves with the whole text; an abort resolves with the partial text. */
   async complete(prompt: Prompt, options?: GenerateOptions): Promise<Completion> {
-    const parts: string[] = [];
-    const tokens: number[] = [];
-    let finishReason: FinishReason = 'stop';
-    let usage: Usage | undefined;
-    const logprobs: TokenLogprob[] = [];
-    for await (const chunk of this.generate(prompt, { highWaterMark: 256, ...options })) {
-      parts.push(chunk.text);
-      for (const t of chunk.tokens) tokens.push(t);
-      if (chunk.logprobs) logprobs.push(...chunk.logprobs);
-      if (chunk.finishReason) { finishReason = chunk.finishReason; usage = chunk.usage; }
-    }
-    const result: Completion = { text: parts.join(''), tokens: Uint32Array.from(tokens), finishReason, usage: usage! };
-    if (options?.logprobs !== undefined && options.logprobs !== false) result.logprobs = logprobs;
-    return result;
+    return collect(this.generate(prompt, { highWaterMark: 256, ...options }), options?.logprobs);
   }
 
   /**
@@ -406,4 +385,4 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
   return new Model(native, sinks);
 }
 
-export type { Chunk, FinishReason, Usage };
+export type { Chunk, Completion, FinishReason, Usage };

@@ -8,8 +8,8 @@
 // When the conversation outgrows the context, the oldest turns are dropped and the rest is
 // prefilled again.
 import { Gpt2Error } from './errors.js';
-import type { FinishReason, Generation } from './generation.js';
-import type { Completion, GenerateOptions, Model } from './model.js';
+import { collect, type Completion, type FinishReason, type Generation } from './generation.js';
+import type { GenerateOptions, Model } from './model.js';
 import * as v from './validate.js';
 
 export interface SessionOptions {
@@ -95,15 +95,6 @@ export class Session {
 
   /** The model's whole reply to `text`. */
   async complete(text: string, options?: GenerateOptions): Promise<Completion> {
-    const parts: string[] = [];
-    const tokens: number[] = [];
-    let finishReason: FinishReason = 'stop';
-    let usage;
-    for await (const chunk of this.generate(text, { highWaterMark: 256, ...options })) {
-      parts.push(chunk.text);
-      tokens.push(...chunk.tokens);
-      if (chunk.finishReason) { finishReason = chunk.finishReason; usage = chunk.usage; }
-    }
-    return { text: parts.join(''), tokens: Uint32Array.from(tokens), finishReason, usage: usage! };
+    return collect(this.generate(text, { highWaterMark: 256, ...options }), options?.logprobs);
   }
 }

@@ -229,3 +229,26 @@ test('-Infinity on every token leaves id 0, sampled or greedy, with any min-p', 
     t.deepEqual([...r.tokens], [0, 0, 0], JSON.stringify(options));
   }
 });
+
+// ---- complete(), one collecting loop for Model and Session ------------------------------------------
+
+test('Model.complete and Session.complete collect the same way, logprobs included when asked', async (t) => {
+  const options = { maxTokens: 4, temperature: 0, ignoreEos: true } as const;
+  const plain = await model.complete('Hello', options);
+  t.false('logprobs' in plain);
+  t.is(plain.tokens.length, 4);
+  t.is(plain.text, model.detokenize(plain.tokens));
+  t.like(plain, { finishReason: 'length', usage: { completionTokens: 4 } });
+
+  const withLp = await model.complete('Hello', { ...options, logprobs: 2 });
+  t.deepEqual(withLp.tokens, plain.tokens);
+  t.is(withLp.logprobs?.length, 4);
+  t.is(withLp.logprobs?.[0]?.top.length, 2);
+
+  const session = model.createSession();
+  const reply = await session.complete('Hello', { ...options, logprobs: true });
+  t.is(reply.tokens.length, 4);
+  t.is(reply.logprobs?.length, 4);
+  t.like(reply, { finishReason: 'length', usage: { completionTokens: 4 } });
+  t.false('logprobs' in await model.createSession().complete('Hello', options));
+});
