@@ -5,6 +5,7 @@ import { collect, Generation, type Chunk, type Completion, type EventSink, type 
 import { type HubLoadOptions, isHubSpecifier, resolveSpecifier } from './hub/index.js';
 import { Session, type SessionOptions } from './session.js';
 import { Tokenizer, type TokenizeOptions } from './tokenizer.js';
+import { generateRequest } from './generate-request.js';
 import * as v from './validate.js';
 
 /** With a path `hf:owner/repo[/file][@revision]`, also the hub's options (cacheDir, offline, token, endpoint, revision, signal, onDownloadProgress). */
@@ -190,28 +191,8 @@ export class Model implements AsyncDisposable {
   /** @internal generate() with a hook at the end (sessions) */
   _generate(prompt: Prompt, options?: GenerateOptions, onDone?: (tokens: number[], finishReason: FinishReason | 'error') => void): Generation {
     this.#alive();
-    const o = v.object('options', options);
-    const maxTokens = v.optionalInteger('maxTokens', o.maxTokens, 1, 1_000_000) ?? 256;
-    const truncate = v.optionalOneOf('truncate', o.truncate, ['error', 'start']);
-    const request = {
-      maxTokens,
-      temperature: v.optionalNumber('temperature', o.temperature, 0, 100) ?? 1,
-      topK: v.optionalInteger('topK', o.topK, 0, this.#info.vocabSize) ?? 0,
-      topP: v.optionalNumber('topP', o.topP, Number.MIN_VALUE, 1) ?? 1,
-      minP: v.optionalNumber('minP', o.minP, 0, 1) ?? 0,
-      seed: v.optionalInteger('seed', o.seed, 0, Number.MAX_SAFE_INTEGER) ?? 0,
-      ignoreEos: v.optionalBoolean('ignoreEos', o.ignoreEos) ?? false,
-      repetitionPenalty: v.optionalNumber('repetitionPenalty', o.repetitionPenalty, 0.01, 100) ?? 1,
-      presencePenalty: v.optionalNumber('presencePenalty', o.presencePenalty, -100, 100) ?? 0,
-      frequencyPenalty: v.optionalNumber('frequencyPenalty', o.frequencyPenalty, -100, 100) ?? 0,
-      penaltyWindow: v.optionalInteger('penaltyWindow', o.penaltyWindow, 0, 1 << 20) ?? 64,
-      logitBias: v.optionalLogitBias('logitBias', o.logitBias, this.#info.vocabSize),
-      stop: v.optionalStopStrings('stop', o.stop, 16),
-      logprobs: o.logprobs === undefined || o.logprobs === false ? -1 : o.logprobs === true ? 0 : v.integer('logprobs', o.logprobs, 0, 20),
-      highWaterMark: v.optionalInteger('highWaterMark', o.highWaterMark, 1, 1 << 20) ?? 16,
-      signal: v.optionalSignal('signal', o.signal),
-    };
-    const ids = this.#prompt(prompt, truncate, maxTokens);
+    const { request, truncate } = generateRequest(options, this.#info.vocabSize);
+    const ids = this.#prompt(prompt, truncate, request.maxTokens);
     return new Generation(this.#native, this.#registry, ids, request, onDone);
   }
 
@@ -386,3 +367,4 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
 }
 
 export type { Chunk, Completion, FinishReason, Usage };
+

@@ -1,4 +1,5 @@
 // Option parsing shared by the commands: numbers, the model to load, sampling options, stdin.
+import { generateRequest } from '../generate-request.js';
 import type { GenerateOptions, LoadModelOptions, Model } from '../model.js';
 import { UsageError, type OptionsConfig, type Values } from './command.js';
 
@@ -175,4 +176,18 @@ export function samplingOptions(values: Values, maxTokens: number): GenerateOpti
   const stop = list(values, 'stop').map(unescape);
   if (stop.length > 0) o.stop = stop;
   return o;
+}
+
+/**
+ * generate()'s checks, run before a model is loaded so that a mistake in the command line is a
+ * usage error (exit code 2). The bounds that need the model (topK and logit-bias ids up to the
+ * vocabulary, a chat reply up to the context) are checked again once it is.
+ */
+export function checkSampling(o: GenerateOptions): void {
+  try {
+    generateRequest(o, 2 ** 32 - 1);
+  } catch (e) {
+    if (e instanceof RangeError || e instanceof TypeError) throw new UsageError(e.message);
+    throw e;
+  }
 }

@@ -133,22 +133,30 @@ test.serial('convert: an HF folder and a legacy .bin to GGUF, and its errors', a
   t.regex(notModel.stderr, /^gpt2-node convert: .*nothing: no such file or folder \[ERR_NOT_FOUND\]\n$/);
 });
 
-test.serial('convert: Ctrl-C aborts and leaves no output', async (t) => {
-  const { testModel } = await import('../support/models.js');
-  const big = await testModel('124M', 'f16');
-  const out = join(dir, 'interrupted.gguf');
-  const child = spawn(process.execPath, [bin, 'convert', big, '-o', out, '--type', 'q4_K'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  // give it time to start converting (124M to q4_K takes seconds), then interrupt
-  setTimeout(() => child.kill('SIGINT'), 1500);
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  t.not(code, 0, stderr);
-  t.regex(stderr, /conversion aborted \[ERR_ABORTED\]/);
-  const { existsSync } = await import('node:fs');
-  t.false(existsSync(out));
-  t.false(existsSync(`${out}.partial`));
-});
+// Ctrl-C while a command writes a model file: exit code 130 (as a shell reports SIGINT), one line
+// that says so, and neither the output nor its temporary file left behind.
+for (const command of ['convert', 'quantize'] as const) {
+  test.serial(`${command}: Ctrl-C aborts with exit code 130 and leaves no output`, async (t) => {
+    const { testModel } = await import('../support/models.js');
+    const big = await testModel('124M', 'f16');
+    const out = join(dir, `interrupted-${command}.gguf`);
+    const args = command === 'convert' ? [big, '-o', out, '--type', 'q4_K'] : [big, out, 'q4_K'];
+    const child = spawn(process.execPath, [bin, command, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    // the temporary file appears once writing has begun (124M to q4_K then takes seconds)
+    const { existsSync } = await import('node:fs');
+    const started = Date.now();
+    while (!existsSync(`${out}.partial`) && Date.now() - started < 60_000 && child.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+    t.true(existsSync(`${out}.partial`), `writing began: ${stderr}`);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    t.is(code, 130, stderr);
+    t.is(stderr, `gpt2-node ${command}: interrupted, no output written\n`);
+    t.false(existsSync(out));
+    t.false(existsSync(`${out}.partial`));
+  });
+}
 
 test.serial('`npx gpt2-node` runs this checkout\'s CLI, as the README shows', async (t) => {
   const out = await spawnRun('npx', ['--no', 'gpt2-node', 'info', '-m', modelPath, '--json']);
@@ -197,9 +205,13 @@ test('errors are one line and a non-zero exit code', async (t) => {
   t.true(bad.stderr.startsWith(`gpt2-node info: ${notModel}: `), bad.stderr);
   t.true(bad.stderr.endsWith(' [ERR_BAD_MODEL]\n'), bad.stderr);
   t.is(bad.stderr.split('\n').length, 2, 'one line');
+  // a value out of range is the command line's mistake, found before the model loads
   const range = await cli(['generate', '-m', notModel, '-n', '0', 'hi']);
-  t.is(range.code, 1);
-  t.is(range.stderr.split('\n').length, 2, 'one line');
+  t.is(range.code, 2);
+  t.is(range.stderr, 'gpt2-node generate: Expected integer between 1 and 1000000 for maxTokens but received 0\n');
+  const chatRange = await cli(['chat', '-m', notModel, '--temperature=-1']);
+  t.is(chatRange.code, 2);
+  t.is(chatRange.stderr, 'gpt2-node chat: Expected number between 0 and 100 for temperature but received -1\n');
   const shape = await cli(['create-model', '-o', join(dir, 'x.gguf'), '--shape', 'huge']);
   t.is(shape.code, 2);
   t.is(shape.stderr, 'gpt2-node create-model: --shape must be one of tiny, 124M, 355M, 774M, 1.5B but got "huge"\n');

@@ -4,7 +4,7 @@
 // (test/support/export-formats.ts). Same weights, same kernels: the logits must be identical to
 // the bit, not merely close. Then what each loader refuses, with ERR_BAD_MODEL naming the file
 // and the problem.
-import { mkdtemp, readFile, rm, writeFile, copyFile, mkdir, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';

@@ -3,7 +3,7 @@
 import { createInterface } from 'node:readline';
 
 import { UsageError, type Command } from '../command.js';
-import { MODEL_HELP, MODEL_OPTIONS, SAMPLING_OPTIONS, asUsage, loadOptions, openModel, requireModel, samplingHelp, samplingOptions, str, unescape } from '../options.js';
+import { MODEL_HELP, MODEL_OPTIONS, SAMPLING_OPTIONS, asUsage, loadOptions, openModel, requireModel, samplingHelp, samplingOptions, checkSampling, str, unescape } from '../options.js';
 import { onInterrupt } from '../signals.js';
 
 export const command: Command = {
@@ -29,6 +29,7 @@ ${samplingHelp(128).replace('tokens to generate at most', 'tokens per reply at m
   async run(values) {
     const modelPath = requireModel(values);
     const options = samplingOptions(values, 128);
+    checkSampling(options);   // before the model loads: a bad value is a command-line mistake
     const separatorText = str(values, 'separator');
     if (separatorText === '') throw new UsageError('--separator must not be empty');
     const loadOpts = loadOptions(values);

@@ -1,6 +1,7 @@
 // gpt2-node convert: a Hugging Face folder, a legacy ggml .bin or a GGUF to GGUF that llama.cpp
 // loads too, with a progress bar; Ctrl-C aborts and leaves no output file.
-import { UsageError, type Command } from '../command.js';
+import { Gpt2Error } from '../../errors.js';
+import { EXIT_INTERRUPTED, UsageError, type Command } from '../command.js';
 import { progressBar } from '../progress.js';
 import { onInterrupt } from '../signals.js';
 
@@ -40,8 +41,13 @@ Options:
       bar.end();
       process.stderr.write(`wrote ${output}: ${r.tensors} tensors from ${r.formatIn}` +
         `${type ? `, ${r.converted} as ${type}` : ''}, ${(r.bytesOut / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+      return 0;
     } catch (e) {
       bar.end();
+      if (ac.signal.aborted && e instanceof Gpt2Error && e.code === 'ERR_ABORTED') {
+        process.stderr.write('gpt2-node convert: interrupted, no output written\n');
+        return EXIT_INTERRUPTED;
+      }
       if (e instanceof RangeError || e instanceof TypeError) throw new UsageError(e.message);
       throw e;
     } finally {

@@ -1,6 +1,6 @@
 // gpt2-node generate: stream a continuation of a prompt to stdout (or one JSON result).
 import { EXIT_INTERRUPTED, type Command } from '../command.js';
-import { MODEL_HELP, MODEL_OPTIONS, SAMPLING_OPTIONS, asUsage, int, loadOptions, openModel, readStdin, requireModel, samplingHelp, samplingOptions } from '../options.js';
+import { MODEL_HELP, MODEL_OPTIONS, SAMPLING_OPTIONS, asUsage, checkSampling, int, loadOptions, openModel, readStdin, requireModel, samplingHelp, samplingOptions } from '../options.js';
 import { onInterrupt } from '../signals.js';
 
 export const command: Command = {
@@ -32,6 +32,7 @@ ${samplingHelp(128)}
     const logprobs = int(values, 'logprobs');
     if (logprobs !== undefined) options.logprobs = logprobs;
     if (values.truncate) options.truncate = 'start';
+    checkSampling(options);   // before the model loads: a bad value is a command-line mistake
     const loadOpts = loadOptions(values);
     const prompt = positionals.length > 0 ? positionals.join(' ') : process.stdin.isTTY ? '' : await readStdin();
     const model = await openModel(modelPath, loadOpts);

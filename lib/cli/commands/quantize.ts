@@ -1,5 +1,6 @@
 // gpt2-node quantize: convert a model's weights to another ggml type, with a progress bar.
-import { UsageError, type Command } from '../command.js';
+import { Gpt2Error } from '../../errors.js';
+import { EXIT_INTERRUPTED, UsageError, type Command } from '../command.js';
 import { progressBar } from '../progress.js';
 import { onInterrupt } from '../signals.js';
 
@@ -30,8 +31,13 @@ Options:
       const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
       process.stderr.write(`wrote ${output}: ${r.converted} tensors as ${type}${r.kept ? `, ${r.kept} kept (rows not a multiple of the block size)` : ''}, ` +
         `${mib(r.bytesIn)} → ${mib(r.bytesOut)} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+      return 0;
     } catch (e) {
       bar.end();
+      if (ac.signal.aborted && e instanceof Gpt2Error && e.code === 'ERR_ABORTED') {
+        process.stderr.write('gpt2-node quantize: interrupted, no output written\n');
+        return EXIT_INTERRUPTED;
+      }
       if (e instanceof RangeError) throw new UsageError(e.message);
       throw e;
     } finally {
