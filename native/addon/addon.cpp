@@ -47,7 +47,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
     return exports;
 }
 
-} // namespace gpt2::addon
+}   // namespace gpt2::addon
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) { return gpt2::addon::init(env, exports); }
 NODE_API_MODULE(gpt2_node, Init)

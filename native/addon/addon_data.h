@@ -19,4 +19,4 @@ struct addon_data {
 
 inline addon_data & data_of(Napi::Env env) { return *env.GetInstanceData<addon_data>(); }
 
-} // namespace gpt2::addon
+}   // namespace gpt2::addon

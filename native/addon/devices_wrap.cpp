@@ -16,9 +16,11 @@ public:
         try {
             devices_ = devices_list();
         } catch (const gpt2::error & e) {
-            code_ = e.code(); message_ = e.what();
+            code_    = e.code();
+            message_ = e.what();
         } catch (const std::exception & e) {
-            code_ = codes::internal; message_ = e.what();
+            code_    = codes::internal;
+            message_ = e.what();
         }
     }
 
@@ -31,7 +33,7 @@ public:
         Napi::Array a = Napi::Array::New(env, devices_.size());
         for (size_t i = 0; i < devices_.size(); ++i) {
             const device_info & d = devices_[i];
-            Napi::Object o = Napi::Object::New(env);
+            Napi::Object        o = Napi::Object::New(env);
             o.Set("id", d.id);
             o.Set("name", d.name);
             o.Set("description", d.description);
@@ -53,16 +55,14 @@ private:
 };
 
 Napi::Value get_devices(const Napi::CallbackInfo & info) {
-    auto * w = new devices_worker(info.Env());
+    auto *        w = new devices_worker(info.Env());
     Napi::Promise p = w->promise();
     w->Queue();
     return p;
 }
 
-} // namespace
+}   // namespace
 
-void devices_init(Napi::Env env, Napi::Object exports) {
-    exports.Set("getDevices", Napi::Function::New(env, get_devices, "getDevices"));
-}
+void devices_init(Napi::Env env, Napi::Object exports) { exports.Set("getDevices", Napi::Function::New(env, get_devices, "getDevices")); }
 
-} // namespace gpt2::addon
+}   // namespace gpt2::addon

@@ -8,4 +8,4 @@ namespace gpt2::addon {
 
 void devices_init(Napi::Env env, Napi::Object exports);
 
-} // namespace gpt2::addon
+}   // namespace gpt2::addon

@@ -3,9 +3,9 @@
 namespace gpt2::addon {
 
 Napi::Error to_js_error(Napi::Env env, const std::string & code, const std::string & message, error_kind kind) {
-    Napi::Error err = kind == error_kind::type  ? Napi::TypeError::New(env, message)
-                    : kind == error_kind::range ? Napi::RangeError::New(env, message)
-                    : Napi::Error::New(env, message);
+    Napi::Error err = kind == error_kind::type ? Napi::TypeError::New(env, message)
+        : kind == error_kind::range            ? Napi::RangeError::New(env, message)
+                                               : Napi::Error::New(env, message);
     err.Set("code", Napi::String::New(env, code));
     return err;
 }
@@ -25,4 +25,4 @@ bool throw_range(Napi::Env env, const std::string & message) {
     return false;
 }
 
-} // namespace gpt2::addon
+}   // namespace gpt2::addon

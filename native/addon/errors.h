@@ -18,9 +18,21 @@ Napi::Error to_js_error(Napi::Env env, const std::exception & e);
 bool throw_type(Napi::Env env, const std::string & message);
 bool throw_range(Napi::Env env, const std::string & message);
 
-} // namespace gpt2::addon
+}   // namespace gpt2::addon
 
 // Throw a JS TypeError / RangeError / coded Error and return from the calling N-API method.
-#define GPT2_THROW_TYPE(env, msg)  do { gpt2::addon::throw_type((env), (msg)); return Napi::Value(); } while (0)
-#define GPT2_THROW_RANGE(env, msg) do { gpt2::addon::throw_range((env), (msg)); return Napi::Value(); } while (0)
-#define GPT2_THROW_CODE(env, code, msg) do { gpt2::addon::to_js_error((env), (code), (msg)).ThrowAsJavaScriptException(); return Napi::Value(); } while (0)
+#define GPT2_THROW_TYPE(env, msg)                                                                                                          \
+    do {                                                                                                                                   \
+        gpt2::addon::throw_type((env), (msg));                                                                                             \
+        return Napi::Value();                                                                                                              \
+    } while (0)
+#define GPT2_THROW_RANGE(env, msg)                                                                                                         \
+    do {                                                                                                                                   \
+        gpt2::addon::throw_range((env), (msg));                                                                                            \
+        return Napi::Value();                                                                                                              \
+    } while (0)
+#define GPT2_THROW_CODE(env, code, msg)                                                                                                    \
+    do {                                                                                                                                   \
+        gpt2::addon::to_js_error((env), (code), (msg)).ThrowAsJavaScriptException();                                                       \
+        return Napi::Value();                                                                                                              \
+    } while (0)

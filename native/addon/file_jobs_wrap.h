@@ -10,4 +10,4 @@ namespace gpt2::addon {
 
 void file_jobs_init(Napi::Env env, Napi::Object exports);
 
-} // namespace gpt2::addon
+}   // namespace gpt2::addon

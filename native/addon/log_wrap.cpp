@@ -11,7 +11,10 @@ namespace gpt2::addon {
 
 namespace {
 
-struct log_line { log_level level; std::string source, text; };
+struct log_line {
+    log_level   level;
+    std::string source, text;
+};
 
 // The one environment whose function receives log lines (logging is process-wide in ggml).
 std::mutex                                g_mu;
@@ -42,31 +45,31 @@ Napi::Value set_logger(const Napi::CallbackInfo & info) {
     g_tsfn  = tsfn;
     g_owner = &data_of(env);
     gpt2::ggml_log_capture_install();
-    gpt2::log_set_sink([tsfn](log_level lvl, const std::string & source, const std::string & text) {
-        auto * line = new log_line { lvl, source, text };
-        napi_status st = tsfn->NonBlockingCall(line, [](Napi::Env env, Napi::Function fn, log_line * l) {
-            std::unique_ptr<log_line> owned(l);
-            if (!env || !fn) return;
-            try {
-                fn.Call({ Napi::Number::New(env, (int) l->level), Napi::String::New(env, l->source), Napi::String::New(env, l->text) });
-            } catch (const Napi::Error &) {
-                // a throwing logger, or an environment being torn down: drop the line, never abort
-            }
-        });
-        if (st != napi_ok) delete line;   // queue full or closing: drop the line
-    }, (log_level) std::max(0, std::min(level, 3)));
+    gpt2::log_set_sink(
+        [tsfn](log_level lvl, const std::string & source, const std::string & text) {
+            auto *      line = new log_line{ lvl, source, text };
+            napi_status st   = tsfn->NonBlockingCall(line, [](Napi::Env env, Napi::Function fn, log_line * l) {
+                std::unique_ptr<log_line> owned(l);
+                if (!env || !fn) return;
+                try {
+                    fn.Call({ Napi::Number::New(env, (int) l->level), Napi::String::New(env, l->source), Napi::String::New(env, l->text) });
+                } catch (const Napi::Error &) {
+                    // a throwing logger, or an environment being torn down: drop the line, never abort
+                }
+            });
+            if (st != napi_ok) delete line;   // queue full or closing: drop the line
+        },
+        (log_level) std::max(0, std::min(level, 3)));
     return env.Undefined();
 }
 
-} // namespace
+}   // namespace
 
-void log_init(Napi::Env env, Napi::Object exports) {
-    exports.Set("setLogger", Napi::Function::New(env, set_logger, "setLogger"));
-}
+void log_init(Napi::Env env, Napi::Object exports) { exports.Set("setLogger", Napi::Function::New(env, set_logger, "setLogger")); }
 
 void log_shutdown(addon_data * data) {
     std::lock_guard<std::mutex> lock(g_mu);
     if (g_owner == data) detach_locked();
 }
 
-} // namespace gpt2::addon
+}   // namespace gpt2::addon

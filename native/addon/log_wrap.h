@@ -11,4 +11,4 @@ struct addon_data;
 void log_init(Napi::Env env, Napi::Object exports);
 void log_shutdown(addon_data * data);
 
-} // namespace gpt2::addon
+}   // namespace gpt2::addon

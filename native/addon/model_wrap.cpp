@@ -16,8 +16,8 @@ namespace gpt2::addon {
 void model_state::poke() {
     if (!ready.load()) return;
     if (poke_pending.exchange(true)) return;   // a call is queued already; it will take our events
-    auto self = shared_from_this();
-    napi_status st = tsfn.NonBlockingCall([self](Napi::Env env, Napi::Function) {
+    auto        self = shared_from_this();
+    napi_status st   = tsfn.NonBlockingCall([self](Napi::Env env, Napi::Function) {
         if (self->owner) self->owner->deliver(env);
     });
     if (st != napi_ok) poke_pending.store(false);
@@ -27,7 +27,10 @@ void model_state::poke() {
 // from a thread-safe function callback, possibly while a worker is being terminated, when every
 // call into JS fails, and node-addon-api's error path would then abort the process
 // (nodejs/node-addon-api#591). On any failure the events are dropped: nobody is listening.
-#define GPT2_NAPI(call) do { if ((call) != napi_ok) return false; } while (0)
+#define GPT2_NAPI(call)                                                                                                                    \
+    do {                                                                                                                                   \
+        if ((call) != napi_ok) return false;                                                                                               \
+    } while (0)
 
 static bool set_u32(napi_env env, napi_value obj, const char * key, uint32_t v) {
     napi_value x;
@@ -45,7 +48,7 @@ static bool set_str(napi_env env, napi_value obj, const char * key, const std::s
 
 template <typename T>
 static bool set_typed(napi_env env, napi_value obj, const char * key, napi_typedarray_type type, const std::vector<T> & v) {
-    void * data = nullptr;
+    void *     data = nullptr;
     napi_value buf, arr;
     GPT2_NAPI(napi_create_arraybuffer(env, v.size() * sizeof(T), &data, &buf));   // JS-owned memory, copied into
     if (!v.empty()) std::memcpy(data, v.data(), v.size() * sizeof(T));
@@ -57,10 +60,10 @@ static bool set_typed(napi_env env, napi_value obj, const char * key, napi_typed
 // The JS names of finish reasons (lib/binding.ts, NativeEvent.finishReason).
 static const char * finish_reason_name(finish_reason r) {
     switch (r) {
-        case finish_reason::stop:   return "stop";
-        case finish_reason::length: return "length";
-        case finish_reason::abort:  return "abort";
-        case finish_reason::error:  return "error";
+    case finish_reason::stop: return "stop";
+    case finish_reason::length: return "length";
+    case finish_reason::abort: return "abort";
+    case finish_reason::error: return "error";
     }
     return "error";
 }
@@ -69,7 +72,7 @@ static bool events_to_js(napi_env env, const std::vector<event> & events, napi_v
     GPT2_NAPI(napi_create_array_with_length(env, events.size(), out));
     for (size_t i = 0; i < events.size(); ++i) {
         const event & e = events[i];
-        napi_value o, b;
+        napi_value    o, b;
         GPT2_NAPI(napi_create_object(env, &o));
         GPT2_NAPI(napi_create_double(env, (double) e.id, &b));
         GPT2_NAPI(napi_set_named_property(env, o, "id", b));
@@ -94,7 +97,7 @@ static bool events_to_js(napi_env env, const std::vector<event> & events, napi_v
             GPT2_NAPI(napi_create_array_with_length(env, e.logprobs.size(), &lps));
             for (size_t k = 0; k < e.logprobs.size(); ++k) {
                 const token_logprob & lp = e.logprobs[k];
-                napi_value item, v, top;
+                napi_value            item, v, top;
                 GPT2_NAPI(napi_create_object(env, &item));
                 GPT2_NAPI(napi_create_double(env, lp.logprob, &v));
                 GPT2_NAPI(napi_set_named_property(env, item, "logprob", v));
@@ -122,7 +125,8 @@ void ModelWrap::deliver(Napi::Env env) {
     if (!state_->eng) return;
     std::vector<event> events = state_->eng->take_events();
     if (events.empty()) return;
-    for (const event & e : events) if (e.done) requests_.erase(e.id);
+    for (const event & e : events)
+        if (e.done) requests_.erase(e.id);
     if (requests_.empty() && tsfn_ref_) {
         state_->tsfn.Unref(env);   // idle: do not keep the process alive
         tsfn_ref_ = false;
@@ -135,7 +139,7 @@ void ModelWrap::deliver(Napi::Env env) {
         // The TS dispatcher catches its handlers' errors, so a failure here means the environment
         // is going away; leave nothing pending behind.
         if (napi_call_function(env, global, fn, 1, &arr, &result) != napi_ok) {
-            bool pending = false;
+            bool       pending = false;
             napi_value ignored;
             if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
         }
@@ -148,23 +152,26 @@ void ModelWrap::deliver(Napi::Env env) {
 class load_worker : public Napi::AsyncWorker {
 public:
     load_worker(Napi::Env env, std::string path, decoder_params params, Napi::Function on_events)
-        : Napi::AsyncWorker(env, "gpt2-node:load"), deferred_(Napi::Promise::Deferred::New(env)),
-          path_(std::move(path)), params_(params), state_(std::make_shared<model_state>()) {
+        : Napi::AsyncWorker(env, "gpt2-node:load"), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)), params_(params),
+          state_(std::make_shared<model_state>()) {
         on_events_ = Napi::Persistent(on_events);
     }
     Napi::Promise promise() { return deferred_.Promise(); }
 
     void Execute() override {
         try {
-            state_->mdl = model_load(path_);
+            state_->mdl                     = model_load(path_);
             std::weak_ptr<model_state> weak = state_;
-            state_->eng = std::make_unique<engine>(state_->mdl, params_, [weak] {
+            state_->eng                     = std::make_unique<engine>(state_->mdl, params_, [weak] {
                 if (auto s = weak.lock()) s->poke();
             });
         } catch (const gpt2::error & e) {
-            code_ = e.code(); message_ = e.what(); kind_ = e.kind();
+            code_    = e.code();
+            message_ = e.what();
+            kind_    = e.kind();
         } catch (const std::exception & e) {
-            code_ = codes::internal; message_ = e.what();
+            code_    = codes::internal;
+            message_ = e.what();
         }
         gpt2::pages::release_free_heap();   // the parse's temporaries, freed on this pool thread
     }
@@ -175,16 +182,15 @@ public:
             deferred_.Reject(to_js_error(env, code_, message_, kind_).Value());
             return;
         }
-        Napi::Object obj = data_of(env).model_ctor.New({});
-        ModelWrap * wrap = ModelWrap::Unwrap(obj);
-        wrap->state_ = state_;
-        wrap->on_events_ = std::move(on_events_);
-        state_->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}),
-                                                     "gpt2-node:events", 0, 1,
-                                                     [](Napi::Env) {});
+        Napi::Object obj  = data_of(env).model_ctor.New({});
+        ModelWrap *  wrap = ModelWrap::Unwrap(obj);
+        wrap->state_      = state_;
+        wrap->on_events_  = std::move(on_events_);
+        state_->tsfn  = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}), "gpt2-node:events",
+                                                      0, 1, [](Napi::Env) {});
         state_->owner = wrap;
         state_->tsfn.Unref(env);
-        wrap->Ref();                                     // alive until dispose() or teardown
+        wrap->Ref();   // alive until dispose() or teardown
         data_of(env).live_models.insert(wrap);
         state_->ready.store(true);
         deferred_.Resolve(obj);
@@ -211,8 +217,7 @@ private:
 // number must be finite. undefined leaves `out` at its default. Each returns false after
 // throwing; the caller returns at once.
 
-template <typename T>
-static bool read_integer(Napi::Env env, Napi::Object o, const char * key, long long lo, long long hi, T & out) {
+template <typename T> static bool read_integer(Napi::Env env, Napi::Object o, const char * key, long long lo, long long hi, T & out) {
     Napi::Value v = o.Get(key);
     if (v.IsUndefined()) return true;
     if (!v.IsNumber()) return throw_type(env, expected_integer(key, lo, hi, describe(v)));
@@ -224,8 +229,7 @@ static bool read_integer(Napi::Env env, Napi::Object o, const char * key, long l
 
 // Finite, so that no NaN reaches the sampler's orderings. A double beyond float's range becomes
 // ±inf in a float field (IEEE conversion).
-template <typename T>
-static bool read_number(Napi::Env env, Napi::Object o, const char * key, T & out) {
+template <typename T> static bool read_number(Napi::Env env, Napi::Object o, const char * key, T & out) {
     Napi::Value v = o.Get(key);
     if (v.IsUndefined()) return true;
     if (!v.IsNumber()) return throw_type(env, std::string("Expected number for ") + key + " but received " + describe(v, true));
@@ -259,21 +263,17 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo & info) {
     if (info.Length() < 3 || !info[0].IsString() || !info[1].IsObject() || !info[2].IsFunction()) {
         GPT2_THROW_TYPE(env, "loadModel(path: string, options: object, onEvents: function)");
     }
-    Napi::Object o = info[1].As<Napi::Object>();
+    Napi::Object   o = info[1].As<Napi::Object>();
     decoder_params p;
-    if (!read_integer(env, o, "threads", 0, 512, p.n_threads) ||
-        !read_integer(env, o, "contextSize", 0, 1 << 20, p.n_ctx) ||
-        !read_integer(env, o, "maxSequences", 0, 4096, p.n_seq) ||
-        !read_integer(env, o, "batchSize", 0, 1 << 16, p.n_batch) ||
-        !read_integer(env, o, "gpuLayers", 0, 1024, p.gpu_layers) ||
-        !read_boolean(env, o, "kvF32", p.kv_f32) ||
-        !read_boolean(env, o, "batchInvariant", p.batch_invariant) ||
-        !read_string(env, o, "device", p.device)) {
+    if (!read_integer(env, o, "threads", 0, 512, p.n_threads) || !read_integer(env, o, "contextSize", 0, 1 << 20, p.n_ctx) ||
+        !read_integer(env, o, "maxSequences", 0, 4096, p.n_seq) || !read_integer(env, o, "batchSize", 0, 1 << 16, p.n_batch) ||
+        !read_integer(env, o, "gpuLayers", 0, 1024, p.gpu_layers) || !read_boolean(env, o, "kvF32", p.kv_f32) ||
+        !read_boolean(env, o, "batchInvariant", p.batch_invariant) || !read_string(env, o, "device", p.device)) {
         return Napi::Value();
     }
     if (p.n_seq == 0) p.n_seq = 1;
 
-    auto * w = new load_worker(env, info[0].As<Napi::String>().Utf8Value(), p, info[2].As<Napi::Function>());
+    auto *        w       = new load_worker(env, info[0].As<Napi::String>().Utf8Value(), p, info[2].As<Napi::Function>());
     Napi::Promise promise = w->promise();
     w->Queue();
     return promise;
@@ -282,15 +282,16 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo & info) {
 // ---- the object --------------------------------------------------------------------------------
 
 void ModelWrap::Init(Napi::Env env, Napi::Object exports) {
-    Napi::Function ctor = DefineClass(env, "NativeModel", {
-        InstanceMethod<&ModelWrap::Info>("info"),
-        InstanceMethod<&ModelWrap::Tokenizer>("tokenizer"),
-        InstanceMethod<&ModelWrap::Submit>("submit"),
-        InstanceMethod<&ModelWrap::Grant>("grant"),
-        InstanceMethod<&ModelWrap::Cancel>("cancel"),
-        InstanceMethod<&ModelWrap::Stats>("stats"),
-        InstanceMethod<&ModelWrap::Dispose>("dispose"),
-    });
+    Napi::Function ctor     = DefineClass(env, "NativeModel",
+                                          {
+                                              InstanceMethod<&ModelWrap::Info>("info"),
+                                              InstanceMethod<&ModelWrap::Tokenizer>("tokenizer"),
+                                              InstanceMethod<&ModelWrap::Submit>("submit"),
+                                              InstanceMethod<&ModelWrap::Grant>("grant"),
+                                              InstanceMethod<&ModelWrap::Cancel>("cancel"),
+                                              InstanceMethod<&ModelWrap::Stats>("stats"),
+                                              InstanceMethod<&ModelWrap::Dispose>("dispose"),
+                                          });
     data_of(env).model_ctor = Napi::Persistent(ctor);
     exports.Set("loadModel", Napi::Function::New(env, &ModelWrap::Load, "loadModel"));
 }
@@ -319,9 +320,9 @@ bool ModelWrap::check_alive(Napi::Env env) {
 Napi::Value ModelWrap::Info(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (!check_alive(env)) return Napi::Value();
-    const model & m = *state_->mdl;
+    const model &   m = *state_->mdl;
     const decoder & d = state_->eng->dec();
-    Napi::Object o = Napi::Object::New(env);
+    Napi::Object    o = Napi::Object::New(env);
     o.Set("architecture", "gpt2");
     o.Set("name", m.name);
     o.Set("path", m.path);
@@ -359,12 +360,12 @@ Napi::Value ModelWrap::Tokenizer(const Napi::CallbackInfo & info) {
 
 static bool read_kind(Napi::Env env, Napi::Object o, request_kind & out) {
     static const char * const expected = "Expected 'generate', 'evaluate' or 'score' for kind but received ";
-    Napi::Value v = o.Get("kind");
+    Napi::Value               v        = o.Get("kind");
     if (!v.IsString()) return throw_type(env, expected + describe(v, true));
     const std::string k = v.As<Napi::String>().Utf8Value();
-    if (k == "generate")      out = request_kind::generate;
+    if (k == "generate") out = request_kind::generate;
     else if (k == "evaluate") out = request_kind::evaluate;
-    else if (k == "score")    out = request_kind::score;
+    else if (k == "score") out = request_kind::score;
     else return throw_range(env, expected + describe(v, true));
     return true;
 }
@@ -377,7 +378,7 @@ Napi::Value ModelWrap::Submit(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (!check_alive(env)) return Napi::Value();
     if (info.Length() < 1 || !info[0].IsObject()) GPT2_THROW_TYPE(env, "submit(request: object)");
-    Napi::Object o = info[0].As<Napi::Object>();
+    Napi::Object        o       = info[0].As<Napi::Object>();
     constexpr long long u32_max = 4294967295LL, safe_max = 9007199254740991LL;   // 2^32 - 1, 2^53 - 1
 
     auto r = std::make_shared<request>();
@@ -389,22 +390,15 @@ Napi::Value ModelWrap::Submit(const Napi::CallbackInfo & info) {
     Napi::Uint32Array ids = prompt.As<Napi::Uint32Array>();
     r->prompt.assign(ids.Data(), ids.Data() + ids.ElementLength());
 
-    sampler_params & s = r->sampling;
-    long long logprobs = -1, credit = 1;
-    if (!read_integer(env, o, "maxTokens", 1, u32_max, r->max_tokens) ||
-        !read_integer(env, o, "scoreFrom", 1, u32_max, r->score_from) ||
-        !read_boolean(env, o, "ignoreEos", r->ignore_eos) ||
-        !read_boolean(env, o, "allLogits", r->all_logits) ||
-        !read_number(env, o, "temperature", s.temperature) ||
-        !read_integer(env, o, "topK", 0, u32_max, s.top_k) ||
-        !read_number(env, o, "topP", s.top_p) ||
-        !read_number(env, o, "minP", s.min_p) ||
-        !read_integer(env, o, "seed", 0, safe_max, s.seed) ||
-        !read_number(env, o, "repetitionPenalty", s.repetition_penalty) ||
-        !read_number(env, o, "presencePenalty", s.presence_penalty) ||
-        !read_number(env, o, "frequencyPenalty", s.frequency_penalty) ||
-        !read_integer(env, o, "penaltyWindow", 0, u32_max, s.penalty_window) ||
-        !read_integer(env, o, "logprobs", -1, u32_max, logprobs) ||
+    sampler_params & s        = r->sampling;
+    long long        logprobs = -1, credit = 1;
+    if (!read_integer(env, o, "maxTokens", 1, u32_max, r->max_tokens) || !read_integer(env, o, "scoreFrom", 1, u32_max, r->score_from) ||
+        !read_boolean(env, o, "ignoreEos", r->ignore_eos) || !read_boolean(env, o, "allLogits", r->all_logits) ||
+        !read_number(env, o, "temperature", s.temperature) || !read_integer(env, o, "topK", 0, u32_max, s.top_k) ||
+        !read_number(env, o, "topP", s.top_p) || !read_number(env, o, "minP", s.min_p) ||
+        !read_integer(env, o, "seed", 0, safe_max, s.seed) || !read_number(env, o, "repetitionPenalty", s.repetition_penalty) ||
+        !read_number(env, o, "presencePenalty", s.presence_penalty) || !read_number(env, o, "frequencyPenalty", s.frequency_penalty) ||
+        !read_integer(env, o, "penaltyWindow", 0, u32_max, s.penalty_window) || !read_integer(env, o, "logprobs", -1, u32_max, logprobs) ||
         !read_integer(env, o, "credit", 0, safe_max, credit)) {
         return Napi::Value();
     }
@@ -418,14 +412,16 @@ Napi::Value ModelWrap::Submit(const Napi::CallbackInfo & info) {
         if (!bias.IsTypedArray() || bias.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
             GPT2_THROW_TYPE(env, "Expected Float64Array of (id, bias) pairs for logitBias but received " + describe(bias, true));
         }
-        Napi::Float64Array b = bias.As<Napi::Float64Array>();
-        const uint32_t n_vocab = state_->mdl->hp.n_vocab;
+        Napi::Float64Array b       = bias.As<Napi::Float64Array>();
+        const uint32_t     n_vocab = state_->mdl->hp.n_vocab;
         for (size_t i = 0; i + 1 < b.ElementLength(); i += 2) {
             const double id = b[i], v = b[i + 1];
             if (!(id >= 0 && id < n_vocab) || std::floor(id) != id) {
                 GPT2_THROW_RANGE(env, expected_integer("logitBias key", 0, n_vocab - 1, Napi::Number::New(env, id).ToString().Utf8Value()));
             }
-            if (std::isnan(v)) GPT2_THROW_TYPE(env, "Expected number for logitBias[" + std::to_string((uint32_t) id) + "] but received NaN of type number");
+            if (std::isnan(v))
+                GPT2_THROW_TYPE(env,
+                                "Expected number for logitBias[" + std::to_string((uint32_t) id) + "] but received NaN of type number");
             s.logit_bias.emplace_back((uint32_t) id, (float) v);
         }
     }
@@ -436,7 +432,8 @@ Napi::Value ModelWrap::Submit(const Napi::CallbackInfo & info) {
         Napi::Array a = stop.As<Napi::Array>();
         for (uint32_t i = 0; i < a.Length(); ++i) {
             Napi::Value sv = a.Get(i);
-            if (!sv.IsString()) GPT2_THROW_TYPE(env, "Expected string for stop[" + std::to_string(i) + "] but received " + describe(sv, true));
+            if (!sv.IsString())
+                GPT2_THROW_TYPE(env, "Expected string for stop[" + std::to_string(i) + "] but received " + describe(sv, true));
             r->stop.push_back(sv.As<Napi::String>().Utf8Value());
         }
     }
@@ -467,7 +464,7 @@ static bool read_id(const Napi::CallbackInfo & info, uint64_t & id) {
 
 Napi::Value ModelWrap::Grant(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    uint64_t id;
+    uint64_t  id;
     if (!read_id(info, id)) return Napi::Value();
     if (info.Length() < 2 || !info[1].IsNumber()) GPT2_THROW_TYPE(env, "Expected number of tokens to grant");
     if (disposed_) return env.Undefined();
@@ -478,7 +475,7 @@ Napi::Value ModelWrap::Grant(const Napi::CallbackInfo & info) {
 
 Napi::Value ModelWrap::Cancel(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    uint64_t id;
+    uint64_t  id;
     if (!read_id(info, id)) return Napi::Value();
     if (disposed_) return env.Undefined();
     auto it = requests_.find(id);
@@ -509,8 +506,7 @@ Napi::Value ModelWrap::Stats(const Napi::CallbackInfo & info) {
 class dispose_worker : public Napi::AsyncWorker {
 public:
     dispose_worker(Napi::Env env, ModelWrap * wrap)
-        : Napi::AsyncWorker(env, "gpt2-node:dispose"), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap),
-          state_(wrap->state_) {}
+        : Napi::AsyncWorker(env, "gpt2-node:dispose"), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap), state_(wrap->state_) {}
     Napi::Promise promise() { return deferred_.Promise(); }
 
     void Execute() override {
@@ -542,11 +538,11 @@ Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo & info) {
         d.Resolve(env.Undefined());
         return d.Promise();
     }
-    disposed_ = true;
-    auto * w = new dispose_worker(env, this);
+    disposed_       = true;
+    auto *        w = new dispose_worker(env, this);
     Napi::Promise p = w->promise();
     w->Queue();
     return p;
 }
 
-} // namespace gpt2::addon
+}   // namespace gpt2::addon

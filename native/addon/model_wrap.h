@@ -22,10 +22,10 @@ struct model_state : std::enable_shared_from_this<model_state> {
     std::shared_ptr<const model> mdl;
     std::unique_ptr<engine>      eng;
     Napi::ThreadSafeFunction     tsfn;
-    std::atomic<bool>            ready { false };
-    std::atomic<bool>            poke_pending { false };
+    std::atomic<bool>            ready{ false };
+    std::atomic<bool>            poke_pending{ false };
     ModelWrap *                  owner = nullptr;   // JS thread only; null once the wrapper is gone
-    void poke();
+    void                         poke();
 };
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
@@ -42,13 +42,13 @@ public:
 
 private:
     static Napi::Value Load(const Napi::CallbackInfo & info);
-    Napi::Value Info(const Napi::CallbackInfo & info);
-    Napi::Value Tokenizer(const Napi::CallbackInfo & info);
-    Napi::Value Submit(const Napi::CallbackInfo & info);
-    Napi::Value Grant(const Napi::CallbackInfo & info);
-    Napi::Value Cancel(const Napi::CallbackInfo & info);
-    Napi::Value Stats(const Napi::CallbackInfo & info);
-    Napi::Value Dispose(const Napi::CallbackInfo & info);
+    Napi::Value        Info(const Napi::CallbackInfo & info);
+    Napi::Value        Tokenizer(const Napi::CallbackInfo & info);
+    Napi::Value        Submit(const Napi::CallbackInfo & info);
+    Napi::Value        Grant(const Napi::CallbackInfo & info);
+    Napi::Value        Cancel(const Napi::CallbackInfo & info);
+    Napi::Value        Stats(const Napi::CallbackInfo & info);
+    Napi::Value        Dispose(const Napi::CallbackInfo & info);
 
     bool check_alive(Napi::Env env);
 
@@ -58,9 +58,9 @@ private:
     std::shared_ptr<model_state>                           state_;
     Napi::FunctionReference                                on_events_;
     std::unordered_map<uint64_t, std::shared_ptr<request>> requests_;
-    uint64_t                                               next_id_ = 1;
+    uint64_t                                               next_id_  = 1;
     bool                                                   disposed_ = false;
     bool                                                   tsfn_ref_ = false;
 };
 
-} // namespace gpt2::addon
+}   // namespace gpt2::addon

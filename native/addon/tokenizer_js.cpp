@@ -14,11 +14,11 @@ namespace gpt2::addon {
 std::string describe(const Napi::Value & v, bool typed) {
     if (v.IsString()) {
         // at most the first 160 bytes: the value may be a 100 MB string
-        char buf[161];
+        char   buf[161];
         size_t len = 0;
         napi_get_value_string_utf8(v.Env(), v, buf, sizeof(buf), &len);
         std::string s(buf, len);
-        bool cut = false;
+        bool        cut = false;
         if (s.size() > 40) {
             size_t end = 40;
             while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) { --end; }
@@ -27,17 +27,24 @@ std::string describe(const Napi::Value & v, bool typed) {
         }
         std::string q = "\"";
         for (char c : s) {
-            if (c == '"' || c == '\\') { q += '\\'; q += c; }
-            else if (c == '\n') { q += "\\n"; }
-            else if (c == '\t') { q += "\\t"; }
-            else if (c == '\r') { q += "\\r"; }
-            else { q += c; }
+            if (c == '"' || c == '\\') {
+                q += '\\';
+                q += c;
+            } else if (c == '\n') {
+                q += "\\n";
+            } else if (c == '\t') {
+                q += "\\t";
+            } else if (c == '\r') {
+                q += "\\r";
+            } else {
+                q += c;
+            }
         }
         if (cut) { q += "\xE2\x80\xA6"; }
         return q + "\" of type string";
     }
     if (v.IsNumber()) {
-        std::string n = v.ToString().Utf8Value();  // JS number formatting
+        std::string n = v.ToString().Utf8Value();   // JS number formatting
         return typed ? n + " of type number" : n;
     }
     if (v.IsNull()) { return "null"; }
@@ -51,8 +58,12 @@ std::string describe(const Napi::Value & v, bool typed) {
         }
         return "an object of type " + name;
     }
-    std::string type = v.IsUndefined() ? "undefined" : v.IsBoolean() ? "boolean" : v.IsFunction() ? "function"
-                     : v.IsBigInt() ? "bigint" : v.IsSymbol() ? "symbol" : "unknown";
+    std::string type = v.IsUndefined() ? "undefined"
+        : v.IsBoolean()                ? "boolean"
+        : v.IsFunction()               ? "function"
+        : v.IsBigInt()                 ? "bigint"
+        : v.IsSymbol()                 ? "symbol"
+                                       : "unknown";
     std::string text = v.IsSymbol() ? "Symbol()" : v.IsFunction() ? "function" : v.ToString().Utf8Value();
     return text + " of type " + type;
 }
@@ -68,7 +79,7 @@ Napi::Value throw_native(Napi::Env env, const std::exception & e) {
     return Napi::Value();
 }
 
-}  // namespace
+}   // namespace
 
 bool read_text(Napi::Env env, const Napi::Value & v, const char * name, std::string & out) {
     if (!v.IsString()) { return throw_type(env, std::string("Expected string for ") + name + " but received " + describe(v, true)); }
@@ -85,45 +96,41 @@ bool read_token_id(Napi::Env env, const Napi::Value & v, const char * name, cons
     return true;
 }
 
-bool read_token_ids(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
-                    std::vector<uint32_t> & out) {
+bool read_token_ids(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok, std::vector<uint32_t> & out) {
     const uint32_t * data = nullptr;
-    size_t n = 0;
+    size_t           n    = 0;
     if (!read_token_ids_view(env, v, name, tok, data, n, out)) { return false; }
     if (data != out.data()) { out.assign(data, data + n); }
     return true;
 }
 
-bool read_token_ids_view(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
-                         const uint32_t *& data, size_t & n, std::vector<uint32_t> & storage) {
+bool read_token_ids_view(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok, const uint32_t *& data,
+                         size_t & n, std::vector<uint32_t> & storage) {
     const uint32_t n_vocab = tok.n_vocab();
-    auto message = [&](size_t i, const std::string & got) {
+    auto           message = [&](size_t i, const std::string & got) {
         return expected_integer(std::string(name) + "[" + std::to_string(i) + "]", 0, n_vocab - 1, got);
     };
     if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array) {
         Napi::Uint32Array a = v.As<Napi::Uint32Array>();
-        n = a.ElementLength();
-        data = n > 0 ? a.Data() : storage.data();
+        n                   = a.ElementLength();
+        data                = n > 0 ? a.Data() : storage.data();
         for (size_t i = 0; i < n; ++i) {
-            if (data[i] >= n_vocab) {
-                return throw_range(env, message(i, std::to_string(data[i])));
-            }
+            if (data[i] >= n_vocab) { return throw_range(env, message(i, std::to_string(data[i]))); }
         }
         return true;
     }
     if (!v.IsArray()) {
-        return throw_type(env, std::string("Expected Uint32Array or array of token ids for ") + name + " but received " + describe(v, true));
+        return throw_type(env,
+                          std::string("Expected Uint32Array or array of token ids for ") + name + " but received " + describe(v, true));
     }
     Napi::Array a = v.As<Napi::Array>();
-    n = a.Length();
+    n             = a.Length();
     storage.resize(n);
     for (uint32_t i = 0; i < n; ++i) {
         Napi::Value e = a.Get(i);
         if (!e.IsNumber()) { return throw_type(env, message(i, describe(e))); }
         const double d = e.As<Napi::Number>().DoubleValue();
-        if (!(d >= 0 && d < n_vocab) || d != std::floor(d)) {
-            return throw_range(env, message(i, describe(e)));
-        }
+        if (!(d >= 0 && d < n_vocab) || d != std::floor(d)) { return throw_range(env, message(i, describe(e))); }
         storage[i] = static_cast<uint32_t>(d);
     }
     data = storage.data();
@@ -133,12 +140,14 @@ bool read_token_ids_view(Napi::Env env, const Napi::Value & v, const char * name
 bool read_allowed_special(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
                           std::vector<uint32_t> & out) {
     out.clear();
-    if (!v.IsArray()) { return throw_type(env, std::string("Expected array of special token ids for ") + name + " but received " + describe(v, true)); }
+    if (!v.IsArray()) {
+        return throw_type(env, std::string("Expected array of special token ids for ") + name + " but received " + describe(v, true));
+    }
     Napi::Array a = v.As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); ++i) {
-        Napi::Value e = a.Get(i);
-        const std::string message = std::string("Expected special token id for ") + name + "[" + std::to_string(i) +
-                                    "] but received " + describe(e);
+        Napi::Value       e       = a.Get(i);
+        const std::string message = std::string("Expected special token id for ") + name + "[" + std::to_string(i) + "] but received " +
+            describe(e);
         if (!e.IsNumber()) { return throw_type(env, message); }
         const double d = e.As<Napi::Number>().DoubleValue();
         if (!(d >= 0 && d < tok.n_vocab()) || d != std::floor(d) || !tok.is_special(static_cast<uint32_t>(d))) {
@@ -159,12 +168,12 @@ Napi::String text_to_js(Napi::Env env, std::string_view bytes) {
     // V8 makes strings from Latin-1 or UTF-16 with a copy, from UTF-8 with two decoding
     // passes; converting here once is faster (decode speed is a goal).
     std::string sanitized;
-    bool ascii = false;
+    bool        ascii = false;
     if (!gpt2::utf8_valid(bytes, &ascii)) {
         sanitized = gpt2::utf8_sanitize(bytes);
-        bytes = sanitized;
+        bytes     = sanitized;
     }
-    napi_value result = nullptr;
+    napi_value  result = nullptr;
     napi_status status;
     if (ascii) {
         status = napi_create_string_latin1(env, bytes.data(), bytes.size(), &result);
@@ -173,9 +182,9 @@ Napi::String text_to_js(Napi::Env env, std::string_view bytes) {
         u16.resize(bytes.size());
         const auto * s = reinterpret_cast<const uint8_t *>(bytes.data());
         const size_t n = bytes.size();
-        size_t j = 0;
+        size_t       j = 0;
         for (size_t i = 0; i < n;) {
-            if (i + 8 <= n) {  // 8 ASCII bytes at a time
+            if (i + 8 <= n) {   // 8 ASCII bytes at a time
                 uint64_t w;
                 std::memcpy(&w, s + i, 8);
                 if ((w & 0x8080808080808080ull) == 0) {
@@ -191,8 +200,8 @@ Napi::String text_to_js(Napi::Env env, std::string_view bytes) {
                 ++i;
                 continue;
             }
-            size_t len = 1;
-            const uint32_t cp = gpt2::utf8_next(s, n, i, len);  // well-formed here
+            size_t         len = 1;
+            const uint32_t cp  = gpt2::utf8_next(s, n, i, len);   // well-formed here
             if (cp < 0x10000) {
                 u16[j++] = static_cast<char16_t>(cp);
             } else {
@@ -209,8 +218,8 @@ Napi::String text_to_js(Napi::Env env, std::string_view bytes) {
 
 // tokenize(text: string, allowedSpecial: number[]): Uint32Array
 Napi::Value js_tokenize(const Napi::CallbackInfo & info, const gpt2::tokenizer & tok) {
-    Napi::Env env = info.Env();
-    std::string text;
+    Napi::Env             env = info.Env();
+    std::string           text;
     std::vector<uint32_t> allowed;
     if (!read_text(env, info[0], "text", text)) { return Napi::Value(); }
     if (!read_allowed_special(env, info[1], "allowedSpecial", tok, allowed)) { return Napi::Value(); }
@@ -218,16 +227,14 @@ Napi::Value js_tokenize(const Napi::CallbackInfo & info, const gpt2::tokenizer &
     try {
         ids.reserve(text.size() / 3 + 16);
         tok.encode_into(text, allowed, ids);
-    } catch (const std::exception & e) {
-        return throw_native(env, e);
-    }
+    } catch (const std::exception & e) { return throw_native(env, e); }
     return ids_to_js(env, ids);
 }
 
 // countTokens(text: string, allowedSpecial: number[]): number
 Napi::Value js_count_tokens(const Napi::CallbackInfo & info, const gpt2::tokenizer & tok) {
-    Napi::Env env = info.Env();
-    std::string text;
+    Napi::Env             env = info.Env();
+    std::string           text;
     std::vector<uint32_t> allowed;
     if (!read_text(env, info[0], "text", text)) { return Napi::Value(); }
     if (!read_allowed_special(env, info[1], "allowedSpecial", tok, allowed)) { return Napi::Value(); }
@@ -236,26 +243,22 @@ Napi::Value js_count_tokens(const Napi::CallbackInfo & info, const gpt2::tokeniz
         std::vector<uint32_t> ids;
         tok.encode_into(text, allowed, ids);
         n = ids.size();
-    } catch (const std::exception & e) {
-        return throw_native(env, e);
-    }
+    } catch (const std::exception & e) { return throw_native(env, e); }
     return Napi::Number::New(env, static_cast<double>(n));
 }
 
 // detokenize(ids: Uint32Array | number[]): string
 Napi::Value js_detokenize(const Napi::CallbackInfo & info, const gpt2::tokenizer & tok) {
-    Napi::Env env = info.Env();
+    Napi::Env             env = info.Env();
     std::vector<uint32_t> storage;
-    const uint32_t * ids = nullptr;
-    size_t n = 0;
+    const uint32_t *      ids = nullptr;
+    size_t                n   = 0;
     if (!read_token_ids_view(env, info[0], "ids", tok, ids, n, storage)) { return Napi::Value(); }
     std::string bytes;
     try {
         tok.decode_into(ids, n, bytes);
-    } catch (const std::exception & e) {
-        return throw_native(env, e);
-    }
+    } catch (const std::exception & e) { return throw_native(env, e); }
     return text_to_js(env, bytes);
 }
 
-}  // namespace gpt2::addon
+}   // namespace gpt2::addon

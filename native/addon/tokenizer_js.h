@@ -26,13 +26,12 @@ bool read_token_id(Napi::Env env, const Napi::Value & v, const char * name, cons
 
 // Token ids: a Uint32Array or an array of numbers, each an integer in [0, n_vocab).
 // Message shape: "Expected integer between 0 and 50256 for ids[3] but received 70000".
-bool read_token_ids(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
-                    std::vector<uint32_t> & out);
+bool read_token_ids(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok, std::vector<uint32_t> & out);
 
 // The same without copying a Uint32Array: `data` points into it (valid until JS runs again)
 // or into `storage` (for an array).
-bool read_token_ids_view(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
-                         const uint32_t *& data, size_t & n, std::vector<uint32_t> & storage);
+bool read_token_ids_view(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok, const uint32_t *& data,
+                         size_t & n, std::vector<uint32_t> & storage);
 
 // Allowed special tokens: an array of special token ids (empty: none).
 bool read_allowed_special(Napi::Env env, const Napi::Value & v, const char * name, const gpt2::tokenizer & tok,
@@ -50,4 +49,4 @@ Napi::Value js_tokenize(const Napi::CallbackInfo & info, const gpt2::tokenizer &
 Napi::Value js_count_tokens(const Napi::CallbackInfo & info, const gpt2::tokenizer & tok);
 Napi::Value js_detokenize(const Napi::CallbackInfo & info, const gpt2::tokenizer & tok);
 
-}  // namespace gpt2::addon
+}   // namespace gpt2::addon

@@ -36,7 +36,7 @@ struct failure {
 
 // loadTokenizer(path): reads and parses off the JS thread.
 class load_worker : public Napi::AsyncWorker {
-  public:
+public:
     load_worker(Napi::Env env, std::string path)
         : Napi::AsyncWorker(env, "gpt2-node:loadTokenizer"), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)) {}
     Napi::Promise promise() { return deferred_.Promise(); }
@@ -44,10 +44,8 @@ class load_worker : public Napi::AsyncWorker {
     void Execute() override {
         try {
             tok_ = gpt2::tokenizer::from_file(path_);
-        } catch (const std::exception & e) {
-            fail_.capture(e, codes::bad_model);
-        } catch (...) {
-            fail_.code = codes::internal;
+        } catch (const std::exception & e) { fail_.capture(e, codes::bad_model); } catch (...) {
+            fail_.code    = codes::internal;
             fail_.message = "unknown error while loading the tokenizer";
         }
         gpt2::pages::release_free_heap();   // the parse's temporaries, freed on this pool thread
@@ -64,30 +62,28 @@ class load_worker : public Napi::AsyncWorker {
 
     void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
 
-  private:
+private:
     Napi::Promise::Deferred deferred_;
-    std::string path_;
-    tokenizer_ptr tok_;
-    failure fail_;
+    std::string             path_;
+    tokenizer_ptr           tok_;
+    failure                 fail_;
 };
 
 // tokenizeAsync: the text is copied into the worker; ids are copied into a JS-owned array on
 // the JS thread. The worker holds the tokenizer itself (shared_ptr), not the JS wrapper.
 class tokenize_worker : public Napi::AsyncWorker {
-  public:
+public:
     tokenize_worker(Napi::Env env, tokenizer_ptr tok, std::string text, std::vector<uint32_t> allowed)
-        : Napi::AsyncWorker(env, "gpt2-node:tokenize"), deferred_(Napi::Promise::Deferred::New(env)),
-          tok_(std::move(tok)), text_(std::move(text)), allowed_(std::move(allowed)) {}
+        : Napi::AsyncWorker(env, "gpt2-node:tokenize"), deferred_(Napi::Promise::Deferred::New(env)), tok_(std::move(tok)),
+          text_(std::move(text)), allowed_(std::move(allowed)) {}
     Napi::Promise promise() { return deferred_.Promise(); }
 
     void Execute() override {
         try {
             ids_.reserve(text_.size() / 3 + 16);
             tok_->encode_into(text_, allowed_, ids_);
-        } catch (const std::exception & e) {
-            fail_.capture(e, codes::internal);
-        } catch (...) {
-            fail_.code = codes::internal;
+        } catch (const std::exception & e) { fail_.capture(e, codes::internal); } catch (...) {
+            fail_.code    = codes::internal;
             fail_.message = "unknown error while tokenizing";
         }
         std::string().swap(text_);
@@ -104,33 +100,32 @@ class tokenize_worker : public Napi::AsyncWorker {
 
     void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
 
-  private:
+private:
     Napi::Promise::Deferred deferred_;
-    tokenizer_ptr tok_;
-    std::string text_;
-    std::vector<uint32_t> allowed_;
-    std::vector<uint32_t> ids_;
-    failure fail_;
+    tokenizer_ptr           tok_;
+    std::string             text_;
+    std::vector<uint32_t>   allowed_;
+    std::vector<uint32_t>   ids_;
+    failure                 fail_;
 };
 
-bool is_constructing_from_native(const Napi::CallbackInfo & info) {
-    return info.Length() == 1 && info[0].IsExternal();
-}
+bool is_constructing_from_native(const Napi::CallbackInfo & info) { return info.Length() == 1 && info[0].IsExternal(); }
 
-}  // namespace
+}   // namespace
 
 // ---- TokenizerWrap ---------------------------------------------------------------------------
 
 void TokenizerWrap::Init(Napi::Env env, Napi::Object exports) {
-    Napi::Function ctor = DefineClass(env, "NativeTokenizer", {
-        InstanceMethod<&TokenizerWrap::Tokenize>("tokenize"),
-        InstanceMethod<&TokenizerWrap::TokenizeAsync>("tokenizeAsync"),
-        InstanceMethod<&TokenizerWrap::CountTokens>("countTokens"),
-        InstanceMethod<&TokenizerWrap::Detokenize>("detokenize"),
-        InstanceMethod<&TokenizerWrap::TokenBytes>("tokenBytes"),
-        InstanceMethod<&TokenizerWrap::Info>("info"),
-        InstanceMethod<&TokenizerWrap::CreateStreamDecoder>("createStreamDecoder"),
-    });
+    Napi::Function ctor = DefineClass(env, "NativeTokenizer",
+                                      {
+                                          InstanceMethod<&TokenizerWrap::Tokenize>("tokenize"),
+                                          InstanceMethod<&TokenizerWrap::TokenizeAsync>("tokenizeAsync"),
+                                          InstanceMethod<&TokenizerWrap::CountTokens>("countTokens"),
+                                          InstanceMethod<&TokenizerWrap::Detokenize>("detokenize"),
+                                          InstanceMethod<&TokenizerWrap::TokenBytes>("tokenBytes"),
+                                          InstanceMethod<&TokenizerWrap::Info>("info"),
+                                          InstanceMethod<&TokenizerWrap::CreateStreamDecoder>("createStreamDecoder"),
+                                      });
     // The stream decoder class hangs off the (unexported) tokenizer class, which addon_data keeps.
     ctor.Set("StreamDecoder", StreamDecoderWrap::Define(env));
     data_of(env).tokenizer_ctor = Napi::Persistent(ctor);
@@ -142,7 +137,7 @@ Napi::Value TokenizerWrap::NewInstance(Napi::Env env, std::shared_ptr<const gpt2
         to_js_error(env, codes::internal, "no tokenizer").ThrowAsJavaScriptException();
         return Napi::Value();
     }
-    return data_of(env).tokenizer_ctor.New({Napi::External<tokenizer_ptr>::New(env, &tok)});
+    return data_of(env).tokenizer_ctor.New({ Napi::External<tokenizer_ptr>::New(env, &tok) });
 }
 
 TokenizerWrap::TokenizerWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<TokenizerWrap>(info) {
@@ -155,10 +150,10 @@ TokenizerWrap::TokenizerWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap
 }
 
 Napi::Value TokenizerWrap::Load(const Napi::CallbackInfo & info) {
-    Napi::Env env = info.Env();
+    Napi::Env   env = info.Env();
     std::string path;
     if (!read_text(env, info[0], "path", path)) { return Napi::Value(); }
-    auto * w = new load_worker(env, std::move(path));
+    auto *        w = new load_worker(env, std::move(path));
     Napi::Promise p = w->promise();
     w->Queue();
     return p;
@@ -169,12 +164,12 @@ Napi::Value TokenizerWrap::CountTokens(const Napi::CallbackInfo & info) { return
 Napi::Value TokenizerWrap::Detokenize(const Napi::CallbackInfo & info) { return js_detokenize(info, *tok_); }
 
 Napi::Value TokenizerWrap::TokenizeAsync(const Napi::CallbackInfo & info) {
-    Napi::Env env = info.Env();
-    std::string text;
+    Napi::Env             env = info.Env();
+    std::string           text;
     std::vector<uint32_t> allowed;
     if (!read_text(env, info[0], "text", text)) { return Napi::Value(); }
     if (!read_allowed_special(env, info[1], "allowedSpecial", *tok_, allowed)) { return Napi::Value(); }
-    auto * w = new tokenize_worker(env, tok_, std::move(text), std::move(allowed));
+    auto *        w = new tokenize_worker(env, tok_, std::move(text), std::move(allowed));
     Napi::Promise p = w->promise();
     w->Queue();
     return p;
@@ -183,18 +178,18 @@ Napi::Value TokenizerWrap::TokenizeAsync(const Napi::CallbackInfo & info) {
 // tokenBytes(id: number): Uint8Array (a JS-owned copy)
 Napi::Value TokenizerWrap::TokenBytes(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    uint32_t id = 0;
+    uint32_t  id  = 0;
     if (!read_token_id(env, info[0], "id", *tok_, id)) { return Napi::Value(); }
     const std::string_view b = tok_->token_bytes(id);
-    Napi::Uint8Array a = Napi::Uint8Array::New(env, b.size());
+    Napi::Uint8Array       a = Napi::Uint8Array::New(env, b.size());
     if (!b.empty()) { std::memcpy(a.Data(), b.data(), b.size()); }
     return a;
 }
 
 // info(): { vocabSize, eosTokenId, specialTokens: { [text]: id } }
 Napi::Value TokenizerWrap::Info(const Napi::CallbackInfo & info) {
-    Napi::Env env = info.Env();
-    Napi::Object o = Napi::Object::New(env);
+    Napi::Env    env = info.Env();
+    Napi::Object o   = Napi::Object::New(env);
     o.Set("vocabSize", tok_->n_vocab());
     o.Set("eosTokenId", tok_->eos_id());
     Napi::Object special = Napi::Object::New(env);
@@ -204,18 +199,19 @@ Napi::Value TokenizerWrap::Info(const Napi::CallbackInfo & info) {
 }
 
 Napi::Value TokenizerWrap::CreateStreamDecoder(const Napi::CallbackInfo & info) {
-    Napi::Env env = info.Env();
+    Napi::Env      env  = info.Env();
     Napi::Function ctor = data_of(env).tokenizer_ctor.Value().Get("StreamDecoder").As<Napi::Function>();
-    return ctor.New({Napi::External<tokenizer_ptr>::New(env, &tok_)});
+    return ctor.New({ Napi::External<tokenizer_ptr>::New(env, &tok_) });
 }
 
 // ---- StreamDecoderWrap -----------------------------------------------------------------------
 
 Napi::Function StreamDecoderWrap::Define(Napi::Env env) {
-    return DefineClass(env, "NativeStreamDecoder", {
-        InstanceMethod<&StreamDecoderWrap::Push>("push"),
-        InstanceMethod<&StreamDecoderWrap::Flush>("flush"),
-    });
+    return DefineClass(env, "NativeStreamDecoder",
+                       {
+                           InstanceMethod<&StreamDecoderWrap::Push>("push"),
+                           InstanceMethod<&StreamDecoderWrap::Flush>("flush"),
+                       });
 }
 
 StreamDecoderWrap::StreamDecoderWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<StreamDecoderWrap>(info) {
@@ -230,7 +226,7 @@ StreamDecoderWrap::StreamDecoderWrap(const Napi::CallbackInfo & info) : Napi::Ob
 
 // push(id: number): string; push(ids: Uint32Array | number[]): string
 Napi::Value StreamDecoderWrap::Push(const Napi::CallbackInfo & info) {
-    Napi::Env env = info.Env();
+    Napi::Env             env = info.Env();
     std::vector<uint32_t> ids;
     if (info[0].IsNumber()) {
         uint32_t id = 0;
@@ -249,4 +245,4 @@ Napi::Value StreamDecoderWrap::Flush(const Napi::CallbackInfo & info) {
     return Napi::String::New(info.Env(), out.data(), out.size());
 }
 
-}  // namespace gpt2::addon
+}   // namespace gpt2::addon

@@ -13,7 +13,7 @@
 namespace gpt2::addon {
 
 class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
-  public:
+public:
     // Defines the classes and exports loadTokenizer(path): Promise<NativeTokenizer>.
     static void Init(Napi::Env env, Napi::Object exports);
     // A JS NativeTokenizer sharing `tok` (e.g. a model's tokenizer).
@@ -23,7 +23,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
 
     const std::shared_ptr<const gpt2::tokenizer> & tokenizer() const { return tok_; }
 
-  private:
+private:
     static Napi::Value Load(const Napi::CallbackInfo & info);
 
     Napi::Value Tokenize(const Napi::CallbackInfo & info);
@@ -38,16 +38,16 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
 };
 
 class StreamDecoderWrap : public Napi::ObjectWrap<StreamDecoderWrap> {
-  public:
+public:
     static Napi::Function Define(Napi::Env env);
     explicit StreamDecoderWrap(const Napi::CallbackInfo & info);
 
-  private:
+private:
     Napi::Value Push(const Napi::CallbackInfo & info);
     Napi::Value Flush(const Napi::CallbackInfo & info);
 
     std::shared_ptr<const gpt2::tokenizer> tok_;
-    std::unique_ptr<gpt2::stream_decoder> dec_;
+    std::unique_ptr<gpt2::stream_decoder>  dec_;
 };
 
-}  // namespace gpt2::addon
+}   // namespace gpt2::addon

@@ -17,9 +17,9 @@ constexpr uint32_t k_prefill_chunk = 128;
 
 // Every live engine of the process, for the exit handler.
 struct engine_registry {
-    std::mutex                   mu;
-    std::vector<engine *>        engines;
-    std::atomic<bool>            exiting { false };
+    std::mutex            mu;
+    std::vector<engine *> engines;
+    std::atomic<bool>     exiting{ false };
 };
 
 engine_registry & registry() {
@@ -38,7 +38,7 @@ void stop_all_engines_at_exit() {
     for (engine * e : engines) e->stop();
 }
 
-} // namespace
+}   // namespace
 
 void engine::install_exit_handler() {
     static std::once_flag once;
@@ -55,7 +55,7 @@ engine::engine(std::shared_ptr<const model> m, const decoder_params & p, std::fu
     const uint32_t n_seq = decoder_->params().n_seq;
     for (uint32_t s = n_seq; s-- > 0;) free_slots_.push_back(s);   // hand out slot 0 first
     slot_cache_.resize(n_seq);
-    chunk_ = std::min<uint32_t>(k_prefill_chunk, decoder_->params().n_batch);
+    chunk_             = std::min<uint32_t>(k_prefill_chunk, decoder_->params().n_batch);
     stats_.slots       = n_seq;
     stats_.kv_capacity = (uint64_t) n_seq * decoder_->params().n_ctx;
     {
@@ -68,7 +68,7 @@ engine::engine(std::shared_ptr<const model> m, const decoder_params & p, std::fu
 engine::~engine() {
     stop();
     std::lock_guard<std::mutex> lock(registry().mu);
-    auto & v = registry().engines;
+    auto &                      v = registry().engines;
     v.erase(std::remove(v.begin(), v.end(), this), v.end());
 }
 
@@ -107,8 +107,7 @@ void engine::cancel(const std::shared_ptr<request> & r) {
         std::lock_guard<std::mutex> lock(mu_);
         r->cancelled.store(true);
         // Stop the running forward pass if it only serves cancelled requests (a long prefill).
-        if (!step_reqs_.empty() &&
-            std::all_of(step_reqs_.begin(), step_reqs_.end(), [](request * q) { return q->cancelled.load(); })) {
+        if (!step_reqs_.empty() && std::all_of(step_reqs_.begin(), step_reqs_.end(), [](request * q) { return q->cancelled.load(); })) {
             abort_step_.store(true);
         }
     }
@@ -117,7 +116,7 @@ void engine::cancel(const std::shared_ptr<request> & r) {
 
 std::vector<event> engine::take_events() {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<event> out;
+    std::vector<event>          out;
     out.swap(events_);
     return out;
 }
@@ -142,7 +141,7 @@ void engine::notify() {
     if (registry().exiting.load()) return;   // at exit, JS is gone: nobody to tell
     {
         std::lock_guard<std::mutex> lock(mu_);
-        if (events_.empty()) return;          // nothing new this step: no call into JS
+        if (events_.empty()) return;   // nothing new this step: no call into JS
     }
     notify_();
 }
@@ -154,8 +153,8 @@ void engine::emit(event && e) {
 
 bool engine::runnable(const sequence & s) const {
     const request & r = *s.req;
-    if (r.cancelled.load()) return true;                       // to be finished
-    if (s.n_prefilled < r.prompt.size()) return true;          // prefill needs no credit
+    if (r.cancelled.load()) return true;                // to be finished
+    if (s.n_prefilled < r.prompt.size()) return true;   // prefill needs no credit
     return s.has_pending && r.credit.load() > 0;
 }
 
@@ -174,15 +173,15 @@ void engine::finish(sequence & s, finish_reason reason, const std::string & code
     e.n_generated   = s.n_generated;
     if (s.text && reason != finish_reason::error) {
         std::string tail = s.held + s.text->flush();   // no stop string can complete any more
-        e.text = std::move(tail);
+        e.text           = std::move(tail);
     }
-    e.logits        = std::move(s.logits);
-    e.scores        = std::move(s.scores);
-    e.n_cached      = s.n_cached;
+    e.logits   = std::move(s.logits);
+    e.scores   = std::move(s.scores);
+    e.n_cached = s.n_cached;
     emit(std::move(e));
     // The slot keeps the prompt's whole prefilled chunks for the next request that shares them;
     // generated tokens went in one by one (another kernel path) and are not kept.
-    slot_cache & c = slot_cache_[s.slot];
+    slot_cache &   c    = slot_cache_[s.slot];
     const uint32_t keep = reason == finish_reason::error ? 0 : s.n_prefilled / chunk_ * chunk_;
     c.tokens.assign(s.req->prompt.begin(), s.req->prompt.begin() + keep);
     c.last_used = ++use_clock_;
@@ -202,7 +201,10 @@ void engine::publish_stats(double busy, bool stepped) {
 
 bool engine::filter_stop(sequence & s, std::string text, std::string & out) {
     const std::vector<std::string> & stops = s.req->stop;
-    if (stops.empty()) { out += text; return false; }
+    if (stops.empty()) {
+        out += text;
+        return false;
+    }
     std::string buf = std::move(s.held);
     buf += text;
     s.held.clear();
@@ -220,7 +222,10 @@ bool engine::filter_stop(sequence & s, std::string text, std::string & out) {
     size_t hold = 0;
     for (const std::string & st : stops) {
         for (size_t k = std::min(st.size() - 1, buf.size()); k > hold; --k) {
-            if (buf.compare(buf.size() - k, k, st, 0, k) == 0) { hold = k; break; }
+            if (buf.compare(buf.size() - k, k, st, 0, k) == 0) {
+                hold = k;
+                break;
+            }
         }
     }
     out.append(buf, 0, buf.size() - hold);
@@ -246,16 +251,19 @@ uint32_t engine::take_slot(const request & r, uint32_t & n_reused) {
     uint32_t limit = (uint32_t) r.prompt.size() - 1;
     if (r.kind == request_kind::score) limit = std::min<uint32_t>(limit, r.score_from - 1);
     if (r.kind == request_kind::evaluate && r.all_logits) limit = 0;   // every row is wanted
-    size_t best = 0;
+    size_t   best     = 0;
     uint32_t best_len = 0;
     for (size_t i = 0; i < free_slots_.size(); ++i) {
-        const slot_cache & c = slot_cache_[free_slots_[i]];
-        uint32_t n = 0;
-        const uint32_t max_n = std::min<uint32_t>((uint32_t) c.tokens.size(), limit);
+        const slot_cache & c     = slot_cache_[free_slots_[i]];
+        uint32_t           n     = 0;
+        const uint32_t     max_n = std::min<uint32_t>((uint32_t) c.tokens.size(), limit);
         while (n < max_n && c.tokens[n] == r.prompt[n]) ++n;
-        n = n / chunk_ * chunk_;
+        n                    = n / chunk_ * chunk_;
         const slot_cache & b = slot_cache_[free_slots_[best]];
-        if (n > best_len || (n == best_len && c.last_used < b.last_used)) { best = i; best_len = n; }
+        if (n > best_len || (n == best_len && c.last_used < b.last_used)) {
+            best     = i;
+            best_len = n;
+        }
     }
     const uint32_t slot = free_slots_[best];
     free_slots_.erase(free_slots_.begin() + (ptrdiff_t) best);
@@ -269,7 +277,8 @@ void engine::run() {
     while (admit(unstarted)) {
         for (auto & r : unstarted) end_unstarted(*r, finish_reason::abort, {}, {});
         unstarted.clear();
-        for (auto & s : active_) if (s->req && s->req->cancelled.load()) finish(*s, finish_reason::abort);
+        for (auto & s : active_)
+            if (s->req && s->req->cancelled.load()) finish(*s, finish_reason::abort);
         drop_finished();
 
         plan_step();
@@ -289,25 +298,27 @@ void engine::run() {
 
 bool engine::admit(std::vector<std::shared_ptr<request>> & unstarted) {
     std::unique_lock<std::mutex> lock(mu_);
-    auto cancelled_waiting = [&] {
+    auto                         cancelled_waiting = [&] {
         return std::any_of(queue_.begin(), queue_.end(), [](const std::shared_ptr<request> & q) { return q->cancelled.load(); });
     };
     cv_.wait(lock, [&] { return stop_ || (!queue_.empty() && !free_slots_.empty()) || any_runnable() || cancelled_waiting(); });
     if (stop_) return false;
     // requests cancelled while waiting for a slot end without taking one
     for (auto it = queue_.begin(); it != queue_.end();) {
-        if ((*it)->cancelled.load()) { unstarted.push_back(std::move(*it)); it = queue_.erase(it); }
-        else ++it;
+        if ((*it)->cancelled.load()) {
+            unstarted.push_back(std::move(*it));
+            it = queue_.erase(it);
+        } else ++it;
     }
     // waiting requests go into free slots, first come first served
     while (!queue_.empty() && !free_slots_.empty()) {
         auto s = std::make_unique<sequence>();
-        s->req  = std::move(queue_.front());
+        s->req = std::move(queue_.front());
         queue_.pop_front();
-        s->slot = take_slot(*s->req, s->n_cached);
+        s->slot   = take_slot(*s->req, s->n_cached);
         s->n_past = s->n_prefilled = s->n_cached;
         stats_.tokens_cached += s->n_cached;
-        s->smp  = std::make_unique<sampler>(s->req->sampling);
+        s->smp = std::make_unique<sampler>(s->req->sampling);
         s->smp->prime(s->req->prompt.data(), s->req->prompt.size());
         if (s->req->kind == request_kind::generate) s->text = std::make_unique<stream_decoder>(model_->vocab);
         active_.push_back(std::move(s));
@@ -330,10 +341,10 @@ void engine::plan_step() {
     const decoder_params & p = decoder_->params();
     batch_.clear();
     step_.clear();
-    uint32_t budget = p.n_batch;
+    uint32_t     budget     = p.n_batch;
     const size_t decode_max = prompt_starved_ ? p.n_batch - chunk_ : p.n_batch;
-    const size_t n_active = active_.size();
-    size_t k = 0;
+    const size_t n_active   = active_.size();
+    size_t       k          = 0;
     for (; k < n_active && step_.size() < decode_max; ++k) {
         sequence & s = *active_[(decode_from_ + k) % n_active];
         if (s.has_pending && s.req->credit.load() > 0) {
@@ -352,9 +363,9 @@ void engine::plan_step() {
     // a segment of 128 rows as in one of 512 (its tiled kernel, taken from 64 rows up; checked to
     // the bit by the tests), so the numbers do not change. A final partial chunk stays a segment
     // of its own: fewer rows may take the other kernel.
-    const uint32_t chunk = chunk_;
-    const bool merge = step_.empty();
-    bool prompt_waiting = false, prompt_in = false;
+    const uint32_t chunk          = chunk_;
+    const bool     merge          = step_.empty();
+    bool           prompt_waiting = false, prompt_in = false;
     for (auto & s : active_) {
         const request & r = *s->req;
         if (s->n_prefilled >= r.prompt.size()) continue;
@@ -365,9 +376,10 @@ void engine::plan_step() {
         }
         prompt_in = true;
         while (merge && n % chunk == 0 && s->n_prefilled + n + chunk <= r.prompt.size() && n + chunk <= budget) n += chunk;
-        const bool last_chunk = s->n_prefilled + n == r.prompt.size();
+        const bool          last_chunk = s->n_prefilled + n == r.prompt.size();
         const batch::logits want = (r.kind == request_kind::evaluate && r.all_logits) || r.kind == request_kind::score ? batch::logits::all
-                                 : last_chunk ? batch::logits::last : batch::logits::none;
+            : last_chunk                                                                                               ? batch::logits::last
+                         : batch::logits::none;
         batch_.add_segment(s->slot, s->n_past, r.prompt.data() + s->n_prefilled, n, want);
         step_.push_back({ s.get(), n, true, want });
         budget -= n;
@@ -382,9 +394,9 @@ double engine::run_step() {
         for (auto & e : step_) step_reqs_.push_back(e.s->req.get());
         abort_step_.store(stop_ || std::all_of(step_reqs_.begin(), step_reqs_.end(), [](request * q) { return q->cancelled.load(); }));
     }
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto    t0 = std::chrono::steady_clock::now();
     decode_status st = decode_status::ok;
-    std::string err_code, err_msg;
+    std::string   err_code, err_msg;
     try {
         st = decoder_->decode(batch_, logits_);
     } catch (const error & e) {
@@ -409,39 +421,46 @@ double engine::run_step() {
 }
 
 void engine::apply_step() {
-    const uint32_t n_vocab = model_->hp.n_vocab;
-    size_t row = 0;
-    uint64_t n_prompt_tokens = 0, n_gen_tokens = 0;
+    const uint32_t n_vocab         = model_->hp.n_vocab;
+    size_t         row             = 0;
+    uint64_t       n_prompt_tokens = 0, n_gen_tokens = 0;
     for (auto & e : step_) {
         sequence & s = *e.s;
         s.n_past += e.n;
-        if (e.prefill) { s.n_prefilled += e.n; n_prompt_tokens += e.n; }
-        else           { s.has_pending = false; }
+        if (e.prefill) {
+            s.n_prefilled += e.n;
+            n_prompt_tokens += e.n;
+        } else {
+            s.has_pending = false;
+        }
         const size_t n_rows = e.want == batch::logits::all ? e.n : e.want == batch::logits::last ? 1 : 0;
-        float * rows = logits_.data() + row * n_vocab;   // the sampler works on them in place
+        float *      rows   = logits_.data() + row * n_vocab;   // the sampler works on them in place
         row += n_rows;
         if (n_rows == 0) continue;
         switch (s.req->kind) {
-            case request_kind::score:    on_score(s, e, rows); break;
-            case request_kind::evaluate: on_evaluate(s, n_rows, rows); break;
-            case request_kind::generate: on_generate(s, rows + (n_rows - 1) * n_vocab); ++n_gen_tokens; break;
+        case request_kind::score: on_score(s, e, rows); break;
+        case request_kind::evaluate: on_evaluate(s, n_rows, rows); break;
+        case request_kind::generate:
+            on_generate(s, rows + (n_rows - 1) * n_vocab);
+            ++n_gen_tokens;
+            break;
         }
     }
     std::lock_guard<std::mutex> lock(mu_);
-    stats_.tokens_prompt    += n_prompt_tokens;
+    stats_.tokens_prompt += n_prompt_tokens;
     stats_.tokens_generated += n_gen_tokens;
 }
 
 void engine::on_score(sequence & s, const step_entry & e, const float * rows) {
-    const request & r = *s.req;
-    const uint32_t n_vocab = model_->hp.n_vocab;
+    const request & r       = *s.req;
+    const uint32_t  n_vocab = model_->hp.n_vocab;
     // row j of this chunk predicts prompt[first + j + 1]
     const uint32_t first = s.n_prefilled - e.n;
     for (uint32_t j = 0; j < e.n; ++j) {
         const uint32_t target = first + j + 1;
         if (target < r.score_from || target >= r.prompt.size()) continue;
         const float * row_p = rows + (size_t) j * n_vocab;
-        float mx = row_p[0];
+        float         mx    = row_p[0];
         for (uint32_t v = 1; v < n_vocab; ++v) mx = std::max(mx, row_p[v]);
         double sum = 0.0;
         for (uint32_t v = 0; v < n_vocab; ++v) sum += std::exp((double) (row_p[v] - mx));
@@ -451,8 +470,8 @@ void engine::on_score(sequence & s, const step_entry & e, const float * rows) {
 }
 
 void engine::on_evaluate(sequence & s, size_t n_rows, const float * rows) {
-    const request & r = *s.req;
-    const uint32_t n_vocab = model_->hp.n_vocab;
+    const request & r       = *s.req;
+    const uint32_t  n_vocab = model_->hp.n_vocab;
     if (r.all_logits) s.logits.insert(s.logits.end(), rows, rows + n_rows * n_vocab);
     if (s.n_prefilled == r.prompt.size()) {
         if (!r.all_logits) s.logits.assign(rows + (n_rows - 1) * n_vocab, rows + n_rows * n_vocab);
@@ -461,11 +480,14 @@ void engine::on_evaluate(sequence & s, size_t n_rows, const float * rows) {
 }
 
 void engine::on_generate(sequence & s, float * row) {
-    request & r = *s.req;
-    token_logprob lp;
-    const bool want_lp = r.sampling.want_logprobs;
-    const uint32_t tok = s.smp->sample(row, model_->hp.n_vocab, want_lp ? &lp : nullptr);
-    if (tok == (uint32_t) model_->vocab->eos_id() && !r.ignore_eos) { finish(s, finish_reason::stop); return; }
+    request &      r = *s.req;
+    token_logprob  lp;
+    const bool     want_lp = r.sampling.want_logprobs;
+    const uint32_t tok     = s.smp->sample(row, model_->hp.n_vocab, want_lp ? &lp : nullptr);
+    if (tok == (uint32_t) model_->vocab->eos_id() && !r.ignore_eos) {
+        finish(s, finish_reason::stop);
+        return;
+    }
     ++s.n_generated;
     event ev;
     ev.id = r.id;
@@ -474,14 +496,23 @@ void engine::on_generate(sequence & s, float * row) {
     const bool stopped = filter_stop(s, s.text->push(tok), ev.text);
     r.credit.fetch_sub(1);
     emit(std::move(ev));
-    if (stopped) { s.held.clear(); s.text.reset(); finish(s, finish_reason::stop); return; }
-    if (s.n_generated >= r.max_tokens || s.n_past >= decoder_->params().n_ctx) { finish(s, finish_reason::length); return; }
-    s.pending = tok;
+    if (stopped) {
+        s.held.clear();
+        s.text.reset();
+        finish(s, finish_reason::stop);
+        return;
+    }
+    if (s.n_generated >= r.max_tokens || s.n_past >= decoder_->params().n_ctx) {
+        finish(s, finish_reason::length);
+        return;
+    }
+    s.pending     = tok;
     s.has_pending = true;
 }
 
 void engine::end_all_disposed() {
-    for (auto & s : active_) if (s->req) finish(*s, finish_reason::error, codes::disposed, "the model was disposed during generation");
+    for (auto & s : active_)
+        if (s->req) finish(*s, finish_reason::error, codes::disposed, "the model was disposed during generation");
     active_.clear();
     std::deque<std::shared_ptr<request>> waiting;
     {
@@ -497,4 +528,4 @@ void engine::end_all_disposed() {
     notify();
 }
 
-} // namespace gpt2
+}   // namespace gpt2

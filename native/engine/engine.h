@@ -23,10 +23,10 @@ namespace gpt2 {
 
 struct engine_stats {
     uint32_t active = 0, queued = 0, slots = 0;
-    uint64_t kv_used = 0, kv_capacity = 0;      // positions
+    uint64_t kv_used = 0, kv_capacity = 0;   // positions
     uint64_t tokens_prompt = 0, tokens_generated = 0, steps = 0;
-    uint64_t tokens_cached = 0;                 // prompt tokens not recomputed (prefix reuse)
-    double   busy_seconds = 0.0;
+    uint64_t tokens_cached = 0;   // prompt tokens not recomputed (prefix reuse)
+    double   busy_seconds  = 0.0;
 };
 
 class engine {
@@ -36,9 +36,9 @@ public:
     engine(std::shared_ptr<const model> m, const decoder_params & p, std::function<void()> notify);
     ~engine();   // stop()
 
-    void submit(std::shared_ptr<request> r);
-    void grant(const std::shared_ptr<request> & r, int64_t n);   // more credit
-    void cancel(const std::shared_ptr<request> & r);
+    void               submit(std::shared_ptr<request> r);
+    void               grant(const std::shared_ptr<request> & r, int64_t n);   // more credit
+    void               cancel(const std::shared_ptr<request> & r);
     std::vector<event> take_events();
 
     // Ends every request with ERR_DISPOSED and joins the thread. Idempotent.
@@ -48,35 +48,40 @@ public:
 
     // process exit (exit() after process.exit(), which runs no environment cleanup hooks): stops
     // every engine thread of the process before static destructors run under their feet.
-    static void install_exit_handler();
+    static void     install_exit_handler();
     const decoder & dec() const { return *decoder_; }
 
 private:
     struct sequence {
-        std::shared_ptr<request> req;
-        uint32_t                 slot = 0;
-        uint32_t                 n_past = 0;       // positions in the cache
-        uint32_t                 n_prefilled = 0;  // prompt tokens in the cache
-        uint32_t                 n_generated = 0;
-        uint32_t                 pending = 0;      // sampled token not yet in the cache
-        bool                     has_pending = false;
-        std::unique_ptr<sampler> smp;
+        std::shared_ptr<request>        req;
+        uint32_t                        slot        = 0;
+        uint32_t                        n_past      = 0;   // positions in the cache
+        uint32_t                        n_prefilled = 0;   // prompt tokens in the cache
+        uint32_t                        n_generated = 0;
+        uint32_t                        pending     = 0;   // sampled token not yet in the cache
+        bool                            has_pending = false;
+        std::unique_ptr<sampler>        smp;
         std::unique_ptr<stream_decoder> text;
-        std::vector<float>       logits;           // evaluate: collected rows
-        std::vector<float>       scores;           // score: collected log-probabilities
-        uint32_t                 n_cached = 0;     // prompt tokens reused from the slot's cache
-        std::string              held;             // text that may be the start of a stop string
+        std::vector<float>              logits;         // evaluate: collected rows
+        std::vector<float>              scores;         // score: collected log-probabilities
+        uint32_t                        n_cached = 0;   // prompt tokens reused from the slot's cache
+        std::string                     held;           // text that may be the start of a stop string
     };
 
     // One segment of a step's batch: whose, how many tokens, prefill or decode, which logits.
-    struct step_entry { sequence * s; uint32_t n; bool prefill; batch::logits want; };
+    struct step_entry {
+        sequence *    s;
+        uint32_t      n;
+        bool          prefill;
+        batch::logits want;
+    };
 
     // The engine thread's loop (run()), one step at a time:
-    void run();
-    bool admit(std::vector<std::shared_ptr<request>> & unstarted);   // waits for work; false once stopped
-    void plan_step();                                                 // fills batch_ and step_
-    double run_step();                                                // decodes, hands out the results; seconds
-    void apply_step();                                                // after a successful decode
+    void   run();
+    bool   admit(std::vector<std::shared_ptr<request>> & unstarted);   // waits for work; false once stopped
+    void   plan_step();                                                // fills batch_ and step_
+    double run_step();                                                 // decodes, hands out the results; seconds
+    void   apply_step();                                               // after a successful decode
     // What each request kind does with its rows of logits.
     void on_score(sequence & s, const step_entry & e, const float * rows);
     void on_evaluate(sequence & s, size_t n_rows, const float * rows);
@@ -96,39 +101,42 @@ private:
     void end_unstarted(const request & r, finish_reason reason, const std::string & code, const std::string & message);
     void notify();
 
-    std::shared_ptr<const model>        model_;
-    std::unique_ptr<decoder>            decoder_;
-    std::function<void()>               notify_;
+    std::shared_ptr<const model> model_;
+    std::unique_ptr<decoder>     decoder_;
+    std::function<void()>        notify_;
 
-    mutable std::mutex                  mu_;
-    std::condition_variable             cv_;
+    mutable std::mutex                   mu_;
+    std::condition_variable              cv_;
     std::deque<std::shared_ptr<request>> queue_;
-    bool                                stop_ = false;
-    std::atomic<bool>                   abort_step_ { false };
-    std::vector<event>                  events_;
-    std::vector<request *>              step_reqs_;   // requests in the forward pass now running
+    bool                                 stop_ = false;
+    std::atomic<bool>                    abort_step_{ false };
+    std::vector<event>                   events_;
+    std::vector<request *>               step_reqs_;   // requests in the forward pass now running
 
     // engine thread only
     std::vector<std::unique_ptr<sequence>> active_;
-    std::vector<uint32_t>               free_slots_;
+    std::vector<uint32_t>                  free_slots_;
     // What each slot's KV cells hold (prompt tokens prefilled there, in whole chunks) and when it
     // was last used: a new request takes the free slot sharing the longest prefix with its
     // prompt (few-shot prompts, chat history), else the least recently used one.
-    struct slot_cache { std::vector<uint32_t> tokens; uint64_t last_used = 0; };
-    std::vector<slot_cache>             slot_cache_;
-    uint64_t                            use_clock_ = 0;
-    uint32_t                            chunk_ = 128;   // prompt positions per prefill chunk
-    uint32_t                            take_slot(const request & r, uint32_t & n_reused);
+    struct slot_cache {
+        std::vector<uint32_t> tokens;
+        uint64_t              last_used = 0;
+    };
+    std::vector<slot_cache> slot_cache_;
+    uint64_t                use_clock_ = 0;
+    uint32_t                chunk_     = 128;   // prompt positions per prefill chunk
+    uint32_t                take_slot(const request & r, uint32_t & n_reused);
     // the step being planned or run
-    batch                               batch_;
-    std::vector<step_entry>             step_;
-    std::vector<float>                  logits_;
-    size_t                              decode_from_    = 0;       // where in active_ the next step's decoding rows start
-    bool                                prompt_starved_ = false;   // the last step's decoding rows left a waiting prompt no room
+    batch                   batch_;
+    std::vector<step_entry> step_;
+    std::vector<float>      logits_;
+    size_t                  decode_from_    = 0;       // where in active_ the next step's decoding rows start
+    bool                    prompt_starved_ = false;   // the last step's decoding rows left a waiting prompt no room
 
     // stats (guarded by mu_)
-    engine_stats                        stats_;
-    std::thread                         thread_;
+    engine_stats stats_;
+    std::thread  thread_;
 };
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -25,36 +25,36 @@ enum class finish_reason {
 };
 
 struct request {
-    uint64_t              id = 0;
-    request_kind          kind = request_kind::generate;
-    std::vector<uint32_t> prompt;                 // non-empty, ids < n_vocab, length ≤ n_ctx
-    sampler_params        sampling;
-    uint32_t              max_tokens  = 16;       // generate: tokens to sample at most
-    bool                  ignore_eos  = false;
-    bool                  all_logits  = false;    // evaluate: every row, not only the last
-    std::vector<std::string> stop;                // generate: stop strings (never emitted)
-    uint32_t              score_from  = 1;        // score: first token scored (≥ 1)
+    uint64_t                 id   = 0;
+    request_kind             kind = request_kind::generate;
+    std::vector<uint32_t>    prompt;   // non-empty, ids < n_vocab, length ≤ n_ctx
+    sampler_params           sampling;
+    uint32_t                 max_tokens = 16;   // generate: tokens to sample at most
+    bool                     ignore_eos = false;
+    bool                     all_logits = false;   // evaluate: every row, not only the last
+    std::vector<std::string> stop;                 // generate: stop strings (never emitted)
+    uint32_t                 score_from = 1;       // score: first token scored (≥ 1)
 
     // Shared with the JS thread.
-    std::atomic<bool>     cancelled { false };
-    std::atomic<int64_t>  credit { 0 };           // tokens the consumer can still take (backpressure)
+    std::atomic<bool>    cancelled{ false };
+    std::atomic<int64_t> credit{ 0 };   // tokens the consumer can still take (backpressure)
 };
 
 // One report about one request; the engine batches them per step.
 struct event {
-    uint64_t              id = 0;
-    std::vector<uint32_t> tokens;        // newly sampled tokens
-    std::string           text;          // their text, never ending inside a UTF-8 sequence
-    bool                  done = false;
-    finish_reason         reason = finish_reason::stop;   // when done
-    std::string           error_code;    // when reason == finish_reason::error
-    std::string           error_message;
-    uint32_t              n_prompt = 0;  // when done: usage
-    uint32_t              n_generated = 0;
-    std::vector<float>    logits;        // evaluate: rows × n_vocab
-    std::vector<token_logprob> logprobs; // generate with logprobs: one per token
-    std::vector<float>    scores;        // score: one log-probability per scored token
-    uint32_t              n_cached = 0;  // when done: prompt tokens whose KV was reused
+    uint64_t                   id = 0;
+    std::vector<uint32_t>      tokens;   // newly sampled tokens
+    std::string                text;     // their text, never ending inside a UTF-8 sequence
+    bool                       done   = false;
+    finish_reason              reason = finish_reason::stop;   // when done
+    std::string                error_code;                     // when reason == finish_reason::error
+    std::string                error_message;
+    uint32_t                   n_prompt    = 0;   // when done: usage
+    uint32_t                   n_generated = 0;
+    std::vector<float>         logits;         // evaluate: rows × n_vocab
+    std::vector<token_logprob> logprobs;       // generate with logprobs: one per token
+    std::vector<float>         scores;         // score: one log-probability per scored token
+    uint32_t                   n_cached = 0;   // when done: prompt tokens whose KV was reused
 };
 
-} // namespace gpt2
+}   // namespace gpt2

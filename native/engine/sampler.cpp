@@ -7,7 +7,8 @@ namespace gpt2 {
 
 uint32_t sampler::argmax(const float * logits, uint32_t n_vocab) {
     uint32_t best = 0;
-    for (uint32_t i = 1; i < n_vocab; ++i) if (logits[i] > logits[best]) best = i;
+    for (uint32_t i = 1; i < n_vocab; ++i)
+        if (logits[i] > logits[best]) best = i;
     return best;
 }
 
@@ -29,7 +30,8 @@ void sampler::accept(uint32_t id) {
 }
 
 void sampler::apply_bias_and_penalties(float * logits, uint32_t n_vocab) const {
-    for (const auto & [id, bias] : p_.logit_bias) if (id < n_vocab) logits[id] += bias;
+    for (const auto & [id, bias] : p_.logit_bias)
+        if (id < n_vocab) logits[id] += bias;
     for (const auto & [id, count] : counts_) {
         float & l = logits[id];
         if (p_.repetition_penalty != 1.0f) l = l > 0 ? l / p_.repetition_penalty : l * p_.repetition_penalty;
@@ -38,8 +40,10 @@ void sampler::apply_bias_and_penalties(float * logits, uint32_t n_vocab) const {
     // Opposite infinities (a +Infinity and a -Infinity bias of one id, or a banned token's
     // -Infinity times a zero penalty) leave NaN, which the orderings below cannot take: such a
     // token counts as banned.
-    for (const auto & [id, bias] : p_.logit_bias) if (id < n_vocab && std::isnan(logits[id])) logits[id] = -INFINITY;
-    for (const auto & [id, count] : counts_) if (std::isnan(logits[id])) logits[id] = -INFINITY;
+    for (const auto & [id, bias] : p_.logit_bias)
+        if (id < n_vocab && std::isnan(logits[id])) logits[id] = -INFINITY;
+    for (const auto & [id, count] : counts_)
+        if (std::isnan(logits[id])) logits[id] = -INFINITY;
 }
 
 uint32_t sampler::sample(float * logits, uint32_t n_vocab, token_logprob * lp) {
@@ -73,17 +77,21 @@ uint32_t sampler::sample(float * logits, uint32_t n_vocab, token_logprob * lp) {
             // is greedy (the lowest id among the largest; 0 when all are banned), as the one
             // candidate left.
             cand_[0] = { 0.0f, argmax(logits, n_vocab) };
-            n = 1;
-            max_l = 0.0f;
+            n        = 1;
+            max_l    = 0.0f;
         }
         double sum = 0.0;
-        for (size_t i = 0; i < n; ++i) { cand_[i].first = std::exp(cand_[i].first - max_l); sum += cand_[i].first; }
+        for (size_t i = 0; i < n; ++i) {
+            cand_[i].first = std::exp(cand_[i].first - max_l);
+            sum += cand_[i].first;
+        }
         if (p_.min_p > 0.0f) {
             // the most likely candidate has value exp(0) = 1, so it is always kept
             const float floor_v = std::min(p_.min_p, 1.0f);
-            size_t keep = 0;
-            for (size_t i = 0; i < n; ++i) if (cand_[i].first >= floor_v) cand_[keep++] = cand_[i];
-            n = keep;
+            size_t      keep    = 0;
+            for (size_t i = 0; i < n; ++i)
+                if (cand_[i].first >= floor_v) cand_[keep++] = cand_[i];
+            n   = keep;
             sum = 0.0;
             for (size_t i = 0; i < n; ++i) sum += cand_[i].first;
         }
@@ -92,33 +100,42 @@ uint32_t sampler::sample(float * logits, uint32_t n_vocab, token_logprob * lp) {
             // the range holding the boundary (nth_element partitions it) until it is small,
             // then sort just that part. O(n) even when the prefix is most of the vocabulary.
             const double target = p_.top_p * sum;
-            size_t lo = 0, hi = n;   // [0, lo) is in the prefix, [hi, n) is not
-            double before = 0.0;     // mass of [0, lo)
+            size_t       lo = 0, hi = n;   // [0, lo) is in the prefix, [hi, n) is not
+            double       before = 0.0;     // mass of [0, lo)
             while (hi - lo > 64) {
                 const size_t mid = lo + (hi - lo) / 2;
                 std::nth_element(cand_.begin() + lo, cand_.begin() + mid, cand_.begin() + hi, by_value);
                 double mass = 0.0;
                 for (size_t i = lo; i < mid; ++i) mass += cand_[i].first;
                 if (before + mass >= target) hi = mid;
-                else { before += mass; lo = mid; }
+                else {
+                    before += mass;
+                    lo = mid;
+                }
             }
             std::sort(cand_.begin() + lo, cand_.begin() + hi, by_value);
             size_t keep = hi;   // rounding may leave the target unreached: keep what is left
-            double cum = before;
+            double cum  = before;
             for (size_t i = lo; i < hi; ++i) {
                 cum += cand_[i].first;
-                if (cum >= target) { keep = i + 1; break; }
+                if (cum >= target) {
+                    keep = i + 1;
+                    break;
+                }
             }
             n = keep;
         }
         double total = 0.0;
         for (size_t i = 0; i < n; ++i) total += cand_[i].first;
-        const double r = rng_.uniform() * total;
-        double acc = 0.0;
-        chosen = cand_[n - 1].second;
+        const double r   = rng_.uniform() * total;
+        double       acc = 0.0;
+        chosen           = cand_[n - 1].second;
         for (size_t i = 0; i < n; ++i) {
             acc += cand_[i].first;
-            if (r < acc) { chosen = cand_[i].second; break; }
+            if (r < acc) {
+                chosen = cand_[i].second;
+                break;
+            }
         }
     }
 
@@ -129,16 +146,16 @@ uint32_t sampler::sample(float * logits, uint32_t n_vocab, token_logprob * lp) {
         double sum = 0.0;
         for (uint32_t i = 0; i < n_vocab; ++i) sum += std::exp((double) (logits[i] - max_l));
         const float log_z = max_l + (float) std::log(sum);
-        lp->logprob = logits[chosen] - log_z;
+        lp->logprob       = logits[chosen] - log_z;
         lp->top.clear();
         if (p_.logprobs > 0) {
             const uint32_t k = std::min<uint32_t>(p_.logprobs, n_vocab);
             cand_.resize(n_vocab);
             for (uint32_t i = 0; i < n_vocab; ++i) cand_[i] = { logits[i], i };
             std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(),
-                [](const std::pair<float, uint32_t> & a, const std::pair<float, uint32_t> & b) {
-                    return a.first > b.first || (a.first == b.first && a.second < b.second);
-                });
+                              [](const std::pair<float, uint32_t> & a, const std::pair<float, uint32_t> & b) {
+                                  return a.first > b.first || (a.first == b.first && a.second < b.second);
+                              });
             for (uint32_t i = 0; i < k; ++i) lp->top.emplace_back(cand_[i].second, cand_[i].first - log_z);
         }
     }
@@ -146,4 +163,4 @@ uint32_t sampler::sample(float * logits, uint32_t n_vocab, token_logprob * lp) {
     return chosen;
 }
 
-} // namespace gpt2
+}   // namespace gpt2

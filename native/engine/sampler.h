@@ -25,13 +25,13 @@ struct sampler_params {
     float    top_p              = 1.0f;   // 1: off
     float    min_p              = 0.0f;   // 0: off
     uint64_t seed               = 0;
-    float    repetition_penalty = 1.0f;   // 1: off; > 1 discourages repeats (CTRL-style: divide positive logits)
-    float    presence_penalty   = 0.0f;   // subtracted once from tokens present in the window
-    float    frequency_penalty  = 0.0f;   // subtracted per occurrence in the window
-    uint32_t penalty_window     = 64;     // tokens looked back for penalties
-    std::vector<std::pair<uint32_t, float>> logit_bias;   // added to logits (-inf bans)
-    uint32_t logprobs           = 0;      // top-n alternatives to report (0: none; the chosen one is
-    bool     want_logprobs      = false;  //   reported whenever want_logprobs)
+    float    repetition_penalty = 1.0f;                              // 1: off; > 1 discourages repeats (CTRL-style: divide positive logits)
+    float    presence_penalty   = 0.0f;                              // subtracted once from tokens present in the window
+    float    frequency_penalty  = 0.0f;                              // subtracted per occurrence in the window
+    uint32_t penalty_window     = 64;                                // tokens looked back for penalties
+    std::vector<std::pair<uint32_t, float>> logit_bias;              // added to logits (-inf bans)
+    uint32_t                                logprobs      = 0;       // top-n alternatives to report (0: none; the chosen one is
+    bool                                    want_logprobs = false;   //   reported whenever want_logprobs)
 };
 
 struct token_logprob {
@@ -62,4 +62,4 @@ private:
     std::vector<std::pair<float, uint32_t>> cand_;     // scratch: (logit, id)
 };
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -16,15 +16,21 @@ struct batch_segment {
 };
 
 struct batch {
-    std::vector<int32_t>       tokens;     // token ids, segment after segment
-    std::vector<int32_t>       pos;        // position of each token
+    std::vector<int32_t>       tokens;   // token ids, segment after segment
+    std::vector<int32_t>       pos;      // position of each token
     std::vector<batch_segment> segments;
     std::vector<int32_t>       out_rows;   // ascending indices into tokens whose logits are wanted
     // Set by the decoder only: ascending indices into out_rows that the LM head computes (the
     // others ran the last layer for batch invariance only). Empty: all out_rows.
-    std::vector<int32_t>       head_rows;
+    std::vector<int32_t> head_rows;
 
-    void clear() { tokens.clear(); pos.clear(); segments.clear(); out_rows.clear(); head_rows.clear(); }
+    void clear() {
+        tokens.clear();
+        pos.clear();
+        segments.clear();
+        out_rows.clear();
+        head_rows.clear();
+    }
 
     // Appends n tokens of one sequence; `want_logits` marks which of them produce logits
     // (none, the last, or all).
@@ -40,4 +46,4 @@ struct batch {
     }
 };
 
-} // namespace gpt2
+}   // namespace gpt2

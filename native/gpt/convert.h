@@ -10,16 +10,15 @@
 namespace gpt2 {
 
 struct convert_result {
-    std::string format_in;         // "gguf", "safetensors", "ggml"
-    uint64_t    n_tensors = 0;
+    std::string format_in;   // "gguf", "safetensors", "ggml"
+    uint64_t    n_tensors   = 0;
     uint64_t    n_converted = 0;   // 2-D tensors written in another type
-    uint64_t    bytes_out = 0;     // tensor data bytes written
+    uint64_t    bytes_out   = 0;   // tensor data bytes written
 };
 
 // `type` empty: every tensor keeps its type. Throws like model_load for the input, ERR_IO for
 // the output, range_error for an unknown type, ERR_ABORTED when cancelled() turns true.
 convert_result convert_model(const std::string & input, const std::string & output, const std::string & type,
-                             const std::function<void(uint64_t done, uint64_t total)> & progress,
-                             const std::function<bool()> & cancelled);
+                             const std::function<void(uint64_t done, uint64_t total)> & progress, const std::function<bool()> & cancelled);
 
-} // namespace gpt2
+}   // namespace gpt2

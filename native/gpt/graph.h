@@ -33,4 +33,4 @@ ggml_cgraph * graph_build(ggml_context * ctx, const model & m, const kv_cache & 
 // Upper bound on the graph's node count, to size the graph and its metadata context.
 size_t graph_max_nodes(const model & m, size_t n_segments);
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -31,12 +31,12 @@ void kv_cache::init(const hparams & hp, int type, const std::vector<ggml_backend
     // One context and buffer per buffer type (a device holds the layers placed on it).
     for (uint32_t il = 0; il < hp.n_layer; ++il) {
         ggml_backend_buffer_type * buft = layer_buft[il];
-        auto it = std::find_if(parts_.begin(), parts_.end(), [&](const part & p) { return p.buft == buft; });
+        auto                       it   = std::find_if(parts_.begin(), parts_.end(), [&](const part & p) { return p.buft == buft; });
         if (it == parts_.end()) {
-            ggml_init_params params = { 2 * hp.n_layer * ggml_tensor_overhead(), nullptr, /*no_alloc =*/ true };
-            ggml_context * ctx = ggml_init(params);
+            ggml_init_params params = { 2 * hp.n_layer * ggml_tensor_overhead(), nullptr, /*no_alloc =*/true };
+            ggml_context *   ctx    = ggml_init(params);
             if (!ctx) throw error(codes::out_of_memory, "cannot allocate the KV cache context");
-            it = parts_.insert(parts_.end(), part { buft, ctx, nullptr });
+            it = parts_.insert(parts_.end(), part{ buft, ctx, nullptr });
         }
         k[il] = ggml_new_tensor_2d(it->ctx, (ggml_type) type, hp.n_embd, n_cells);
         v[il] = ggml_new_tensor_2d(it->ctx, (ggml_type) type, hp.n_embd, n_cells);
@@ -55,15 +55,16 @@ void kv_cache::init(const hparams & hp, int type, const std::vector<ggml_backend
             if (p.buf) ggml_backend_buffer_clear(p.buf, 0);
         }
         if (!p.buf) {
-            throw error(codes::out_of_memory, "cannot allocate the KV cache (" + std::to_string(n_seq) + " sequences × " +
-                        std::to_string(n_ctx) + " positions) in " + ggml_backend_buft_name(p.buft));
+            throw error(codes::out_of_memory,
+                        "cannot allocate the KV cache (" + std::to_string(n_seq) + " sequences × " + std::to_string(n_ctx) +
+                            " positions) in " + ggml_backend_buft_name(p.buft));
         }
     }
 }
 
 void kv_cache::place_in_zeroed_pages(part & p) {
     const size_t align = ggml_backend_buft_get_alignment(p.buft);
-    size_t bytes = align;
+    size_t       bytes = align;
     for (ggml_tensor * t = ggml_get_first_tensor(p.ctx); t; t = ggml_get_next_tensor(p.ctx, t)) {
         bytes += GGML_PAD(ggml_backend_buft_get_alloc_size(p.buft, t), align);
     }
@@ -78,7 +79,7 @@ void kv_cache::place_in_zeroed_pages(part & p) {
             return;
         }
     }
-    p.buf = buf;
+    p.buf   = buf;
     p.pages = std::move(mem);
 }
 
@@ -98,4 +99,4 @@ size_t kv_cache::bytes() const {
     return n;
 }
 
-} // namespace gpt2
+}   // namespace gpt2

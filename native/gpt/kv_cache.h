@@ -23,16 +23,16 @@ struct kv_cache {
     kv_cache(const hparams & hp, uint32_t n_ctx, uint32_t n_seq, int type /* ggml_type */,
              const std::vector<ggml_backend_buffer_type *> & layer_buft);
     ~kv_cache();
-    kv_cache(const kv_cache &) = delete;
+    kv_cache(const kv_cache &)             = delete;
     kv_cache & operator=(const kv_cache &) = delete;
 
-    uint32_t n_ctx = 0;   // positions per slot
-    uint32_t n_seq = 0;   // slots
-    std::vector<ggml_tensor *> k;   // per layer [n_embd, n_ctx·n_seq + 1]
-    std::vector<ggml_tensor *> v;   // per layer [n_embd, n_ctx·n_seq + 1] (not transposed: flash attention layout)
+    uint32_t                   n_ctx = 0;   // positions per slot
+    uint32_t                   n_seq = 0;   // slots
+    std::vector<ggml_tensor *> k;           // per layer [n_embd, n_ctx·n_seq + 1]
+    std::vector<ggml_tensor *> v;           // per layer [n_embd, n_ctx·n_seq + 1] (not transposed: flash attention layout)
     // The last cell belongs to no slot: it is the scratch cell of the decoder's padding row.
     uint32_t scratch_slot() const { return n_seq; }   // as a segment slot, with n_past 0 and 1 token
-    size_t bytes() const;
+    size_t   bytes() const;
 
 private:
     void init(const hparams & hp, int type, const std::vector<ggml_backend_buffer_type *> & layer_buft);
@@ -44,8 +44,8 @@ private:
         ggml_backend_buffer *      buf;
         pages::zeroed              pages;   // the memory under buf when it is main memory
     };
-    void place_in_zeroed_pages(part & p);
+    void              place_in_zeroed_pages(part & p);
     std::vector<part> parts_;
 };
 
-} // namespace gpt2
+}   // namespace gpt2

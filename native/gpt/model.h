@@ -25,36 +25,36 @@ class tensor_store;
 class tokenizer;
 
 struct layer {
-    ggml_tensor * attn_norm   = nullptr;  // ln_1.weight   [n_embd]
-    ggml_tensor * attn_norm_b = nullptr;  // ln_1.bias     [n_embd]
-    ggml_tensor * attn_qkv    = nullptr;  // c_attn.weight [n_embd, 3·n_embd]
-    ggml_tensor * attn_qkv_b  = nullptr;  // c_attn.bias   [3·n_embd]
-    ggml_tensor * attn_out    = nullptr;  // c_proj.weight [n_embd, n_embd]
-    ggml_tensor * attn_out_b  = nullptr;  // c_proj.bias   [n_embd]
-    ggml_tensor * ffn_norm    = nullptr;  // ln_2.weight   [n_embd]
-    ggml_tensor * ffn_norm_b  = nullptr;  // ln_2.bias     [n_embd]
-    ggml_tensor * ffn_up      = nullptr;  // mlp.c_fc.weight   [n_embd, n_ff]
-    ggml_tensor * ffn_up_b    = nullptr;  // mlp.c_fc.bias     [n_ff]
-    ggml_tensor * ffn_down    = nullptr;  // mlp.c_proj.weight [n_ff, n_embd]
-    ggml_tensor * ffn_down_b  = nullptr;  // mlp.c_proj.bias   [n_embd]
+    ggml_tensor * attn_norm   = nullptr;   // ln_1.weight   [n_embd]
+    ggml_tensor * attn_norm_b = nullptr;   // ln_1.bias     [n_embd]
+    ggml_tensor * attn_qkv    = nullptr;   // c_attn.weight [n_embd, 3·n_embd]
+    ggml_tensor * attn_qkv_b  = nullptr;   // c_attn.bias   [3·n_embd]
+    ggml_tensor * attn_out    = nullptr;   // c_proj.weight [n_embd, n_embd]
+    ggml_tensor * attn_out_b  = nullptr;   // c_proj.bias   [n_embd]
+    ggml_tensor * ffn_norm    = nullptr;   // ln_2.weight   [n_embd]
+    ggml_tensor * ffn_norm_b  = nullptr;   // ln_2.bias     [n_embd]
+    ggml_tensor * ffn_up      = nullptr;   // mlp.c_fc.weight   [n_embd, n_ff]
+    ggml_tensor * ffn_up_b    = nullptr;   // mlp.c_fc.bias     [n_ff]
+    ggml_tensor * ffn_down    = nullptr;   // mlp.c_proj.weight [n_ff, n_embd]
+    ggml_tensor * ffn_down_b  = nullptr;   // mlp.c_proj.bias   [n_embd]
 };
 
 struct model {
-    std::string   path;
-    std::string   format;            // "gguf", "safetensors" (HF folder) or "ggml" (legacy .bin)
-    std::string   name;              // general.name, if any
-    hparams       hp;
-    ggml_tensor * token_embd    = nullptr;  // wte [n_embd, n_vocab]
-    ggml_tensor * position_embd = nullptr;  // wpe [n_embd, n_ctx]
-    ggml_tensor * output_norm   = nullptr;  // ln_f.weight [n_embd]
-    ggml_tensor * output_norm_b = nullptr;  // ln_f.bias   [n_embd]
-    ggml_tensor * output        = nullptr;  // lm_head [n_embd, n_vocab]; == token_embd when tied
-    bool          tied_output   = true;
+    std::string        path;
+    std::string        format;   // "gguf", "safetensors" (HF folder) or "ggml" (legacy .bin)
+    std::string        name;     // general.name, if any
+    hparams            hp;
+    ggml_tensor *      token_embd    = nullptr;   // wte [n_embd, n_vocab]
+    ggml_tensor *      position_embd = nullptr;   // wpe [n_embd, n_ctx]
+    ggml_tensor *      output_norm   = nullptr;   // ln_f.weight [n_embd]
+    ggml_tensor *      output_norm_b = nullptr;   // ln_f.bias   [n_embd]
+    ggml_tensor *      output        = nullptr;   // lm_head [n_embd, n_vocab]; == token_embd when tied
+    bool               tied_output   = true;
     std::vector<layer> layers;
 
-    std::string   weight_type;       // the type of most 2-D weights ("f16", "q8_0", ...)
-    uint64_t      n_params   = 0;
-    uint64_t      n_bytes    = 0;    // tensor data bytes
+    std::string weight_type;   // the type of most 2-D weights ("f16", "q8_0", ...)
+    uint64_t    n_params = 0;
+    uint64_t    n_bytes  = 0;   // tensor data bytes
 
     std::shared_ptr<const tokenizer> vocab;
     std::unique_ptr<gguf_reader>     file;    // GGUF: owns the mapping the tensors point into
@@ -82,4 +82,4 @@ std::shared_ptr<const model> model_load_legacy(const std::string & path);
 void model_bind_tensors(model & m, ggml_context * tensors, const std::string & where,
                         const std::function<std::string(const std::string &)> & source_name = {});
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -29,21 +29,20 @@ namespace gpt2 {
 
 namespace {
 
-using json = nlohmann::json;
+using json   = nlohmann::json;
 namespace fs = std::filesystem;
 
 std::string join_path(const std::string & folder, const std::string & name) { return files::join(folder, name); }
 using files::is_file;
 
 json read_json(const std::string & path) {
-    std::string text;
+    std::string              text;
     const files::read_status st = files::read(path, text);
-    if (st != files::read_status::ok) throw error(codes::io, path + (st == files::read_status::cannot_open ? ": cannot open file" : ": read error"));
+    if (st != files::read_status::ok)
+        throw error(codes::io, path + (st == files::read_status::cannot_open ? ": cannot open file" : ": read error"));
     try {
         return json::parse(text);
-    } catch (const json::exception & e) {
-        throw bad_model(path, std::string("not valid JSON (") + e.what() + ")");
-    }
+    } catch (const json::exception & e) { throw bad_model(path, std::string("not valid JSON (") + e.what() + ")"); }
 }
 
 struct config_reader {
@@ -85,29 +84,39 @@ struct mapping {
 };
 
 const std::map<std::string, std::pair<std::string, bool>> k_top = {
-    { "wte.weight",     { "token_embd.weight", false } },  { "wpe.weight", { "position_embd.weight", false } },
-    { "ln_f.weight",    { "output_norm.weight", false } }, { "ln_f.bias",  { "output_norm.bias", false } },
+    { "wte.weight", { "token_embd.weight", false } },   { "wpe.weight", { "position_embd.weight", false } },
+    { "ln_f.weight", { "output_norm.weight", false } }, { "ln_f.bias", { "output_norm.bias", false } },
     { "lm_head.weight", { "output.weight", false } },
 };
 // Per block "h.N.<key>"; an empty GGUF name marks buffers that are not weights.
 const std::map<std::string, std::pair<std::string, bool>> k_block = {
-    { "ln_1.weight",        { "attn_norm.weight", false } },   { "ln_1.bias",        { "attn_norm.bias", false } },
-    { "attn.c_attn.weight", { "attn_qkv.weight", true } },     { "attn.c_attn.bias", { "attn_qkv.bias", false } },
-    { "attn.c_proj.weight", { "attn_output.weight", true } },  { "attn.c_proj.bias", { "attn_output.bias", false } },
-    { "ln_2.weight",        { "ffn_norm.weight", false } },    { "ln_2.bias",        { "ffn_norm.bias", false } },
-    { "mlp.c_fc.weight",    { "ffn_up.weight", true } },       { "mlp.c_fc.bias",    { "ffn_up.bias", false } },
-    { "mlp.c_proj.weight",  { "ffn_down.weight", true } },     { "mlp.c_proj.bias",  { "ffn_down.bias", false } },
-    { "attn.bias",          { "", false } },                   { "attn.masked_bias", { "", false } },
+    { "ln_1.weight", { "attn_norm.weight", false } },
+    { "ln_1.bias", { "attn_norm.bias", false } },
+    { "attn.c_attn.weight", { "attn_qkv.weight", true } },
+    { "attn.c_attn.bias", { "attn_qkv.bias", false } },
+    { "attn.c_proj.weight", { "attn_output.weight", true } },
+    { "attn.c_proj.bias", { "attn_output.bias", false } },
+    { "ln_2.weight", { "ffn_norm.weight", false } },
+    { "ln_2.bias", { "ffn_norm.bias", false } },
+    { "mlp.c_fc.weight", { "ffn_up.weight", true } },
+    { "mlp.c_fc.bias", { "ffn_up.bias", false } },
+    { "mlp.c_proj.weight", { "ffn_down.weight", true } },
+    { "mlp.c_proj.bias", { "ffn_down.bias", false } },
+    { "attn.bias", { "", false } },
+    { "attn.masked_bias", { "", false } },
 };
 
 // False for names that are not GPT-2 tensors; an empty out.gguf for buffers to skip.
 bool map_name(const std::string & hf, uint32_t n_layer, mapping & out) {
-    if (auto it = k_top.find(hf); it != k_top.end()) { out = { it->second.first, it->second.second }; return true; }
+    if (auto it = k_top.find(hf); it != k_top.end()) {
+        out = { it->second.first, it->second.second };
+        return true;
+    }
     if (hf.rfind("h.", 0) == 0) {
         const size_t dot = hf.find('.', 2);
         if (dot != std::string::npos && dot > 2 && dot - 2 <= 4 && hf.find_first_not_of("0123456789", 2) == dot) {
             const uint32_t il = (uint32_t) std::stoul(hf.substr(2, dot - 2));
-            auto it = k_block.find(hf.substr(dot + 1));
+            auto           it = k_block.find(hf.substr(dot + 1));
             if (il < n_layer && it != k_block.end()) {
                 out = { it->second.first.empty() ? "" : "blk." + std::to_string(il) + "." + it->second.first, it->second.second };
                 return true;
@@ -119,7 +128,8 @@ bool map_name(const std::string & hf, uint32_t n_layer, mapping & out) {
 
 // The HF name of a GGUF tensor name, for error messages.
 std::string hf_name_of(const std::string & gguf) {
-    for (const auto & [hf, g] : k_top) if (g.first == gguf) return hf;
+    for (const auto & [hf, g] : k_top)
+        if (g.first == gguf) return hf;
     if (gguf.rfind("blk.", 0) == 0) {
         const size_t dot = gguf.find('.', 4);
         if (dot != std::string::npos) {
@@ -132,8 +142,8 @@ std::string hf_name_of(const std::string & gguf) {
 }
 
 ggml_type ggml_type_of(const safetensors_tensor & t, const std::string & path) {
-    if (t.dtype == "F32")  return GGML_TYPE_F32;
-    if (t.dtype == "F16")  return GGML_TYPE_F16;
+    if (t.dtype == "F32") return GGML_TYPE_F32;
+    if (t.dtype == "F16") return GGML_TYPE_F16;
     if (t.dtype == "BF16") return GGML_TYPE_BF16;
     throw bad_model(path, "tensor " + t.name + " has dtype " + t.dtype + "; GPT-2 weights must be F32, F16 or BF16");
 }
@@ -160,28 +170,30 @@ void transpose(const uint8_t * src, uint8_t * dst, int64_t rows, int64_t cols, s
     }
 }
 
-} // namespace
+}   // namespace
 
 std::shared_ptr<const model> model_load_hf(const std::string & folder, const std::string & weights) {
     const std::string config_path = join_path(folder, "config.json");
     if (!is_file(config_path)) {
-        throw bad_model(weights.empty() ? folder : weights, "no config.json " + std::string(weights.empty() ? "in the folder" : "beside it") +
-                                                           " (a Hugging Face model folder needs config.json, the weights and the tokenizer files)");
+        throw bad_model(weights.empty() ? folder : weights,
+                        "no config.json " + std::string(weights.empty() ? "in the folder" : "beside it") +
+                            " (a Hugging Face model folder needs config.json, the weights and the tokenizer files)");
     }
     const json config = read_json(config_path);
     if (!config.is_object()) throw bad_model(config_path, "not a JSON object");
-    config_reader c { config, config_path };
+    config_reader c{ config, config_path };
 
     // GPT-2 and only GPT-2: other architectures have other graphs.
     const std::string model_type = c.str("model_type", "");
-    bool gpt2_arch = model_type == "gpt2";
+    bool              gpt2_arch  = model_type == "gpt2";
     if (model_type.empty() && config.contains("architectures") && config["architectures"].is_array()) {
         for (const json & a : config["architectures"]) gpt2_arch |= a.is_string() && (a == "GPT2LMHeadModel" || a == "GPT2Model");
     }
     if (!gpt2_arch) c.fail("model_type is \"" + model_type + "\", expected \"gpt2\" (a GPT2LMHeadModel checkpoint)");
     const std::string act = c.str("activation_function", "gelu_new");
     if (act == "gelu") {
-        log_write(log_level::warn, "gpt2-node", config_path + ": activation_function \"gelu\" (erf) is computed with GPT-2's tanh approximation\n");
+        log_write(log_level::warn, "gpt2-node",
+                  config_path + ": activation_function \"gelu\" (erf) is computed with GPT-2's tanh approximation\n");
     } else if (act != "gelu_new" && act != "gelu_pytorch_tanh" && act != "gelu_fast") {
         c.fail("activation_function \"" + act + "\" is not supported (GPT-2 uses gelu_new)");
     }
@@ -189,23 +201,23 @@ std::shared_ptr<const model> model_load_hf(const std::string & folder, const std
     if (!c.flag("scale_attn_weights", true)) c.fail("scale_attn_weights: false is not supported");
     if (c.flag("add_cross_attention", false)) c.fail("add_cross_attention (an encoder-decoder model) is not supported");
 
-    auto m = std::make_shared<model>();
-    m->path   = folder;
-    m->format = "safetensors";
-    hparams & hp = m->hp;
-    hp.n_embd  = c.u32({ "n_embd", "hidden_size" }, 1, 1u << 16);
-    hp.n_layer = c.u32({ "n_layer", "num_hidden_layers" }, 1, 1024);
-    hp.n_head  = c.u32({ "n_head", "num_attention_heads" }, 1, hp.n_embd);
-    hp.n_ctx   = c.u32({ "n_positions", "n_ctx", "max_position_embeddings" }, 1, 1u << 20);
+    auto m                    = std::make_shared<model>();
+    m->path                   = folder;
+    m->format                 = "safetensors";
+    hparams & hp              = m->hp;
+    hp.n_embd                 = c.u32({ "n_embd", "hidden_size" }, 1, 1u << 16);
+    hp.n_layer                = c.u32({ "n_layer", "num_hidden_layers" }, 1, 1024);
+    hp.n_head                 = c.u32({ "n_head", "num_attention_heads" }, 1, hp.n_embd);
+    hp.n_ctx                  = c.u32({ "n_positions", "n_ctx", "max_position_embeddings" }, 1, 1u << 20);
     const uint32_t ff_default = 4 * hp.n_embd;
-    hp.n_ff    = c.u32({ "n_inner" }, 1, 1u << 20, &ff_default);
+    hp.n_ff                   = c.u32({ "n_inner" }, 1, 1u << 20, &ff_default);
     if (config.contains("layer_norm_epsilon")) {
         if (!config["layer_norm_epsilon"].is_number()) c.fail("layer_norm_epsilon is not a number");
         hp.norm_eps = config["layer_norm_epsilon"].get<float>();
     }
-    const bool tied = c.flag("tie_word_embeddings", true);
+    const bool     tied       = c.flag("tie_word_embeddings", true);
     const uint32_t vocab_size = c.u32({ "vocab_size" }, 1, 1u << 24);
-    m->name = c.str("_name_or_path", fs::u8path(folder).filename().u8string());
+    m->name                   = c.str("_name_or_path", fs::u8path(folder).filename().u8string());
 
     // The weight files.
     std::vector<std::string> files;
@@ -236,8 +248,10 @@ std::shared_ptr<const model> model_load_hf(const std::string & folder, const std
     } else {
         for (const char * pickle : { "pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.ckpt" }) {
             if (is_file(join_path(folder, pickle))) {
-                throw bad_model(folder, std::string("has only PyTorch pickle weights (") + pickle + "), which gpt2-node does not load "
-                                        "(unpickling can run code); download the repository's model.safetensors instead");
+                throw bad_model(folder,
+                                std::string("has only PyTorch pickle weights (") + pickle +
+                                    "), which gpt2-node does not load "
+                                    "(unpickling can run code); download the repository's model.safetensors instead");
             }
         }
         throw bad_model(folder, "no weights: expected model.safetensors or model.safetensors.index.json");
@@ -246,7 +260,11 @@ std::shared_ptr<const model> model_load_hf(const std::string & folder, const std
     for (const auto & f : files) shards.push_back(std::make_unique<safetensors_file>(f));
 
     // Every tensor, by GGUF name, with its source.
-    struct source { const safetensors_tensor * t; const std::string * file; mapping map; };
+    struct source {
+        const safetensors_tensor * t;
+        const std::string *        file;
+        mapping                    map;
+    };
     std::map<std::string, source> by_gguf;
     for (const auto & sf : shards) {
         for (const auto & t : sf->tensors()) {
@@ -255,7 +273,7 @@ std::shared_ptr<const model> model_load_hf(const std::string & folder, const std
             mapping map;
             if (!map_name(name, hp.n_layer, map)) throw bad_model(sf->path(), "unexpected tensor " + t.name + " (not a GPT-2 weight)");
             if (map.gguf.empty()) continue;
-            if (!by_gguf.emplace(map.gguf, source { &t, &sf->path(), map }).second) {
+            if (!by_gguf.emplace(map.gguf, source{ &t, &sf->path(), map }).second) {
                 throw bad_model(sf->path(), "tensor " + t.name + " appears twice");
             }
         }
@@ -280,8 +298,8 @@ std::shared_ptr<const model> model_load_hf(const std::string & folder, const std
     m->store = std::make_unique<tensor_store>(by_gguf.size());
     std::vector<std::pair<ggml_tensor *, const source *>> copies;
     for (const auto & [name, src] : by_gguf) {
-        const safetensors_tensor & t = *src.t;
-        const ggml_type type = ggml_type_of(t, *src.file);
+        const safetensors_tensor & t    = *src.t;
+        const ggml_type            type = ggml_type_of(t, *src.file);
         if (t.shape.size() == 1) {
             copies.emplace_back(m->store->add(name, GGML_TYPE_F32, t.shape[0]), &src);
         } else if (t.shape.size() == 2) {
@@ -301,17 +319,15 @@ std::shared_ptr<const model> model_load_hf(const std::string & folder, const std
     } catch (const error & e) {
         if (e.code() == codes::not_found) throw bad_model(folder, "no tokenizer (tokenizer.json, or vocab.json and merges.txt)");
         throw;
-    } catch (const std::exception & e) {
-        throw bad_model(folder, std::string("bad tokenizer: ") + e.what());
-    }
+    } catch (const std::exception & e) { throw bad_model(folder, std::string("bad tokenizer: ") + e.what()); }
     // Shapes and types are checked before a byte is copied.
     model_bind_tensors(*m, m->store->ctx(), folder, hf_name_of);
 
     m->store->allocate();
     std::vector<float> f32;
     for (auto & [dst, src] : copies) {
-        const safetensors_tensor & t = *src->t;
-        const ggml_type from = ggml_type_of(t, *src->file);
+        const safetensors_tensor & t    = *src->t;
+        const ggml_type            from = ggml_type_of(t, *src->file);
         if (t.shape.size() == 1) {
             to_f32(t, from, (float *) dst->data, t.shape[0]);
         } else if (src->map.conv1d) {
@@ -323,4 +339,4 @@ std::shared_ptr<const model> model_load_hf(const std::string & folder, const std
     return m;
 }
 
-} // namespace gpt2
+}   // namespace gpt2

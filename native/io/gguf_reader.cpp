@@ -21,9 +21,11 @@ static void ggml_log_sink(ggml_log_level level, const char * text, void *) {
         t_last_error = text;
         while (!t_last_error.empty() && (t_last_error.back() == '\n' || t_last_error.back() == ' ')) t_last_error.pop_back();
     }
-    log_write(level == GGML_LOG_LEVEL_ERROR ? log_level::error
-            : level == GGML_LOG_LEVEL_WARN  ? log_level::warn
-            : level == GGML_LOG_LEVEL_INFO  ? log_level::info : log_level::debug, "ggml", text);
+    log_write(level == GGML_LOG_LEVEL_ERROR      ? log_level::error
+                  : level == GGML_LOG_LEVEL_WARN ? log_level::warn
+                  : level == GGML_LOG_LEVEL_INFO ? log_level::info
+                                                 : log_level::debug,
+              "ggml", text);
 }
 
 void ggml_log_capture_install() {
@@ -42,12 +44,10 @@ gguf_reader::gguf_reader(const std::string & path) : path_(path) {
     // Open it ourselves first: a missing file is ERR_NOT_FOUND, not a parse error, and a file
     // too short to be GGUF gets a clear message instead of ggml's.
     file_ = std::make_unique<mapped_file>(path);
-    if (file_->size() < 4 || std::memcmp(file_->data(), "GGUF", 4) != 0) {
-        fail("not a GGUF file (the first 4 bytes are not \"GGUF\")");
-    }
+    if (file_->size() < 4 || std::memcmp(file_->data(), "GGUF", 4) != 0) { fail("not a GGUF file (the first 4 bytes are not \"GGUF\")"); }
     ggml_log_take_last_error();
-    gguf_init_params params = { /*no_alloc =*/ true, /*ctx =*/ &meta_ };
-    gguf_ = gguf_init_from_file(path.c_str(), params);
+    gguf_init_params params = { /*no_alloc =*/true, /*ctx =*/&meta_ };
+    gguf_                   = gguf_init_from_file(path.c_str(), params);
     if (!gguf_) {
         std::string why = ggml_log_take_last_error();
         fail("invalid GGUF" + (why.empty() ? std::string() : " (" + why + ")"));
@@ -75,23 +75,35 @@ void gguf_reader::drop_metadata() {
 bool gguf_reader::has(const char * key) const { return gguf_find_key(parsed(), key) >= 0; }
 
 std::optional<uint64_t> gguf_reader::get_uint(const char * key) const {
-    const gguf_context * g = parsed();
-    const int64_t id = gguf_find_key(g, key);
+    const gguf_context * g  = parsed();
+    const int64_t        id = gguf_find_key(g, key);
     if (id < 0) return std::nullopt;
-    const gguf_type t = gguf_get_kv_type(g, id);
-    int64_t  s = 0;
-    uint64_t u = 0;
-    bool     is_signed = true;
+    const gguf_type t         = gguf_get_kv_type(g, id);
+    int64_t         s         = 0;
+    uint64_t        u         = 0;
+    bool            is_signed = true;
     switch (t) {
-        case GGUF_TYPE_UINT8:  u = gguf_get_val_u8(g, id);  is_signed = false; break;
-        case GGUF_TYPE_UINT16: u = gguf_get_val_u16(g, id); is_signed = false; break;
-        case GGUF_TYPE_UINT32: u = gguf_get_val_u32(g, id); is_signed = false; break;
-        case GGUF_TYPE_UINT64: u = gguf_get_val_u64(g, id); is_signed = false; break;
-        case GGUF_TYPE_INT8:   s = gguf_get_val_i8(g, id);  break;
-        case GGUF_TYPE_INT16:  s = gguf_get_val_i16(g, id); break;
-        case GGUF_TYPE_INT32:  s = gguf_get_val_i32(g, id); break;
-        case GGUF_TYPE_INT64:  s = gguf_get_val_i64(g, id); break;
-        default: fail(std::string("metadata ") + key + " has type " + gguf_type_name(t) + ", expected an integer");
+    case GGUF_TYPE_UINT8:
+        u         = gguf_get_val_u8(g, id);
+        is_signed = false;
+        break;
+    case GGUF_TYPE_UINT16:
+        u         = gguf_get_val_u16(g, id);
+        is_signed = false;
+        break;
+    case GGUF_TYPE_UINT32:
+        u         = gguf_get_val_u32(g, id);
+        is_signed = false;
+        break;
+    case GGUF_TYPE_UINT64:
+        u         = gguf_get_val_u64(g, id);
+        is_signed = false;
+        break;
+    case GGUF_TYPE_INT8: s = gguf_get_val_i8(g, id); break;
+    case GGUF_TYPE_INT16: s = gguf_get_val_i16(g, id); break;
+    case GGUF_TYPE_INT32: s = gguf_get_val_i32(g, id); break;
+    case GGUF_TYPE_INT64: s = gguf_get_val_i64(g, id); break;
+    default: fail(std::string("metadata ") + key + " has type " + gguf_type_name(t) + ", expected an integer");
     }
     if (is_signed) {
         if (s < 0) fail(std::string("metadata ") + key + " is negative (" + std::to_string(s) + ")");
@@ -101,8 +113,8 @@ std::optional<uint64_t> gguf_reader::get_uint(const char * key) const {
 }
 
 std::optional<float> gguf_reader::get_float(const char * key) const {
-    const gguf_context * g = parsed();
-    const int64_t id = gguf_find_key(g, key);
+    const gguf_context * g  = parsed();
+    const int64_t        id = gguf_find_key(g, key);
     if (id < 0) return std::nullopt;
     const gguf_type t = gguf_get_kv_type(g, id);
     if (t == GGUF_TYPE_FLOAT32) return gguf_get_val_f32(g, id);
@@ -111,8 +123,8 @@ std::optional<float> gguf_reader::get_float(const char * key) const {
 }
 
 std::optional<std::string> gguf_reader::get_string(const char * key) const {
-    const gguf_context * g = parsed();
-    const int64_t id = gguf_find_key(g, key);
+    const gguf_context * g  = parsed();
+    const int64_t        id = gguf_find_key(g, key);
     if (id < 0) return std::nullopt;
     const gguf_type t = gguf_get_kv_type(g, id);
     if (t != GGUF_TYPE_STRING) fail(std::string("metadata ") + key + " has type " + gguf_type_name(t) + ", expected a string");
@@ -125,16 +137,16 @@ int64_t gguf_reader::n_tensors() const { return gguf_get_n_tensors(parsed()); }
 
 void gguf_reader::bind_data() {
     if (buffer_) return;
-    const gguf_context * g = parsed();
-    const size_t   data_offset = gguf_get_data_offset(g);
-    const size_t   size        = file_->size();
-    const int64_t  n           = gguf_get_n_tensors(g);
+    const gguf_context * g           = parsed();
+    const size_t         data_offset = gguf_get_data_offset(g);
+    const size_t         size        = file_->size();
+    const int64_t        n           = gguf_get_n_tensors(g);
     if (n > 0 && data_offset > size) fail("tensor data starts past the end of the file (truncated?)");
     for (int64_t i = 0; i < n; ++i) {
-        const char * name   = gguf_get_tensor_name(g, i);
-        const size_t offset = gguf_get_tensor_offset(g, i);
-        ggml_tensor * t     = ggml_get_tensor(meta_, name);
-        const size_t nbytes = ggml_nbytes(t);
+        const char *  name   = gguf_get_tensor_name(g, i);
+        const size_t  offset = gguf_get_tensor_offset(g, i);
+        ggml_tensor * t      = ggml_get_tensor(meta_, name);
+        const size_t  nbytes = ggml_nbytes(t);
         if (offset > size - data_offset || nbytes > size - data_offset - offset) {
             fail(std::string("tensor ") + name + " extends past the end of the file (needs " +
                  std::to_string(data_offset + offset + nbytes) + " bytes, file has " + std::to_string(size) + "; truncated?)");
@@ -146,12 +158,12 @@ void gguf_reader::bind_data() {
     if (!buffer_) fail("cannot create a buffer over the file mapping");
     ggml_backend_buffer_set_usage(buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     for (int64_t i = 0; i < n; ++i) {
-        ggml_tensor * t = ggml_get_tensor(meta_, gguf_get_tensor_name(g, i));
-        void * addr = const_cast<uint8_t *>(file_->data()) + data_offset + gguf_get_tensor_offset(g, i);
+        ggml_tensor * t    = ggml_get_tensor(meta_, gguf_get_tensor_name(g, i));
+        void *        addr = const_cast<uint8_t *>(file_->data()) + data_offset + gguf_get_tensor_offset(g, i);
         if (ggml_backend_tensor_alloc(buffer_, t, addr) != GGML_STATUS_SUCCESS) {
             fail(std::string("cannot bind tensor ") + ggml_get_name(t));
         }
     }
 }
 
-} // namespace gpt2
+}   // namespace gpt2

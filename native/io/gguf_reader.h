@@ -24,10 +24,10 @@ class gguf_reader {
 public:
     explicit gguf_reader(const std::string & path);   // throws ERR_BAD_MODEL / ERR_NOT_FOUND / ERR_IO
     ~gguf_reader();
-    gguf_reader(const gguf_reader &) = delete;
+    gguf_reader(const gguf_reader &)             = delete;
     gguf_reader & operator=(const gguf_reader &) = delete;
 
-    const std::string & path() const { return path_; }
+    const std::string &  path() const { return path_; }
     const gguf_context * gguf() const { return parsed(); }
 
     bool has(const char * key) const;
@@ -40,20 +40,22 @@ public:
     ggml_context * meta() const { return meta_; }
     // nullptr when absent. Tensors have no data until bind_data().
     ggml_tensor * tensor(const std::string & name) const;
-    int64_t n_tensors() const;
+    int64_t       n_tensors() const;
 
     // Maps the file and points every tensor at its bytes (after checking each lies inside the file).
     void bind_data();
     // Frees the parsed metadata (every key's value: for GPT-2, 100k token and merge strings, a few
     // MiB) once the model has read what it needs. Afterwards only meta(), tensor() and release()
     // may be used; the metadata getters throw std::logic_error.
-    void drop_metadata();
+    void   drop_metadata();
     size_t file_size() const { return file_ ? file_->size() : 0; }
     // See mapped_file::release(): for tensor bytes that were copied elsewhere.
-    void release(const void * p, size_t n) const { if (file_) file_->release(p, n); }
+    void release(const void * p, size_t n) const {
+        if (file_) file_->release(p, n);
+    }
 
 private:
-    [[noreturn]] void fail(const std::string & what) const;
+    [[noreturn]] void    fail(const std::string & what) const;
     const gguf_context * parsed() const;
 
     std::string                  path_;
@@ -68,4 +70,4 @@ private:
 void        ggml_log_capture_install();
 std::string ggml_log_take_last_error();
 
-} // namespace gpt2
+}   // namespace gpt2

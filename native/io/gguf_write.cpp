@@ -12,23 +12,27 @@ namespace gpt2 {
 
 namespace {
 
-struct file_closer { void operator()(FILE * f) const { if (f) std::fclose(f); } };
+struct file_closer {
+    void operator()(FILE * f) const {
+        if (f) std::fclose(f);
+    }
+};
 
-} // namespace
+}   // namespace
 
 const std::vector<output_type> & output_types() {
     static const std::vector<output_type> types = {
-        { "f32",  GGML_TYPE_F32,  0 },  { "f16",  GGML_TYPE_F16,  1 },  { "bf16", GGML_TYPE_BF16, 32 },
-        { "q8_0", GGML_TYPE_Q8_0, 7 },  { "q4_0", GGML_TYPE_Q4_0, 2 },  { "q4_1", GGML_TYPE_Q4_1, 3 },
-        { "q5_0", GGML_TYPE_Q5_0, 8 },  { "q5_1", GGML_TYPE_Q5_1, 9 },
-        { "q2_K", GGML_TYPE_Q2_K, 10 }, { "q3_K", GGML_TYPE_Q3_K, 11 }, { "q4_K", GGML_TYPE_Q4_K, 14 },
-        { "q5_K", GGML_TYPE_Q5_K, 16 }, { "q6_K", GGML_TYPE_Q6_K, 18 },
+        { "f32", GGML_TYPE_F32, 0 },    { "f16", GGML_TYPE_F16, 1 },    { "bf16", GGML_TYPE_BF16, 32 }, { "q8_0", GGML_TYPE_Q8_0, 7 },
+        { "q4_0", GGML_TYPE_Q4_0, 2 },  { "q4_1", GGML_TYPE_Q4_1, 3 },  { "q5_0", GGML_TYPE_Q5_0, 8 },  { "q5_1", GGML_TYPE_Q5_1, 9 },
+        { "q2_K", GGML_TYPE_Q2_K, 10 }, { "q3_K", GGML_TYPE_Q3_K, 11 }, { "q4_K", GGML_TYPE_Q4_K, 14 }, { "q5_K", GGML_TYPE_Q5_K, 16 },
+        { "q6_K", GGML_TYPE_Q6_K, 18 },
     };
     return types;
 }
 
 const output_type & output_type_named(const std::string & name) {
-    for (const auto & t : output_types()) if (name == t.name) return t;
+    for (const auto & t : output_types())
+        if (name == t.name) return t;
     std::string list;
     for (const auto & t : output_types()) list += (list.empty() ? "" : ", ") + std::string(t.name);
     throw range_error("Expected one of " + list + " for type but received \"" + name + "\"");
@@ -47,7 +51,7 @@ uint64_t gguf_write(const std::string & job, const std::string & output, gguf_co
         total += ggml_nbytes(t.src);
     }
 
-    const std::string tmp = output + ".partial";
+    const std::string                  tmp = output + ".partial";
     std::unique_ptr<FILE, file_closer> f(std::fopen(tmp.c_str(), "wb"));
     if (!f) throw error(codes::io, output + ": cannot open for writing");
     auto abandon = [&](error e) {
@@ -55,16 +59,16 @@ uint64_t gguf_write(const std::string & job, const std::string & output, gguf_co
         std::remove(tmp.c_str());
         throw e;
     };
-    if (!gguf_write_to_file_ptr(meta, f.get(), /*only_meta =*/ true)) abandon(error(codes::io, output + ": cannot write the header"));
+    if (!gguf_write_to_file_ptr(meta, f.get(), /*only_meta =*/true)) abandon(error(codes::io, output + ": cannot write the header"));
 
-    const size_t alignment = gguf_get_alignment(meta);
+    const size_t         alignment = gguf_get_alignment(meta);
     std::vector<float>   f32;
     std::vector<uint8_t> out;
-    uint64_t done = 0, written = 0;
+    uint64_t             done = 0, written = 0;
     for (const auto & [src, type] : tensors) {
         if (cancelled && cancelled()) abandon(error(codes::aborted, job + " aborted"));
-        const uint8_t * data = (const uint8_t *) src->data;
-        size_t nbytes = ggml_nbytes(src);
+        const uint8_t * data   = (const uint8_t *) src->data;
+        size_t          nbytes = ggml_nbytes(src);
         if (type != src->type) {
             const int64_t n = ggml_nelements(src), n_per_row = src->ne[0], n_rows = n / n_per_row;
             f32.resize((size_t) n);
@@ -72,11 +76,11 @@ uint64_t gguf_write(const std::string & job, const std::string & output, gguf_co
             else ggml_get_type_traits(src->type)->to_float(src->data, f32.data(), n);
             out.resize((size_t) n_rows * ggml_row_size(type, n_per_row));
             nbytes = ggml_quantize_chunk(type, f32.data(), out.data(), 0, n_rows, n_per_row, nullptr);
-            data = out.data();
+            data   = out.data();
         }
         if (std::fwrite(data, 1, nbytes, f.get()) != nbytes) abandon(error(codes::io, output + ": write failed (disk full?)"));
         static const uint8_t zeros[64] = {};
-        size_t pad = (alignment - nbytes % alignment) % alignment;
+        size_t               pad       = (alignment - nbytes % alignment) % alignment;
         while (pad > 0) {
             const size_t k = pad < sizeof(zeros) ? pad : sizeof(zeros);
             if (std::fwrite(zeros, 1, k, f.get()) != k) abandon(error(codes::io, output + ": write failed (disk full?)"));
@@ -95,4 +99,4 @@ uint64_t gguf_write(const std::string & job, const std::string & output, gguf_co
     return written;
 }
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -40,7 +40,6 @@ bool can_convert(const ggml_tensor * t, ggml_type type);
 // progress(done, total) after each tensor, in source bytes; cancelled() → ERR_ABORTED
 // ("<job> aborted"). Returns the bytes of tensor data written. Throws ERR_IO for the output.
 uint64_t gguf_write(const std::string & job, const std::string & output, gguf_context * meta, const std::vector<gguf_tensor_out> & tensors,
-                    const std::function<void(uint64_t done, uint64_t total)> & progress,
-                    const std::function<bool()> & cancelled);
+                    const std::function<void(uint64_t done, uint64_t total)> & progress, const std::function<bool()> & cancelled);
 
-} // namespace gpt2
+}   // namespace gpt2

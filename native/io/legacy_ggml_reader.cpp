@@ -32,35 +32,36 @@ struct cursor {
     }
 };
 
-} // namespace
+}   // namespace
 
 legacy_ggml_file::legacy_ggml_file(const std::string & path) : file_(path) {
-    cursor c { file_.data(), file_.size(), file_.path() };
+    cursor c{ file_.data(), file_.size(), file_.path() };
     if (file_.size() < 4) c.fail("not a legacy ggml file (too short)");
     uint32_t magic;
     std::memcpy(&magic, c.take(4, "the magic"), 4);
     if (magic != legacy_magic()) c.fail("not a legacy ggml file (bad magic)");
 
-    hp_.n_vocab = c.i32("the hyperparameters");
-    hp_.n_ctx   = c.i32("the hyperparameters");
-    hp_.n_embd  = c.i32("the hyperparameters");
-    hp_.n_head  = c.i32("the hyperparameters");
-    hp_.n_layer = c.i32("the hyperparameters");
+    hp_.n_vocab         = c.i32("the hyperparameters");
+    hp_.n_ctx           = c.i32("the hyperparameters");
+    hp_.n_embd          = c.i32("the hyperparameters");
+    hp_.n_head          = c.i32("the hyperparameters");
+    hp_.n_layer         = c.i32("the hyperparameters");
     const int32_t ftype = c.i32("the hyperparameters");
     if (ftype < 0) c.fail("ftype " + std::to_string(ftype) + " is negative");
     hp_.ftype       = ftype % 1000;   // GGML_QNT_VERSION_FACTOR
     hp_.qnt_version = ftype / 1000;
-    auto positive = [&](int32_t v, const char * name, int32_t max) {
+    auto positive   = [&](int32_t v, const char * name, int32_t max) {
         if (v < 1 || v > max) c.fail(std::string(name) + " = " + std::to_string(v) + " is outside [1, " + std::to_string(max) + "]");
     };
     positive(hp_.n_vocab, "n_vocab", 1 << 24);
-    positive(hp_.n_ctx,   "n_ctx",   1 << 20);
-    positive(hp_.n_embd,  "n_embd",  1 << 16);
-    positive(hp_.n_head,  "n_head",  hp_.n_embd);
+    positive(hp_.n_ctx, "n_ctx", 1 << 20);
+    positive(hp_.n_embd, "n_embd", 1 << 16);
+    positive(hp_.n_head, "n_head", hp_.n_embd);
     positive(hp_.n_layer, "n_layer", 1024);
 
     const int32_t n_vocab = c.i32("the vocabulary");
-    if (n_vocab != hp_.n_vocab) c.fail("vocabulary has " + std::to_string(n_vocab) + " tokens but n_vocab is " + std::to_string(hp_.n_vocab));
+    if (n_vocab != hp_.n_vocab)
+        c.fail("vocabulary has " + std::to_string(n_vocab) + " tokens but n_vocab is " + std::to_string(hp_.n_vocab));
     // each token needs at least its 4-byte length: bound the reservation by what the file holds
     if ((uint64_t) n_vocab > c.left / 4) c.fail("file ends inside the vocabulary (truncated?)");
     vocab_.reserve((size_t) n_vocab);
@@ -74,11 +75,13 @@ legacy_ggml_file::legacy_ggml_file(const std::string & path) : file_(path) {
 
     while (c.left > 0) {
         legacy_tensor t;
-        t.n_dims = c.i32("a tensor header");
+        t.n_dims               = c.i32("a tensor header");
         const int32_t name_len = c.i32("a tensor header");
-        t.type = c.i32("a tensor header");
-        if (t.n_dims < 1 || t.n_dims > 2) c.fail("tensor #" + std::to_string(tensors_.size()) + " has " + std::to_string(t.n_dims) + " dimensions");
-        if (name_len < 1 || name_len > 256) c.fail("tensor #" + std::to_string(tensors_.size()) + " has a name of " + std::to_string(name_len) + " bytes");
+        t.type                 = c.i32("a tensor header");
+        if (t.n_dims < 1 || t.n_dims > 2)
+            c.fail("tensor #" + std::to_string(tensors_.size()) + " has " + std::to_string(t.n_dims) + " dimensions");
+        if (name_len < 1 || name_len > 256)
+            c.fail("tensor #" + std::to_string(tensors_.size()) + " has a name of " + std::to_string(name_len) + " bytes");
         if (t.type < 0 || t.type >= GGML_TYPE_COUNT || ggml_get_type_traits((ggml_type) t.type)->blck_size == 0) {
             c.fail("tensor #" + std::to_string(tensors_.size()) + " has unknown type " + std::to_string(t.type));
         }
@@ -89,7 +92,8 @@ legacy_ggml_file::legacy_ggml_file(const std::string & path) : file_(path) {
         t.name.assign((const char *) c.take((uint64_t) name_len, "a tensor name"), (size_t) name_len);
         const ggml_type type = (ggml_type) t.type;
         if (t.ne[0] % ggml_blck_size(type) != 0) {
-            c.fail("tensor " + t.name + ": row of " + std::to_string(t.ne[0]) + " is not a multiple of " + ggml_type_name(type) + "'s block size");
+            c.fail("tensor " + t.name + ": row of " + std::to_string(t.ne[0]) + " is not a multiple of " + ggml_type_name(type) +
+                   "'s block size");
         }
         // ne ≤ 2^31 each, so the row size and the product fit in 64 bits
         t.nbytes = (uint64_t) ggml_row_size(type, t.ne[0]) * (uint64_t) t.ne[1];
@@ -104,4 +108,4 @@ const legacy_tensor * legacy_ggml_file::find(const std::string & name) const {
     return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-} // namespace gpt2
+}   // namespace gpt2

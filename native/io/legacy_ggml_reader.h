@@ -22,16 +22,16 @@ namespace gpt2 {
 
 struct legacy_tensor {
     std::string     name;
-    int32_t         type = 0;          // ggml_type id as stored
-    int64_t         ne[2] = { 1, 1 };  // ggml order
+    int32_t         type   = 0;          // ggml_type id as stored
+    int64_t         ne[2]  = { 1, 1 };   // ggml order
     int32_t         n_dims = 0;
-    const uint8_t * data = nullptr;    // unaligned
+    const uint8_t * data   = nullptr;   // unaligned
     uint64_t        nbytes = 0;
 };
 
 struct legacy_hparams {
     int32_t n_vocab = 0, n_ctx = 0, n_embd = 0, n_head = 0, n_layer = 0;
-    int32_t ftype = 0;        // without the quantization version
+    int32_t ftype       = 0;   // without the quantization version
     int32_t qnt_version = 0;
 };
 
@@ -41,18 +41,18 @@ constexpr uint32_t legacy_magic() { return 0x67676d6c; }
 class legacy_ggml_file {
 public:
     explicit legacy_ggml_file(const std::string & path);   // throws ERR_BAD_MODEL / ERR_NOT_FOUND / ERR_IO
-    const std::string & path() const { return file_.path(); }
-    const legacy_hparams & hparams() const { return hp_; }
-    const std::vector<std::string> & vocab() const { return vocab_; }       // raw token bytes, by id
+    const std::string &                path() const { return file_.path(); }
+    const legacy_hparams &             hparams() const { return hp_; }
+    const std::vector<std::string> &   vocab() const { return vocab_; }   // raw token bytes, by id
     const std::vector<legacy_tensor> & tensors() const { return tensors_; }
-    const legacy_tensor * find(const std::string & name) const;
+    const legacy_tensor *              find(const std::string & name) const;
 
 private:
-    mapped_file                file_;
-    legacy_hparams             hp_;
-    std::vector<std::string>   vocab_;
-    std::vector<legacy_tensor> tensors_;
+    mapped_file                             file_;
+    legacy_hparams                          hp_;
+    std::vector<std::string>                vocab_;
+    std::vector<legacy_tensor>              tensors_;
     std::unordered_map<std::string, size_t> index_;
 };
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -6,13 +6,13 @@
 #include <cstring>
 
 #ifdef _WIN32
-#  define WIN32_LEAN_AND_MEAN
-#  include <windows.h>
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
 #else
-#  include <fcntl.h>
-#  include <sys/mman.h>
-#  include <sys/stat.h>
-#  include <unistd.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #endif
 
 namespace gpt2 {
@@ -20,21 +20,31 @@ namespace gpt2 {
 #ifdef _WIN32
 
 mapped_file::mapped_file(const std::string & path) : path_(path) {
-    int wlen = MultiByteToWideChar(CP_UTF8, 0, path.c_str(), -1, nullptr, 0);
+    int          wlen = MultiByteToWideChar(CP_UTF8, 0, path.c_str(), -1, nullptr, 0);
     std::wstring wpath(wlen > 0 ? wlen - 1 : 0, L'\0');
     if (wlen > 0) MultiByteToWideChar(CP_UTF8, 0, path.c_str(), -1, wpath.data(), wlen);
     HANDLE f = CreateFileW(wpath.c_str(), GENERIC_READ, FILE_SHARE_READ, nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
     if (f == INVALID_HANDLE_VALUE) throw error(codes::io, path + ": cannot open file (error " + std::to_string(GetLastError()) + ")");
     LARGE_INTEGER sz;
-    if (!GetFileSizeEx(f, &sz)) { CloseHandle(f); throw error(codes::io, path + ": cannot read file size"); }
+    if (!GetFileSizeEx(f, &sz)) {
+        CloseHandle(f);
+        throw error(codes::io, path + ": cannot read file size");
+    }
     size_ = (size_t) sz.QuadPart;
     file_ = f;
     if (size_ == 0) return;
     HANDLE m = CreateFileMappingW(f, nullptr, PAGE_READONLY, 0, 0, nullptr);
-    if (!m) { CloseHandle(f); throw error(codes::io, path + ": cannot map file"); }
+    if (!m) {
+        CloseHandle(f);
+        throw error(codes::io, path + ": cannot map file");
+    }
     mapping_ = m;
-    data_ = (uint8_t *) MapViewOfFile(m, FILE_MAP_READ, 0, 0, 0);
-    if (!data_) { CloseHandle(m); CloseHandle(f); throw error(codes::io, path + ": cannot map file"); }
+    data_    = (uint8_t *) MapViewOfFile(m, FILE_MAP_READ, 0, 0, 0);
+    if (!data_) {
+        CloseHandle(m);
+        CloseHandle(f);
+        throw error(codes::io, path + ": cannot map file");
+    }
 }
 
 void mapped_file::release(const void *, size_t) const {
@@ -55,7 +65,7 @@ mapped_file::mapped_file(const std::string & path) : path_(path) {
         int e = errno;
         throw error(e == ENOENT ? codes::not_found : codes::io, path + ": cannot open file (" + std::strerror(e) + ")");
     }
-    struct stat st {};
+    struct stat st{};
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
         throw error(codes::io, path + ": not a regular file");
@@ -76,7 +86,7 @@ mapped_file::mapped_file(const std::string & path) : path_(path) {
 void mapped_file::release(const void * p, size_t n) const {
     const uintptr_t begin = (uintptr_t) p, end = begin + n;
     if (!data_ || begin < (uintptr_t) data_ || end > (uintptr_t) data_ + size_) return;
-    const uintptr_t page = (uintptr_t) sysconf(_SC_PAGESIZE);
+    const uintptr_t page  = (uintptr_t) sysconf(_SC_PAGESIZE);
     const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
     if (first < last) madvise((void *) first, last - first, MADV_DONTNEED);   // advice: failure changes nothing
 }
@@ -87,4 +97,4 @@ mapped_file::~mapped_file() {
 
 #endif
 
-} // namespace gpt2
+}   // namespace gpt2

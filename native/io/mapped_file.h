@@ -12,11 +12,11 @@ class mapped_file {
 public:
     explicit mapped_file(const std::string & path);   // throws gpt2::error ERR_BAD_MODEL / ERR_IO
     ~mapped_file();
-    mapped_file(const mapped_file &) = delete;
+    mapped_file(const mapped_file &)             = delete;
     mapped_file & operator=(const mapped_file &) = delete;
 
-    const uint8_t * data() const { return data_; }
-    size_t          size() const { return size_; }
+    const uint8_t *     data() const { return data_; }
+    size_t              size() const { return size_; }
     const std::string & path() const { return path_; }
     // Drops the whole pages inside [p, p + n) from this process's resident memory (they stay in
     // the page cache and come back on the next read): for bytes that were copied elsewhere.
@@ -32,4 +32,4 @@ private:
 #endif
 };
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -23,7 +23,6 @@ const std::vector<std::string> & quantize_type_names();
 // Throws gpt2::error: ERR_BAD_MODEL (input), ERR_IO (output), range_error (unknown type).
 // `progress(done, total)` is called after each tensor (bytes of input processed).
 quantize_result quantize_gguf(const std::string & input, const std::string & output, const std::string & type,
-                              const std::function<void(uint64_t done, uint64_t total)> & progress,
-                              const std::function<bool()> & cancelled);
+                              const std::function<void(uint64_t done, uint64_t total)> & progress, const std::function<bool()> & cancelled);
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -26,15 +26,15 @@ uint64_t read_u64_le(const uint8_t * p) {
 // Bytes per element of the dtypes safetensors defines; 0 for an unknown dtype.
 uint64_t dtype_size(const std::string & d) {
     static const std::pair<const char *, uint64_t> sizes[] = {
-        { "F64", 8 }, { "F32", 4 }, { "F16", 2 }, { "BF16", 2 }, { "I64", 8 }, { "I32", 4 }, { "I16", 2 },
-        { "I8", 1 },  { "U64", 8 }, { "U32", 4 }, { "U16", 2 },  { "U8", 1 },   { "BOOL", 1 },
-        { "F8_E4M3", 1 }, { "F8_E5M2", 1 },
+        { "F64", 8 }, { "F32", 4 }, { "F16", 2 }, { "BF16", 2 }, { "I64", 8 },  { "I32", 4 },     { "I16", 2 },     { "I8", 1 },
+        { "U64", 8 }, { "U32", 4 }, { "U16", 2 }, { "U8", 1 },   { "BOOL", 1 }, { "F8_E4M3", 1 }, { "F8_E5M2", 1 },
     };
-    for (const auto & [name, size] : sizes) if (d == name) return size;
+    for (const auto & [name, size] : sizes)
+        if (d == name) return size;
     return 0;
 }
 
-} // namespace
+}   // namespace
 
 bool looks_like_safetensors(const uint8_t * head, size_t n, uint64_t file_size) {
     if (n < 9 || file_size < 10) return false;
@@ -43,33 +43,32 @@ bool looks_like_safetensors(const uint8_t * head, size_t n, uint64_t file_size) 
 }
 
 safetensors_file::safetensors_file(const std::string & path) : file_(path) {
-    auto fail = [&](const std::string & what) -> void { throw bad_model(path, what); };
+    auto            fail = [&](const std::string & what) -> void { throw bad_model(path, what); };
     const uint8_t * base = file_.data();
     const uint64_t  size = file_.size();
     if (size < 8) fail("not a safetensors file (shorter than its 8-byte header length)");
     const uint64_t header_len = read_u64_le(base);
     if (header_len > size - 8) {
-        fail("safetensors header length " + std::to_string(header_len) + " exceeds the file size " + std::to_string(size) + " (truncated?)");
+        fail("safetensors header length " + std::to_string(header_len) + " exceeds the file size " + std::to_string(size) +
+             " (truncated?)");
     }
     if (header_len > k_max_header) fail("safetensors header length " + std::to_string(header_len) + " is implausibly large");
 
     json header;
     try {
         header = json::parse(base + 8, base + 8 + header_len);
-    } catch (const json::exception & e) {
-        fail(std::string("safetensors header is not valid JSON (") + e.what() + ")");
-    }
+    } catch (const json::exception & e) { fail(std::string("safetensors header is not valid JSON (") + e.what() + ")"); }
     if (!header.is_object()) fail("safetensors header is not a JSON object");
 
-    const uint64_t data_size = size - 8 - header_len;
-    const uint8_t * data = base + 8 + header_len;
+    const uint64_t  data_size = size - 8 - header_len;
+    const uint8_t * data      = base + 8 + header_len;
     for (auto it = header.begin(); it != header.end(); ++it) {
         const std::string & name = it.key();
         if (name == "__metadata__") {
             if (!it->is_object()) fail("__metadata__ is not an object");
             continue;
         }
-        const json & v = *it;
+        const json &      v     = *it;
         const std::string where = "tensor " + name;
         if (!v.is_object()) fail(where + ": entry is not an object");
         if (!v.contains("dtype") || !v["dtype"].is_string()) fail(where + ": dtype missing or not a string");
@@ -79,8 +78,8 @@ safetensors_file::safetensors_file(const std::string & path) : file_(path) {
             fail(where + ": data_offsets is not a pair of unsigned integers");
         }
         safetensors_tensor t;
-        t.name  = name;
-        t.dtype = v["dtype"].get<std::string>();
+        t.name               = name;
+        t.dtype              = v["dtype"].get<std::string>();
         const uint64_t esize = dtype_size(t.dtype);
         if (esize == 0) fail(where + ": unknown dtype \"" + t.dtype + "\"");
         if (v["shape"].size() > 8) fail(where + ": " + std::to_string(v["shape"].size()) + " dimensions");
@@ -114,4 +113,4 @@ const safetensors_tensor * safetensors_file::find(const std::string & name) cons
     return it != tensors_.end() && it->name == name ? &*it : nullptr;
 }
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -27,9 +27,9 @@ struct safetensors_tensor {
 class safetensors_file {
 public:
     explicit safetensors_file(const std::string & path);   // throws ERR_BAD_MODEL / ERR_NOT_FOUND / ERR_IO
-    const std::string & path() const { return file_.path(); }
+    const std::string &                     path() const { return file_.path(); }
     const std::vector<safetensors_tensor> & tensors() const { return tensors_; }
-    const safetensors_tensor * find(const std::string & name) const;
+    const safetensors_tensor *              find(const std::string & name) const;
 
 private:
     mapped_file                     file_;
@@ -39,4 +39,4 @@ private:
 // The first bytes of a safetensors file: a plausible header length followed by '{'.
 bool looks_like_safetensors(const uint8_t * head, size_t n, uint64_t file_size);
 
-} // namespace gpt2
+}   // namespace gpt2

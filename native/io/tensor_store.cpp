@@ -10,8 +10,8 @@
 namespace gpt2 {
 
 tensor_store::tensor_store(size_t max_tensors) : max_(max_tensors) {
-    ggml_init_params params = { ggml_tensor_overhead() * (max_tensors + 1), nullptr, /*no_alloc =*/ true };
-    ctx_ = ggml_init(params);
+    ggml_init_params params = { ggml_tensor_overhead() * (max_tensors + 1), nullptr, /*no_alloc =*/true };
+    ctx_                    = ggml_init(params);
     if (!ctx_) throw error(codes::out_of_memory, "cannot allocate a ggml context");
 }
 
@@ -37,4 +37,4 @@ void tensor_store::allocate() {
     if (buffer_) ggml_backend_buffer_set_usage(buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
 }
 
-} // namespace gpt2
+}   // namespace gpt2

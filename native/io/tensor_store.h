@@ -18,7 +18,7 @@ class tensor_store {
 public:
     explicit tensor_store(size_t max_tensors);
     ~tensor_store();
-    tensor_store(const tensor_store &) = delete;
+    tensor_store(const tensor_store &)             = delete;
     tensor_store & operator=(const tensor_store &) = delete;
 
     // Before allocate(). Throws ERR_BAD_MODEL when the name is taken or too long.
@@ -27,7 +27,7 @@ public:
     void allocate();
 
     ggml_context * ctx() const { return ctx_; }
-    size_t n_tensors() const { return n_; }
+    size_t         n_tensors() const { return n_; }
 
 private:
     ggml_context *        ctx_    = nullptr;
@@ -36,4 +36,4 @@ private:
     size_t                max_    = 0;
 };
 
-} // namespace gpt2
+}   // namespace gpt2

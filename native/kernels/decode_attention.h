@@ -37,7 +37,7 @@ struct decode_attention_state {
 //       decoding row; the row's own new key and value must already be in the cache
 // Returns F32 [n_embd, T] with the decoding rows' attention output; other rows are left for the
 // caller to fill (ggml_set_2d_inplace). `state` must outlive the graph's computation.
-ggml_tensor * decode_attention(ggml_context * ctx, ggml_tensor * qkv, ggml_tensor * k, ggml_tensor * v,
-                               ggml_tensor * rows, int n_head, decode_attention_state & state);
+ggml_tensor * decode_attention(ggml_context * ctx, ggml_tensor * qkv, ggml_tensor * k, ggml_tensor * v, ggml_tensor * rows, int n_head,
+                               decode_attention_state & state);
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -17,17 +17,16 @@ namespace {
 constexpr int64_t k_block_rows = 64;   // weight rows per cache block: 64 x 768 f16 = 96 KiB
 
 struct operands {
-    const char *  w;     // row i at w + i·w_stride
+    const char *  w;   // row i at w + i·w_stride
     size_t        w_stride;
-    const float * x;     // column j at x + j·K
-    float *       c;     // column j at c + j·M
+    const float * x;   // column j at x + j·K
+    float *       c;   // column j at c + j·M
     int64_t       K, M, n;
     bool          round_x;   // x rounded to f16 first, as ggml rounds activations for f16 weights
 };
 
 // Portable: the same eight-lane order, in plain loops.
-template <typename T>
-float dot_portable(const T * w, const float * x, int64_t K, bool round_x, std::vector<float> & row) {
+template <typename T> float dot_portable(const T * w, const float * x, int64_t K, bool round_x, std::vector<float> & row) {
     const float * wf;
     if constexpr (std::is_same_v<T, float>) {
         wf = w;
@@ -45,8 +44,7 @@ float dot_portable(const T * w, const float * x, int64_t K, bool round_x, std::v
     return s;
 }
 
-template <typename T>
-void rows_portable(const operands & o, int64_t i0, int64_t i1) {
+template <typename T> void rows_portable(const operands & o, int64_t i0, int64_t i1) {
     thread_local std::vector<float> row;
     for (int64_t i = i0; i < i1; ++i) {
         const T * w = reinterpret_cast<const T *>(o.w + i * o.w_stride);
@@ -59,8 +57,7 @@ using simd::hsum;
 using simd::load8;
 
 // C[i .. i+RM) x [j .. j+RN): RM·RN accumulators, each summing its products in eight lanes along K.
-template <int RM, int RN, typename T>
-GPT2_AVX2 void tile(const operands & o, int64_t i, int64_t j) {
+template <int RM, int RN, typename T> GPT2_AVX2 void tile(const operands & o, int64_t i, int64_t j) {
     __m256 acc[RM][RN];
     for (int r = 0; r < RM; ++r)
         for (int c = 0; c < RN; ++c) acc[r][c] = _mm256_setzero_ps();
@@ -86,16 +83,14 @@ GPT2_AVX2 void tile(const operands & o, int64_t i, int64_t j) {
         for (int c = 0; c < RN; ++c) o.c[(j + c) * o.M + i + r] = hsum(acc[r][c]);
 }
 
-template <int RM, typename T>
-GPT2_AVX2 void row_group(const operands & o, int64_t i) {
+template <int RM, typename T> GPT2_AVX2 void row_group(const operands & o, int64_t i) {
     int64_t j = 0;
     for (; j + 3 <= o.n; j += 3) tile<RM, 3, T>(o, i, j);
     if (o.n - j == 2) tile<RM, 2, T>(o, i, j);
     else if (o.n - j == 1) tile<RM, 1, T>(o, i, j);
 }
 
-template <typename T>
-GPT2_AVX2 void rows_avx2(const operands & o, int64_t i0, int64_t i1) {
+template <typename T> GPT2_AVX2 void rows_avx2(const operands & o, int64_t i0, int64_t i1) {
     int64_t i = i0;
     if (o.n == 1) {   // memory-bound: the rows at a time that measured best (f16 of 2, 4, 8, 16; f32 of 2, 4, 8)
         constexpr int rows = std::is_same_v<T, float> ? 8 : 2;
@@ -106,8 +101,7 @@ GPT2_AVX2 void rows_avx2(const operands & o, int64_t i0, int64_t i1) {
 }
 #endif
 
-template <typename T>
-void rows(const operands & o, int64_t i0, int64_t i1, bool use_simd) {
+template <typename T> void rows(const operands & o, int64_t i0, int64_t i1, bool use_simd) {
 #ifdef GPT2_NODE_X86
     if (use_simd) return rows_avx2<T>(o, i0, i1);
 #endif
@@ -118,19 +112,19 @@ void rows(const operands & o, int64_t i0, int64_t i1, bool use_simd) {
 void compute(ggml_tensor * dst, int nth, void * userdata, bool round_x) {
     const ggml_tensor * w = dst->src[0];
     const ggml_tensor * x = dst->src[1];
-    operands o;
-    o.w = static_cast<const char *>(w->data);
+    operands            o;
+    o.w        = static_cast<const char *>(w->data);
     o.w_stride = w->nb[1];
-    o.x = static_cast<const float *>(x->data);
-    o.c = static_cast<float *>(dst->data);
-    o.K = w->ne[0];
-    o.M = w->ne[1];
-    o.n = x->ne[1];
-    o.round_x = round_x;
+    o.x        = static_cast<const float *>(x->data);
+    o.c        = static_cast<float *>(dst->data);
+    o.K        = w->ne[0];
+    o.M        = w->ne[1];
+    o.n        = x->ne[1];
+    o.round_x  = round_x;
     // Cache blocks are handed out one at a time, first come first served (work_queue.h).
-    auto & queue = *static_cast<work_queue *>(userdata);
+    auto &        queue    = *static_cast<work_queue *>(userdata);
     const int64_t n_blocks = (o.M + k_block_rows - 1) / k_block_rows;
-    const bool use_simd = simd::enabled();
+    const bool    use_simd = simd::enabled();
     for (int64_t b = queue.take(); b < n_blocks; b = queue.take()) {
         const int64_t i0 = b * k_block_rows, i1 = std::min(o.M, i0 + k_block_rows);
         if (w->type == GGML_TYPE_F16) rows<ggml_fp16_t>(o, i0, i1, use_simd);
@@ -142,17 +136,18 @@ void compute(ggml_tensor * dst, int nth, void * userdata, bool round_x) {
 void compute_f32_x(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) { compute(dst, nth, userdata, false); }
 void compute_f16_x(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) { compute(dst, nth, userdata, true); }
 
-} // namespace
+}   // namespace
 
 bool dense_matmul_supports(const ggml_tensor * w, const ggml_tensor * x) {
     return (w->type == GGML_TYPE_F16 || w->type == GGML_TYPE_F32) && w->ne[0] % 8 == 0 && ggml_is_contiguous(w) &&
-           x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] && ggml_is_contiguous(x);
+        x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] && ggml_is_contiguous(x);
 }
 
 ggml_tensor * dense_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, work_queue & queue, bool round_x) {
     GGML_ASSERT(dense_matmul_supports(w, x));
     ggml_tensor * args[] = { w, x };
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], 1, 1, args, 2, round_x ? compute_f16_x : compute_f32_x, GGML_N_TASKS_MAX, &queue);
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], 1, 1, args, 2, round_x ? compute_f16_x : compute_f32_x, GGML_N_TASKS_MAX,
+                          &queue);
 }
 
-} // namespace gpt2
+}   // namespace gpt2

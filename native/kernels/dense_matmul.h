@@ -32,4 +32,4 @@ bool dense_matmul_supports(const ggml_tensor * w, const ggml_tensor * x);
 // block_matmul; checked at load by the decoder's probe, not assumed).
 ggml_tensor * dense_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, work_queue & queue, bool round_x);
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -18,9 +18,9 @@ void note_kernel_path(cpu_op_state * cpu) {
     const int path = simd::enabled() ? 1 : 0;
     if (cpu->reported_path == path) return;
     cpu->reported_path = path;
-    const char * text = path ? "CPU kernels: ours, AVX2\n"
-                      : std::getenv("GPT2_NODE_PORTABLE_KERNELS") ? "CPU kernels: portable (GPT2_NODE_PORTABLE_KERNELS)\n"
-                                                                  : "CPU kernels: portable (no AVX2 on this CPU)\n";
+    const char * text  = path                       ? "CPU kernels: ours, AVX2\n"
+        : std::getenv("GPT2_NODE_PORTABLE_KERNELS") ? "CPU kernels: portable (GPT2_NODE_PORTABLE_KERNELS)\n"
+                                                    : "CPU kernels: portable (no AVX2 on this CPU)\n";
     log_write(log_level::debug, "gpt2-node", text);
 }
 
@@ -31,11 +31,9 @@ ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x,
     // kernel but ours can read them.
     if (cpu && q4k_is_interleaved(w)) return quant_matmul(ctx, w, x, cpu->matmul);
     if (cpu && cpu->own_lone_rows && x->ne[1] == 1 && dense_matmul_supports(w, x)) {
-        return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ w->type == GGML_TYPE_F16);
+        return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/w->type == GGML_TYPE_F16);
     }
-    if (cpu && cpu->own_quant_blocks && quant_matmul_supports(w, x)) {
-        return quant_matmul(ctx, w, x, cpu->matmul);
-    }
+    if (cpu && cpu->own_quant_blocks && quant_matmul_supports(w, x)) { return quant_matmul(ctx, w, x, cpu->matmul); }
     return ggml_mul_mat(ctx, w, x);
 }
 
@@ -43,7 +41,7 @@ ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_
     if (!cpu) return ggml_mul_mat(ctx, w, x);
     if (q4k_is_interleaved(w)) return quant_matmul(ctx, w, x, cpu->matmul);   // q4_K: ours only can read it
     // f16 and f32: our own kernel (dense_matmul.h says why).
-    if (dense_matmul_supports(w, x)) return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/ false);
+    if (dense_matmul_supports(w, x)) return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/false);
     // q8_0, q4_0 and q4_K: our own kernel too (quant_matmul.h), the same bits as ggml's.
     if (quant_matmul_supports(w, x)) return quant_matmul(ctx, w, x, cpu->matmul);
     // Others: ggml's CPU matmul takes llamafile's tinyBLAS only for an output count that is a
@@ -51,9 +49,9 @@ ggml_tensor * lm_head(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_
     // of their own (whether the two kernels give the same bits, the load-time probe checks).
     const int64_t V = w->ne[1], V4 = V / 4 * 4;
     if (V4 == V || V4 == 0) return ggml_mul_mat(ctx, w, x);
-    ggml_tensor * bulk = ggml_mul_mat(ctx, ggml_view_2d(ctx, w, w->ne[0], V4, w->nb[1], 0), x);                    // [V4, n]
+    ggml_tensor * bulk = ggml_mul_mat(ctx, ggml_view_2d(ctx, w, w->ne[0], V4, w->nb[1], 0), x);                   // [V4, n]
     ggml_tensor * tail = ggml_mul_mat(ctx, ggml_view_2d(ctx, w, w->ne[0], V - V4, w->nb[1], V4 * w->nb[1]), x);   // [V - V4, n]
-    return ggml_concat(ctx, bulk, tail, 0);                                                                         // [V, n]
+    return ggml_concat(ctx, bulk, tail, 0);                                                                       // [V, n]
 }
 
 ggml_tensor * gelu(ggml_context * ctx, ggml_tensor * x, cpu_op_state * cpu) {
@@ -67,4 +65,4 @@ ggml_tensor * token_rows(ggml_context * ctx, ggml_tensor * embd, ggml_tensor * t
     return ggml_get_rows(ctx, embd, ids);
 }
 
-} // namespace gpt2
+}   // namespace gpt2

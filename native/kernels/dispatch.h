@@ -16,7 +16,7 @@ namespace gpt2 {
 
 // The state of the graph's own CPU ops, one per thread pool (its graphs run one at a time).
 struct cpu_op_state {
-    work_queue             matmul;      // dense_matmul's and quant_matmul's
+    work_queue             matmul;   // dense_matmul's and quant_matmul's
     decode_attention_state attention;
     // A block matmul of one row goes through dense_matmul (same bits as ggml's kernel for
     // several rows, where the decoder's probe found so): no padding row for batch invariance.
@@ -54,4 +54,4 @@ ggml_tensor * token_rows(ggml_context * ctx, ggml_tensor * embd, ggml_tensor * t
 // attention.
 inline bool own_decode_attention(const cpu_op_state * cpu) { return cpu != nullptr; }
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -23,4 +23,4 @@ bool gelu_lookup_available();
 // CPU.
 ggml_tensor * gelu_lookup(ggml_context * ctx, ggml_tensor * x);
 
-} // namespace gpt2
+}   // namespace gpt2

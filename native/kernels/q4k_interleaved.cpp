@@ -17,11 +17,11 @@ namespace {
 // that row's stored bytes 32g + 8v .. 32g + 8v + 7: low nibbles are weights 8v .. 8v+7 of
 // sub-block 2g, high nibbles the same weights of sub-block 2g + 1.
 struct q4k_x4_block {
-    uint16_t d[4];          // per row: f16 scale of the sub-block scales
-    uint16_t dmin[4];       // per row: f16 scale of the sub-block mins
-    uint8_t  scales[8][4];  // [sub-block][row], six bits
-    uint8_t  mins[4][8];    // [row][sub-block], six bits
-    uint8_t  qs[4][4][32];  // [pair of sub-blocks][8-weight chunk][row · 8 + byte]
+    uint16_t d[4];           // per row: f16 scale of the sub-block scales
+    uint16_t dmin[4];        // per row: f16 scale of the sub-block mins
+    uint8_t  scales[8][4];   // [sub-block][row], six bits
+    uint8_t  mins[4][8];     // [row][sub-block], six bits
+    uint8_t  qs[4][4][32];   // [pair of sub-blocks][8-weight chunk][row · 8 + byte]
 };
 static_assert(sizeof(q4k_x4_block) == 592, "interleaved q4_K blocks are 592 bytes");
 
@@ -52,8 +52,8 @@ void rows_portable(const q4k_x4_block * w, const q8k_block * x, float * c, int64
         for (int64_t j = 0; j < n; ++j) {
             float acc[k_rows][2] = {}, acc_m[k_rows] = {};
             for (int64_t b = 0; b < nb; ++b) {
-                const q4k_x4_block & p = w[gi * nb + b];
-                const q8k_block & xb = x[j * nb + b];
+                const q4k_x4_block & p  = w[gi * nb + b];
+                const q8k_block &    xb = x[j * nb + b];
                 for (int r = 0; r < k_rows; ++r) {
                     int32_t sum[2] = { 0, 0 };
                     for (int s = 0; s < 8; ++s) {
@@ -96,54 +96,57 @@ GPT2_AVX2 void tile(const q4k_x4_block * w, const q8k_block * x, float * c, int6
         acc[k]   = _mm256_setzero_ps();
         acc_m[k] = _mm_setzero_ps();
     }
-    const __m256i m4 = _mm256_set1_epi8(0xF);
+    const __m256i m4          = _mm256_set1_epi8(0xF);
     const __m128i scale_lanes = _mm_set_epi8(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);   // row r's byte to int16 lanes 4r .. 4r+3
-    const __m256i row_pairs = _mm256_set_epi32(3, 3, 2, 2, 1, 1, 0, 0);
-    const q4k_x4_block * wg = w + gi * nb;
-    const q8k_block * xc = x + j * nb;
+    const __m256i row_pairs   = _mm256_set_epi32(3, 3, 2, 2, 1, 1, 0, 0);
+    const q4k_x4_block * wg   = w + gi * nb;
+    const q8k_block *    xc   = x + j * nb;
     for (int64_t b = 0; b < nb; ++b) {
         const q4k_x4_block & p = wg[b];
-        __m256i sum[RN];
+        __m256i              sum[RN];
         for (int k = 0; k < RN; ++k) sum[k] = _mm256_setzero_si256();
 #pragma GCC unroll 8
         for (int s = 0; s < 8; ++s) {
             __m256i q[4];   // chunk v's nibbles of the four rows
             for (int v = 0; v < 4; ++v) {
                 const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p.qs[s / 2][v]));
-                q[v] = (s & 1) ? _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4) : _mm256_and_si256(bits, m4);
+                q[v]               = (s & 1) ? _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4) : _mm256_and_si256(bits, m4);
             }
             uint32_t sc4;
             std::memcpy(&sc4, p.scales[s], 4);
             const __m256i scale = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_cvtsi32_si128((int) sc4), scale_lanes));
 #pragma GCC unroll 4
             for (int k = 0; k < RN; ++k) {   // unrolled, so that sum[k] stays in a register
-                const int8_t * a = xc[k * nb + b].qs + 32 * s;
-                __m256i p16 = _mm256_maddubs_epi16(q[0], broadcast8(a));
-                p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[1], broadcast8(a + 8)));
-                p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[2], broadcast8(a + 16)));
-                p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[3], broadcast8(a + 24)));
-                sum[k] = _mm256_add_epi32(sum[k], _mm256_madd_epi16(p16, scale));
+                const int8_t * a   = xc[k * nb + b].qs + 32 * s;
+                __m256i        p16 = _mm256_maddubs_epi16(q[0], broadcast8(a));
+                p16                = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[1], broadcast8(a + 8)));
+                p16                = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[2], broadcast8(a + 16)));
+                p16                = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[3], broadcast8(a + 24)));
+                sum[k]             = _mm256_add_epi32(sum[k], _mm256_madd_epi16(p16, scale));
             }
         }
-        const __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(p.d)))), row_pairs);
-        const __m128 dmin = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(p.dmin)));
+        const __m256 d = _mm256_permutevar8x32_ps(
+            _mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(p.d)))), row_pairs);
+        const __m128  dmin   = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(p.dmin)));
         const __m256i mins01 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p.mins[0])));   // rows 0, 1
         const __m256i mins23 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p.mins[2])));   // rows 2, 3
         for (int k = 0; k < RN; ++k) {
-            const q8k_block & xb = xc[k * nb + b];
-            acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(xb.d), d), _mm256_cvtepi32_ps(sum[k]), acc[k]);
-            const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(xb.bsums));
-            const __m256i sub_sums = _mm256_broadcastsi128_si256(_mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1)));
-            const __m256i h = _mm256_hadd_epi32(_mm256_madd_epi16(mins01, sub_sums), _mm256_madd_epi16(mins23, sub_sums));   // [0 0 2 2 | 1 1 3 3]
-            const __m256i h2 = _mm256_hadd_epi32(h, h);                                                                   // [0 2 0 2 | 1 3 1 3]
-            const __m128i sum_m = _mm_unpacklo_epi32(_mm256_castsi256_si128(h2), _mm256_extracti128_si256(h2, 1));       // [0 1 2 3]
-            acc_m[k] = _mm_fmadd_ps(_mm_mul_ps(_mm_set1_ps(-xb.d), dmin), _mm_cvtepi32_ps(sum_m), acc_m[k]);
+            const q8k_block & xb   = xc[k * nb + b];
+            acc[k]                 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(xb.d), d), _mm256_cvtepi32_ps(sum[k]), acc[k]);
+            const __m256i bsums    = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(xb.bsums));
+            const __m256i sub_sums = _mm256_broadcastsi128_si256(
+                _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1)));
+            const __m256i h     = _mm256_hadd_epi32(_mm256_madd_epi16(mins01, sub_sums),
+                                                    _mm256_madd_epi16(mins23, sub_sums));                            // [0 0 2 2 | 1 1 3 3]
+            const __m256i h2    = _mm256_hadd_epi32(h, h);                                                           // [0 2 0 2 | 1 3 1 3]
+            const __m128i sum_m = _mm_unpacklo_epi32(_mm256_castsi256_si128(h2), _mm256_extracti128_si256(h2, 1));   // [0 1 2 3]
+            acc_m[k]            = _mm_fmadd_ps(_mm_mul_ps(_mm_set1_ps(-xb.d), dmin), _mm_cvtepi32_ps(sum_m), acc_m[k]);
         }
     }
     const int64_t n_rows = std::min<int64_t>(k_rows, M - gi * k_rows);   // the last group of M = 50257 (the LM head) has 1
     for (int k = 0; k < RN; ++k) {
         const __m128 pairs = _mm_hadd_ps(_mm256_castps256_ps128(acc[k]), _mm256_extractf128_ps(acc[k], 1));   // acc_0 + acc_1 per row
-        const __m128 out = _mm_add_ps(pairs, acc_m[k]);
+        const __m128 out   = _mm_add_ps(pairs, acc_m[k]);
         if (n_rows == k_rows) {
             _mm_storeu_ps(c + (j + k) * M + gi * k_rows, out);
         } else {
@@ -163,23 +166,23 @@ GPT2_AVX2 void rows_avx2(const q4k_x4_block * w, const q8k_block * x, float * c,
             int64_t j = j0;
             for (; j + 4 <= j1; j += 4) tile<4>(w, x, c, nb, M, gi, j);
             switch (j1 - j) {
-                case 3: tile<3>(w, x, c, nb, M, gi, j); break;
-                case 2: tile<2>(w, x, c, nb, M, gi, j); break;
-                case 1: tile<1>(w, x, c, nb, M, gi, j); break;
-                default: break;
+            case 3: tile<3>(w, x, c, nb, M, gi, j); break;
+            case 2: tile<2>(w, x, c, nb, M, gi, j); break;
+            case 1: tile<1>(w, x, c, nb, M, gi, j); break;
+            default: break;
             }
         }
     }
 }
 #endif
 
-} // namespace
+}   // namespace
 
 bool q4k_interleave_supports(const ggml_tensor * w) {
 #ifdef GPT2_NODE_X86
     return simd::enabled() && w->type == GGML_TYPE_Q4_K && w->extra == nullptr && ggml_is_contiguous(w) && w->ne[2] == 1 && w->ne[3] == 1 &&
-           w->ne[0] % 256 == 0 && ggml_blck_size(GGML_TYPE_Q4_K) == 256 &&
-           ggml_type_size(GGML_TYPE_Q4_K) == sizeof(q4k_block) && ggml_type_size(GGML_TYPE_Q8_K) == sizeof(q8k_block);
+        w->ne[0] % 256 == 0 && ggml_blck_size(GGML_TYPE_Q4_K) == 256 && ggml_type_size(GGML_TYPE_Q4_K) == sizeof(q4k_block) &&
+        ggml_type_size(GGML_TYPE_Q8_K) == sizeof(q8k_block);
 #else
     (void) w;
     return false;
@@ -192,16 +195,16 @@ size_t q4k_interleaved_size(const ggml_tensor * w) {
 
 void q4k_interleave(const ggml_tensor * w, void * dst) {
     const int64_t nb = w->ne[0] / 256, M = w->ne[1];
-    const auto * src = static_cast<const q4k_block *>(w->data);
-    auto * out = static_cast<q4k_x4_block *>(dst);
+    const auto *  src = static_cast<const q4k_block *>(w->data);
+    auto *        out = static_cast<q4k_x4_block *>(dst);
     for (int64_t gi = 0; gi < (M + k_rows - 1) / k_rows; ++gi) {
         for (int64_t b = 0; b < nb; ++b) {
             q4k_x4_block & p = out[gi * nb + b];
             std::memset(&p, 0, sizeof(p));   // rows past M (a last group of fewer than 4) stay zero
             for (int r = 0; r < k_rows && gi * k_rows + r < M; ++r) {
                 const q4k_block & s = src[(gi * k_rows + r) * nb + b];
-                p.d[r]    = s.d;
-                p.dmin[r] = s.dmin;
+                p.d[r]              = s.d;
+                p.dmin[r]           = s.dmin;
                 uint8_t scales[8], mins[8];
                 unpack_scales_and_mins(s.scales, scales, mins);
                 for (int k = 0; k < 8; ++k) {
@@ -235,14 +238,14 @@ void stored_block(const q4k_x4_block & p, int r, q4k_block & s) {
 
 // dst F32 [K, n] = rows ids of src[0], the ids split among the threads.
 void get_rows(ggml_tensor * dst, int ith, int nth, void * /*userdata*/) {
-    const ggml_tensor * w = dst->src[0];
-    const ggml_tensor * ids = dst->src[1];
-    const int64_t nb = w->ne[0] / 256, n = ids->ne[0], j0 = n * ith / nth, j1 = n * (ith + 1) / nth;
+    const ggml_tensor *   w   = dst->src[0];
+    const ggml_tensor *   ids = dst->src[1];
+    const int64_t         nb = w->ne[0] / 256, n = ids->ne[0], j0 = n * ith / nth, j1 = n * (ith + 1) / nth;
     const ggml_to_float_t to_float = ggml_get_type_traits(GGML_TYPE_Q4_K)->to_float;
-    const auto * groups = static_cast<const q4k_x4_block *>(w->data);
+    const auto *          groups   = static_cast<const q4k_x4_block *>(w->data);
     for (int64_t j = j0; j < j1; ++j) {
         const int64_t row = static_cast<const int32_t *>(ids->data)[j];
-        float * out = reinterpret_cast<float *>(static_cast<char *>(dst->data) + j * dst->nb[1]);
+        float *       out = reinterpret_cast<float *>(static_cast<char *>(dst->data) + j * dst->nb[1]);
         for (int64_t b = 0; b < nb; ++b) {
             q4k_block s;
             stored_block(groups[(row / k_rows) * nb + b], (int) (row % k_rows), s);
@@ -251,7 +254,7 @@ void get_rows(ggml_tensor * dst, int ith, int nth, void * /*userdata*/) {
     }
 }
 
-} // namespace
+}   // namespace
 
 ggml_tensor * q4k_interleaved_get_rows(ggml_context * ctx, ggml_tensor * w, ggml_tensor * ids) {
     GGML_ASSERT(q4k_is_interleaved(w) && ids->type == GGML_TYPE_I32 && ggml_is_contiguous(ids));
@@ -274,4 +277,4 @@ void q4k_interleaved_rows(const void * w, const void * x, float * c, int64_t nb,
     rows_portable(wb, xb, c, nb, M, n, i0 / k_rows, (i1 + k_rows - 1) / k_rows);
 }
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -53,4 +53,4 @@ void q4k_interleaved_rows(const void * w, const void * x, float * c, int64_t nb,
 // tied LM head, so that the token embedding's original pages are not read back (dispatch.h, token_rows).
 ggml_tensor * q4k_interleaved_get_rows(ggml_context * ctx, ggml_tensor * w, ggml_tensor * ids);
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -39,4 +39,4 @@ struct q8k_block {
 };
 static_assert(sizeof(q8k_block) == 292, "q8_K blocks are 292 bytes");
 
-} // namespace gpt2
+}   // namespace gpt2

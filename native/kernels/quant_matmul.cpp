@@ -19,8 +19,7 @@ namespace {
 constexpr int64_t k_block_rows = 64;   // weight rows per work item: 64 x 3072 q8_0 = 204 KiB
 
 // The op's operands: weight blocks WB, activation blocks XB (nb blocks per row), the F32 result.
-template <typename WB, typename XB>
-struct operands {
+template <typename WB, typename XB> struct operands {
     const WB * w;   // row i at w + i·nb
     const XB * x;   // column j at x + j·nb
     float *    c;   // column j at c + j·M
@@ -32,15 +31,14 @@ struct operands {
 // nibbles (the low ones are weights 0-15, the high ones 16-31) minus 8.
 GPT2_AVX2 inline __m256i block_weights(const q8_block & b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs)); }
 GPT2_AVX2 inline __m256i block_weights(const q4_block & b) {
-    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b.qs));
+    const __m128i lo      = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b.qs));
     const __m256i nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(lo, 4), lo), _mm256_set1_epi8(0xF));
     return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
 }
 
 // The operands, and the activations' scales in f32, block-major: column j's scale of block b at
 // xs[b·n + j] (four columns' in one load).
-template <typename WB>
-struct q8x_operands : operands<WB, q8_block> {
+template <typename WB> struct q8x_operands : operands<WB, q8_block> {
     const float * xs;
 };
 
@@ -51,32 +49,31 @@ struct q8x_operands : operands<WB, q8_block> {
 //
 // C[i .. i+RM) x [j .. j+RN), the scales' products computed as they are needed: the edges of
 // the output (its last columns, an odd last row) and one column (a lone stream).
-template <int RM, int RN, typename WB>
-GPT2_AVX2 void q8x_tile(const q8x_operands<WB> & o, int64_t i, int64_t j) {
+template <int RM, int RN, typename WB> GPT2_AVX2 void q8x_tile(const q8x_operands<WB> & o, int64_t i, int64_t j) {
     __m256 acc[RM][RN];
     for (int r = 0; r < RM; ++r)
         for (int c = 0; c < RN; ++c) acc[r][c] = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
-    const WB * w = o.w + i * o.nb;
-    const q8_block * x = o.x + j * o.nb;
+    const __m256i    ones = _mm256_set1_epi16(1);
+    const WB *       w    = o.w + i * o.nb;
+    const q8_block * x    = o.x + j * o.nb;
     for (int64_t b = 0; b < o.nb; ++b) {
         __m256i wq[RM], wabs[RM];
-        __m256 wd[RM];
+        __m256  wd[RM];
         for (int r = 0; r < RM; ++r) {
             const WB & blk = w[r * o.nb + b];
-            wq[r]   = block_weights(blk);
-            wabs[r] = _mm256_sign_epi8(wq[r], wq[r]);
-            wd[r]   = _mm256_cvtph_ps(_mm_set1_epi16((short) blk.d));   // broadcast, then convert: two instructions
+            wq[r]          = block_weights(blk);
+            wabs[r]        = _mm256_sign_epi8(wq[r], wq[r]);
+            wd[r]          = _mm256_cvtph_ps(_mm_set1_epi16((short) blk.d));   // broadcast, then convert: two instructions
         }
         if (RN == 1) {   // one column: memory-bound; fetch the next rows' blocks
             for (int r = 0; r < RM; ++r) _mm_prefetch(reinterpret_cast<const char *>(&w[(r + RM) * o.nb + b]), _MM_HINT_T0);
         }
         for (int c = 0; c < RN; ++c) {
             const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[c * o.nb + b].qs));
-            const __m256 xd = _mm256_broadcast_ss(o.xs + b * o.n + j + c);
+            const __m256  xd = _mm256_broadcast_ss(o.xs + b * o.n + j + c);
             for (int r = 0; r < RM; ++r) {
                 const __m256i dot = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(wabs[r], _mm256_sign_epi8(xq, wq[r])));
-                acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(wd[r], xd), _mm256_cvtepi32_ps(dot), acc[r][c]);
+                acc[r][c]         = _mm256_fmadd_ps(_mm256_mul_ps(wd[r], xd), _mm256_cvtepi32_ps(dot), acc[r][c]);
             }
         }
     }
@@ -86,13 +83,13 @@ GPT2_AVX2 void q8x_tile(const q8x_operands<WB> & o, int64_t i, int64_t j) {
 
 // One block of one column against two weight rows' (signed wq, absolute wa): two outputs'
 // accumulators, their scales' products at d[0] and d[4].
-GPT2_AVX2 inline __attribute__((always_inline)) void q8x_block_2x1(__m256 & acc0, __m256 & acc1, const q8_block & x, __m256i wq0, __m256i wa0,
-                                                                   __m256i wq1, __m256i wa1, __m256i ones, const float * d) {
-    const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.qs));
+GPT2_AVX2 inline __attribute__((always_inline)) void q8x_block_2x1(__m256 & acc0, __m256 & acc1, const q8_block & x, __m256i wq0,
+                                                                   __m256i wa0, __m256i wq1, __m256i wa1, __m256i ones, const float * d) {
+    const __m256i xq   = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.qs));
     const __m256i dot0 = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(wa0, _mm256_sign_epi8(xq, wq0)));
-    acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(d), _mm256_cvtepi32_ps(dot0), acc0);
+    acc0               = _mm256_fmadd_ps(_mm256_broadcast_ss(d), _mm256_cvtepi32_ps(dot0), acc0);
     const __m256i dot1 = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(wa1, _mm256_sign_epi8(xq, wq1)));
-    acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(d + 4), _mm256_cvtepi32_ps(dot1), acc1);
+    acc1               = _mm256_fmadd_ps(_mm256_broadcast_ss(d + 4), _mm256_cvtepi32_ps(dot1), acc1);
 }
 
 // C[i, i+1] x [j .. j+4): every output but the edges. The scales' products come from a table,
@@ -100,18 +97,17 @@ GPT2_AVX2 inline __attribute__((always_inline)) void q8x_block_2x1(__m256 & acc0
 // scales in f32, ws[r·nb + b]); the FMAs read them by broadcast loads, which take no vector ALU
 // slot. The blocks are reached by pointers that step, which leaves the registers to the eight
 // accumulators. The tile above, on the same outputs, is slower (bench/RESULTS.md, ninth run).
-template <typename WB>
-GPT2_AVX2 void q8x_tile_2x4(const q8x_operands<WB> & o, int64_t i, int64_t j, const float * ws) {
-    constexpr int64_t k_run = 64;          // blocks per run of the table: 2 KiB, in L1
-    alignas(32) float prod[k_run * 8];     // prod[b·8 + r·4 + c] = d_w(row r) · d_x(column c)
-    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-    const __m256i ones = _mm256_set1_epi16(1);
-    const WB * w0 = o.w + i * o.nb;
-    const WB * w1 = w0 + o.nb;
-    const q8_block * x0 = o.x + j * o.nb;
-    const q8_block * x1 = x0 + o.nb;
-    const q8_block * x2 = x1 + o.nb;
-    const q8_block * x3 = x2 + o.nb;
+template <typename WB> GPT2_AVX2 void q8x_tile_2x4(const q8x_operands<WB> & o, int64_t i, int64_t j, const float * ws) {
+    constexpr int64_t k_run = 64;        // blocks per run of the table: 2 KiB, in L1
+    alignas(32) float prod[k_run * 8];   // prod[b·8 + r·4 + c] = d_w(row r) · d_x(column c)
+    __m256            a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    const __m256i     ones = _mm256_set1_epi16(1);
+    const WB *        w0   = o.w + i * o.nb;
+    const WB *        w1   = w0 + o.nb;
+    const q8_block *  x0   = o.x + j * o.nb;
+    const q8_block *  x1   = x0 + o.nb;
+    const q8_block *  x2   = x1 + o.nb;
+    const q8_block *  x3   = x2 + o.nb;
     for (int64_t b0 = 0; b0 < o.nb; b0 += k_run) {
         const int64_t n_run = std::min(k_run, o.nb - b0);
         for (int64_t b = 0; b < n_run; ++b) {
@@ -129,14 +125,14 @@ GPT2_AVX2 void q8x_tile_2x4(const q8x_operands<WB> & o, int64_t i, int64_t j, co
             q8x_block_2x1(a03, a13, *x3++, wq0, wa0, wq1, wa1, ones, d + 3);
         }
     }
-    float * c = o.c + j * o.M + i;
-    c[0] = simd::hsum(a00);
-    c[1] = simd::hsum(a10);
-    c[o.M] = simd::hsum(a01);
-    c[o.M + 1] = simd::hsum(a11);
-    c[2 * o.M] = simd::hsum(a02);
+    float * c      = o.c + j * o.M + i;
+    c[0]           = simd::hsum(a00);
+    c[1]           = simd::hsum(a10);
+    c[o.M]         = simd::hsum(a01);
+    c[o.M + 1]     = simd::hsum(a11);
+    c[2 * o.M]     = simd::hsum(a02);
     c[2 * o.M + 1] = simd::hsum(a12);
-    c[3 * o.M] = simd::hsum(a03);
+    c[3 * o.M]     = simd::hsum(a03);
     c[3 * o.M + 1] = simd::hsum(a13);
 }
 
@@ -150,23 +146,22 @@ GPT2_AVX2 void q8x_row_group(const q8x_operands<WB> & o, int64_t i, int64_t j0, 
         else q8x_tile<RM, 4>(o, i, j);
     }
     switch (j1 - j) {
-        case 3: q8x_tile<RM, 3>(o, i, j); break;
-        case 2: q8x_tile<RM, 2>(o, i, j); break;
-        case 1: q8x_tile<RM, 1>(o, i, j); break;
-        default: break;
+    case 3: q8x_tile<RM, 3>(o, i, j); break;
+    case 2: q8x_tile<RM, 2>(o, i, j); break;
+    case 1: q8x_tile<RM, 1>(o, i, j); break;
+    default: break;
     }
 }
 
 // Columns in blocks of 64, so that a block of columns (64 x 3072 q8_0 = 204 KiB) and the
 // item's weight rows (as much) both stay in L2 while one passes over the other.
-template <typename WB>
-GPT2_AVX2 void q8x_rows(const q8x_operands<WB> & o, int64_t i0, int64_t i1) {
-    constexpr int64_t k_cols = 64;
+template <typename WB> GPT2_AVX2 void q8x_rows(const q8x_operands<WB> & o, int64_t i0, int64_t i1) {
+    constexpr int64_t               k_cols = 64;
     thread_local std::vector<float> ws;   // a row pair's weight scales in f32, for q8x_tile_2x4
     ws.resize(static_cast<size_t>(2 * o.nb));
     for (int64_t j0 = 0; j0 < o.n; j0 += k_cols) {
         const int64_t j1 = std::min(o.n, j0 + k_cols);
-        int64_t i = i0;
+        int64_t       i  = i0;
         for (; i + 2 <= i1; i += 2) {
             if (j1 - j0 >= 4) {
                 for (int64_t b = 0; b < 2 * o.nb; ++b) ws[b] = _cvtsh_ss(o.w[i * o.nb + b].d);
@@ -200,35 +195,36 @@ GPT2_AVX2 inline __m256i q4k_scales_and_mins(const uint8_t * p) {
     return _mm256_cvtepu8_epi16(_mm_set_epi32((int) mins_hi, (int) mins_lo, (int) scales_hi, (int) scales_lo));
 }
 
-template <int RN>
-GPT2_AVX2 void q4k_tile(const q4k_operands & o, int64_t i, int64_t j) {
-    constexpr int64_t k_max_blocks = 64;   // K up to 16384
-    __m128i mins[k_max_blocks];            // kept from the first pass for the second
-    __m256 acc[RN];
+template <int RN> GPT2_AVX2 void q4k_tile(const q4k_operands & o, int64_t i, int64_t j) {
+    constexpr int64_t k_max_blocks = 64;    // K up to 16384
+    __m128i           mins[k_max_blocks];   // kept from the first pass for the second
+    __m256            acc[RN];
     for (int c = 0; c < RN; ++c) acc[c] = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0xF);
-    const q4k_block * w = o.w + i * o.nb;
-    const q8k_block * x = o.x + j * o.nb;
+    const __m256i     m4 = _mm256_set1_epi8(0xF);
+    const q4k_block * w  = o.w + i * o.nb;
+    const q8k_block * x  = o.x + j * o.nb;
     // First pass: the scaled nibble sums, d = d_x · d_w.
     for (int64_t b = 0; b < o.nb; ++b) {
-        const q4k_block & wb = w[b];
-        const __m256i sm = q4k_scales_and_mins(wb.scales);
-        const __m128i sc128 = _mm256_castsi256_si128(sm);
-        mins[b] = _mm256_extracti128_si256(sm, 1);
-        const __m256i scales = _mm256_set_m128i(sc128, sc128);
-        const float d_w = _cvtsh_ss(wb.d);
-        __m256i sumi[RN];
+        const q4k_block & wb    = w[b];
+        const __m256i     sm    = q4k_scales_and_mins(wb.scales);
+        const __m128i     sc128 = _mm256_castsi256_si128(sm);
+        mins[b]                 = _mm256_extracti128_si256(sm, 1);
+        const __m256i scales    = _mm256_set_m128i(sc128, sc128);
+        const float   d_w       = _cvtsh_ss(wb.d);
+        __m256i       sumi[RN];
         for (int c = 0; c < RN; ++c) sumi[c] = _mm256_setzero_si256();
         for (int g = 0; g < 4; ++g) {   // 64 weights: 32 low nibbles, 32 high
             const __m256i scale_l = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short) (((4 * g + 1) << 8) | (4 * g))));
             const __m256i scale_h = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short) (((4 * g + 3) << 8) | (4 * g + 2))));
-            const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(wb.qs + 32 * g));
-            const __m256i q4l = _mm256_and_si256(bits, m4);
-            const __m256i q4h = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            const __m256i bits    = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(wb.qs + 32 * g));
+            const __m256i q4l     = _mm256_and_si256(bits, m4);
+            const __m256i q4h     = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
             for (int c = 0; c < RN; ++c) {
                 const int8_t * q8 = x[c * o.nb + b].qs + 64 * g;
-                const __m256i pl = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(q8))));
-                const __m256i ph = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(q8 + 32))));
+                const __m256i  pl = _mm256_madd_epi16(scale_l,
+                                                      _mm256_maddubs_epi16(q4l, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(q8))));
+                const __m256i  ph = _mm256_madd_epi16(
+                    scale_h, _mm256_maddubs_epi16(q4h, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(q8 + 32))));
                 sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(pl, ph));
             }
         }
@@ -241,13 +237,13 @@ GPT2_AVX2 void q4k_tile(const q4k_operands & o, int64_t i, int64_t j) {
     for (int c = 0; c < RN; ++c) {
         __m128 acc_m = _mm_setzero_ps();
         for (int64_t b = 0; b < o.nb; ++b) {
-            const q8k_block & xb = x[c * o.nb + b];
-            const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(xb.bsums));
-            const __m128i q8s = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));   // per sub-block
+            const q8k_block & xb    = x[c * o.nb + b];
+            const __m256i     bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(xb.bsums));
+            const __m128i     q8s   = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));   // per sub-block
             acc_m = _mm_fmadd_ps(_mm_set1_ps(-xb.d * _cvtsh_ss(w[b].dmin)), _mm_cvtepi32_ps(_mm_madd_epi16(mins[b], q8s)), acc_m);
         }
-        acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-        acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
+        acc_m                  = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+        acc_m                  = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
         o.c[(j + c) * o.M + i] = simd::hsum(acc[c]) + _mm_cvtss_f32(acc_m);
     }
 }
@@ -262,26 +258,28 @@ GPT2_AVX2 void q4k_rows(const q4k_operands & o, int64_t i0, int64_t i1) {
             int64_t j = j0;
             for (; j + 3 <= j1; j += 3) q4k_tile<3>(o, i, j);
             switch (j1 - j) {
-                case 2: q4k_tile<2>(o, i, j); break;
-                case 1: q4k_tile<1>(o, i, j); break;
-                default: break;
+            case 2: q4k_tile<2>(o, i, j); break;
+            case 1: q4k_tile<1>(o, i, j); break;
+            default: break;
             }
         }
     }
 }
 #endif
 
-template <typename WB, typename XB>
-operands<WB, XB> operands_of(const ggml_tensor * dst) {
+template <typename WB, typename XB> operands<WB, XB> operands_of(const ggml_tensor * dst) {
     const ggml_tensor * w = dst->src[0];
     const ggml_tensor * x = dst->src[1];   // the activations, quantized by ggml (q8_0, or q8_K for q4_K)
-    return { static_cast<const WB *>(w->data), static_cast<const XB *>(x->data), static_cast<float *>(dst->data),
-             w->ne[0] / ggml_blck_size(w->type), w->ne[1], x->ne[1] };
+    return { static_cast<const WB *>(w->data),
+             static_cast<const XB *>(x->data),
+             static_cast<float *>(dst->data),
+             w->ne[0] / ggml_blck_size(w->type),
+             w->ne[1],
+             x->ne[1] };
 }
 
 // Blocks of k_block_rows weight rows, taken from the queue until none are left, each through `rows`.
-template <typename O>
-void take_row_blocks(const O & o, work_queue & queue, void (*rows)(const O &, int64_t, int64_t)) {
+template <typename O> void take_row_blocks(const O & o, work_queue & queue, void (*rows)(const O &, int64_t, int64_t)) {
     const int64_t n_items = (o.M + k_block_rows - 1) / k_block_rows;
     for (int64_t b = queue.take(); b < n_items; b = queue.take()) rows(o, b * k_block_rows, std::min(o.M, (b + 1) * k_block_rows));
 }
@@ -289,9 +287,8 @@ void take_row_blocks(const O & o, work_queue & queue, void (*rows)(const O &, in
 #ifdef GPT2_NODE_X86
 // q8_0 or q4_0 weights: the activations' scales converted once per thread (n·nb of them, a few
 // thousand; the tiles read each many times).
-template <typename WB>
-GPT2_AVX2 void take_q8x_row_blocks(ggml_tensor * dst, work_queue & queue) {
-    q8x_operands<WB> o { operands_of<WB, q8_block>(dst), nullptr };
+template <typename WB> GPT2_AVX2 void take_q8x_row_blocks(ggml_tensor * dst, work_queue & queue) {
+    q8x_operands<WB>                o{ operands_of<WB, q8_block>(dst), nullptr };
     thread_local std::vector<float> xs;
     xs.resize(static_cast<size_t>(o.nb * o.n));
     for (int64_t j = 0; j < o.n; ++j)
@@ -303,8 +300,7 @@ GPT2_AVX2 void take_q8x_row_blocks(ggml_tensor * dst, work_queue & queue) {
 
 // q4_K interleaved (q4k_interleaved.h: its layout is its own; k_block_rows is a multiple of 4).
 struct q4k_interleaved_block;
-template <bool SIMD>
-void interleaved_rows(const operands<q4k_interleaved_block, q8k_block> & o, int64_t i0, int64_t i1) {
+template <bool SIMD> void interleaved_rows(const operands<q4k_interleaved_block, q8k_block> & o, int64_t i0, int64_t i1) {
     q4k_interleaved_rows(o.w, o.x, o.c, o.nb, o.M, o.n, i0, i1, SIMD);
 }
 
@@ -317,9 +313,9 @@ void compute(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
         return;
     }
     switch (dst->src[0]->type) {
-        case GGML_TYPE_Q8_0: take_q8x_row_blocks<q8_block>(dst, queue); break;
-        case GGML_TYPE_Q4_0: take_q8x_row_blocks<q4_block>(dst, queue); break;
-        default:             take_row_blocks(operands_of<q4k_block, q8k_block>(dst), queue, q4k_rows); break;   // Q4_K
+    case GGML_TYPE_Q8_0: take_q8x_row_blocks<q8_block>(dst, queue); break;
+    case GGML_TYPE_Q4_0: take_q8x_row_blocks<q4_block>(dst, queue); break;
+    default: take_row_blocks(operands_of<q4k_block, q8k_block>(dst), queue, q4k_rows); break;   // Q4_K
     }
 #else
     (void) dst;   // not reached: quant_matmul_supports() is false off x86
@@ -337,16 +333,16 @@ void compute_portable(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) 
 
 // dst = x quantized to dst's type, rows split among the threads; ggml's quantizer for that type.
 void quantize_rows(ggml_tensor * dst, int ith, int nth, void * /*userdata*/) {
-    const ggml_tensor * x = dst->src[0];
+    const ggml_tensor *     x        = dst->src[0];
     const ggml_from_float_t quantize = ggml_get_type_traits_cpu(dst->type)->from_float;
-    const int64_t n = x->ne[1], r0 = n * ith / nth, r1 = n * (ith + 1) / nth;
+    const int64_t           n = x->ne[1], r0 = n * ith / nth, r1 = n * (ith + 1) / nth;
     for (int64_t r = r0; r < r1; ++r) {
         quantize(reinterpret_cast<const float *>(static_cast<const char *>(x->data) + r * x->nb[1]),
                  static_cast<char *>(dst->data) + r * dst->nb[1], x->ne[0]);
     }
 }
 
-} // namespace
+}   // namespace
 
 bool quant_matmul_supports(const ggml_tensor * w, const ggml_tensor * x) {
     const bool x_ok = x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] && ggml_is_contiguous(x) && x->ne[2] == 1 && x->ne[3] == 1;
@@ -354,10 +350,11 @@ bool quant_matmul_supports(const ggml_tensor * w, const ggml_tensor * x) {
 #ifdef GPT2_NODE_X86
     if (!simd::enabled() || w->extra != nullptr) return false;   // extra: repacked by ggml's CPU_REPACK buffer
     const bool q8 = w->type == GGML_TYPE_Q8_0 && ggml_blck_size(GGML_TYPE_Q8_0) == 32 && ggml_type_size(GGML_TYPE_Q8_0) == sizeof(q8_block);
-    const bool q4 = w->type == GGML_TYPE_Q4_0 && ggml_blck_size(GGML_TYPE_Q4_0) == 32 && ggml_type_size(GGML_TYPE_Q4_0) == sizeof(q4_block) &&
-                    ggml_type_size(GGML_TYPE_Q8_0) == sizeof(q8_block);
-    const bool q4k = w->type == GGML_TYPE_Q4_K && w->ne[0] <= 64 * 256 && ggml_blck_size(GGML_TYPE_Q4_K) == 256 && ggml_type_size(GGML_TYPE_Q4_K) == sizeof(q4k_block) &&
-                     ggml_blck_size(GGML_TYPE_Q8_K) == 256 && ggml_type_size(GGML_TYPE_Q8_K) == sizeof(q8k_block);
+    const bool q4 = w->type == GGML_TYPE_Q4_0 && ggml_blck_size(GGML_TYPE_Q4_0) == 32 &&
+        ggml_type_size(GGML_TYPE_Q4_0) == sizeof(q4_block) && ggml_type_size(GGML_TYPE_Q8_0) == sizeof(q8_block);
+    const bool q4k = w->type == GGML_TYPE_Q4_K && w->ne[0] <= 64 * 256 && ggml_blck_size(GGML_TYPE_Q4_K) == 256 &&
+        ggml_type_size(GGML_TYPE_Q4_K) == sizeof(q4k_block) && ggml_blck_size(GGML_TYPE_Q8_K) == 256 &&
+        ggml_type_size(GGML_TYPE_Q8_K) == sizeof(q8k_block);
     return (q8 || q4 || q4k) && w->ne[0] % ggml_blck_size(w->type) == 0 && ggml_is_contiguous(w) && x_ok;
 #else
     (void) w;
@@ -372,11 +369,11 @@ ggml_tensor * quant_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x,
     // weights. An op of its own, not a ggml_cpy into a new tensor: that tensor would be a leaf of
     // the graph, which the allocator never reuses (measured: 38 MiB more compute buffer for 124M
     // q4_K, every layer's quantized activations kept).
-    const ggml_type xt = w->type == GGML_TYPE_Q4_K ? GGML_TYPE_Q8_K : GGML_TYPE_Q8_0;
-    ggml_tensor * xq = ggml_custom_4d(ctx, xt, x->ne[0], x->ne[1], 1, 1, &x, 1, quantize_rows, GGML_N_TASKS_MAX, nullptr);   // [K, n]
-    ggml_tensor * args[] = { w, xq };
+    const ggml_type xt     = w->type == GGML_TYPE_Q4_K ? GGML_TYPE_Q8_K : GGML_TYPE_Q8_0;
+    ggml_tensor *   xq     = ggml_custom_4d(ctx, xt, x->ne[0], x->ne[1], 1, 1, &x, 1, quantize_rows, GGML_N_TASKS_MAX, nullptr);   // [K, n]
+    ggml_tensor *   args[] = { w, xq };
     const ggml_custom_op_t op = q4k_is_interleaved(w) && !simd::enabled() ? compute_portable : compute;
     return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], 1, 1, args, 2, op, GGML_N_TASKS_MAX, &queue);
 }
 
-} // namespace gpt2
+}   // namespace gpt2

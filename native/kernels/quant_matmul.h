@@ -43,4 +43,4 @@ bool quant_matmul_supports(const ggml_tensor * w, const ggml_tensor * x);
 // (but for interleaved w). Blocks of weight rows are handed out through `queue`.
 ggml_tensor * quant_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, work_queue & queue);
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -20,8 +20,8 @@ GPT2_AVX2 inline __m256 load8(const float * p) { return _mm256_loadu_ps(p); }
 
 GPT2_AVX2 inline float hsum(__m256 v) {
     __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    x        = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x        = _mm_add_ss(x, _mm_movehdup_ps(x));
     return _mm_cvtss_f32(x);
 }
 
@@ -30,7 +30,7 @@ inline bool cpu_has_avx2() {
     return yes;
 }
 
-} // namespace gpt2::simd
+}   // namespace gpt2::simd
 #endif
 
 namespace gpt2::simd {
@@ -46,4 +46,4 @@ inline bool enabled() {
 #endif
 }
 
-} // namespace gpt2::simd
+}   // namespace gpt2::simd

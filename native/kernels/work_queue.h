@@ -31,4 +31,4 @@ struct work_queue {
     }
 };
 
-} // namespace gpt2
+}   // namespace gpt2

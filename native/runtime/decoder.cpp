@@ -22,7 +22,6 @@
 
 namespace gpt2 {
 
-
 uint32_t default_thread_count() {
     // Hardware threads count SMT siblings, which do not help matmuls; ggml's spinning workers on
     // oversubscribed cores hurt badly (the JS thread needs a core too). Take half, within [1, 4].
@@ -49,22 +48,20 @@ void decoder::init() {
     const hparams & hp = model_->hp;
     if (params_.n_ctx == 0) params_.n_ctx = hp.n_ctx;
     if (params_.n_ctx > hp.n_ctx) {
-        throw range_error("contextSize " + std::to_string(params_.n_ctx) + " exceeds the model's " +
-                          std::to_string(hp.n_ctx) + " learned positions");
+        throw range_error("contextSize " + std::to_string(params_.n_ctx) + " exceeds the model's " + std::to_string(hp.n_ctx) +
+                          " learned positions");
     }
     if (params_.n_seq == 0) throw range_error("the number of sequences must be at least 1");
     if (params_.n_batch == 0) params_.n_batch = 512;
     if (params_.n_threads == 0) params_.n_threads = default_thread_count();
     if (const char * e = std::getenv("GPT2_NODE_SCHED_ON_CPU"); e && std::strcmp(e, "1") == 0) params_.sched_on_cpu = true;
-    if (params_.gpu_layers > (int32_t) hp.n_layer) {
-        throw range_error(expected_integer("gpuLayers", 0, hp.n_layer, params_.gpu_layers));
-    }
+    if (params_.gpu_layers > (int32_t) hp.n_layer) { throw range_error(expected_integer("gpuLayers", 0, hp.n_layer, params_.gpu_layers)); }
 
     backend_ = ggml_backend_cpu_init();
     if (!backend_) throw error(codes::backend, "cannot initialize the CPU backend");
 
     ggml_threadpool_params tpp = ggml_threadpool_params_default((int) params_.n_threads);
-    threadpool_ = ggml_threadpool_new(&tpp);
+    threadpool_                = ggml_threadpool_new(&tpp);
     if (!threadpool_) throw error(codes::backend, "cannot create a thread pool of " + std::to_string(params_.n_threads) + " threads");
     ggml_backend_cpu_set_threadpool(backend_, threadpool_);
     ggml_backend_cpu_set_n_threads(backend_, (int) params_.n_threads);
@@ -76,27 +73,32 @@ void decoder::init() {
         gpu_ = ggml_backend_dev_init(choice.dev, nullptr);
         if (!gpu_) {
             if (choice.requested) throw error(codes::no_device, "cannot initialize device " + choice.id);
-            log_write(log_level::warn, "gpt2-node", "cannot initialize " + choice.id + " (" +
-                      ggml_backend_dev_description(choice.dev) + "); running on the CPU\n");
+            log_write(log_level::warn, "gpt2-node",
+                      "cannot initialize " + choice.id + " (" + ggml_backend_dev_description(choice.dev) + "); running on the CPU\n");
         }
     }
     if (gpu_ && params_.gpu_layers != 0) {
         device_id_ = choice.id;
         offload(ggml_backend_dev_buffer_type(choice.dev));
-        log_write(log_level::info, "gpt2-node", "running " + std::to_string(n_offloaded_) + " of " + std::to_string(hp.n_layer) +
-                  " layers on " + choice.id + " (" + ggml_backend_dev_description(choice.dev) + ")\n");
+        log_write(log_level::info, "gpt2-node",
+                  "running " + std::to_string(n_offloaded_) + " of " + std::to_string(hp.n_layer) + " layers on " + choice.id + " (" +
+                      ggml_backend_dev_description(choice.dev) + ")\n");
     } else {
-        if (gpu_) { ggml_backend_free(gpu_); gpu_ = nullptr; }
+        if (gpu_) {
+            ggml_backend_free(gpu_);
+            gpu_ = nullptr;
+        }
         if (params_.sched_on_cpu) offload(ggml_backend_get_default_buffer_type(backend_));
     }
     if (!sched_) {
-        kv_ = std::make_unique<kv_cache>(hp, params_.n_ctx, params_.n_seq, params_.kv_f32 ? GGML_TYPE_F32 : GGML_TYPE_F16,
-                                         std::vector<ggml_backend_buffer_type *>(hp.n_layer, ggml_backend_get_default_buffer_type(backend_)));
+        kv_ = std::make_unique<kv_cache>(
+            hp, params_.n_ctx, params_.n_seq, params_.kv_f32 ? GGML_TYPE_F32 : GGML_TYPE_F16,
+            std::vector<ggml_backend_buffer_type *>(hp.n_layer, ggml_backend_get_default_buffer_type(backend_)));
         galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
     }
 
     if (!sched_) repack_weights();   // weight_layout.cpp
-    choose_kernels();                 // invariance_probe.cpp
+    choose_kernels();                // invariance_probe.cpp
     reserve_compute();
 }
 
@@ -105,33 +107,60 @@ void decoder::reserve_compute() {
     // two rows (generation, scoring a chunk's last rows). A batch wanting logits for many rows
     // (evaluate with allPositions: 512 rows of 50257 floats are 100 MB) grows it when it comes,
     // instead of every process paying for it up front.
-    batch worst;
-    const uint32_t n = std::min(params_.n_batch, params_.n_ctx);
+    batch                 worst;
+    const uint32_t        n = std::min(params_.n_batch, params_.n_ctx);
     std::vector<uint32_t> ids(n, 0);
     worst.add_segment(0, params_.n_ctx - n, ids.data(), n, batch::logits::none);
     worst.out_rows = { (int32_t) n - 2 >= 0 ? (int32_t) n - 2 : 0, (int32_t) n - 1 };
     if (worst.out_rows[0] == worst.out_rows[1]) worst.out_rows.pop_back();
     meta_.resize(ggml_tensor_overhead() * graph_max_nodes(*model_, 1) * 2 + ggml_graph_overhead_custom(graph_max_nodes(*model_, 1), false));
-    ggml_init_params ip = { meta_.size(), meta_.data(), true };
-    ggml_context * ctx = ggml_init(ip);
-    ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, worst, cpu_ops());
-    const bool ok = sched_ ? ggml_backend_sched_reserve(sched_, gf) : ggml_gallocr_reserve(galloc_, gf);
+    ggml_init_params ip  = { meta_.size(), meta_.data(), true };
+    ggml_context *   ctx = ggml_init(ip);
+    ggml_cgraph *    gf  = graph_build(ctx, graph_model(), *kv_, worst, cpu_ops());
+    const bool       ok  = sched_ ? ggml_backend_sched_reserve(sched_, gf) : ggml_gallocr_reserve(galloc_, gf);
     ggml_free(ctx);
     if (!ok) throw error(codes::out_of_memory, "cannot allocate the compute buffer");
 }
 
 void decoder::release() {
-    if (sched_) { ggml_backend_sched_free(sched_); sched_ = nullptr; }
-    if (galloc_) { ggml_gallocr_free(galloc_); galloc_ = nullptr; }
+    if (sched_) {
+        ggml_backend_sched_free(sched_);
+        sched_ = nullptr;
+    }
+    if (galloc_) {
+        ggml_gallocr_free(galloc_);
+        galloc_ = nullptr;
+    }
     kv_.reset();
-    if (dev_buf_) { ggml_backend_buffer_free(dev_buf_); dev_buf_ = nullptr; }
-    if (dev_ctx_) { ggml_free(dev_ctx_); dev_ctx_ = nullptr; }
-    if (own_buf_) { ggml_backend_buffer_free(own_buf_); own_buf_ = nullptr; }
-    if (own_ctx_) { ggml_free(own_ctx_); own_ctx_ = nullptr; }
+    if (dev_buf_) {
+        ggml_backend_buffer_free(dev_buf_);
+        dev_buf_ = nullptr;
+    }
+    if (dev_ctx_) {
+        ggml_free(dev_ctx_);
+        dev_ctx_ = nullptr;
+    }
+    if (own_buf_) {
+        ggml_backend_buffer_free(own_buf_);
+        own_buf_ = nullptr;
+    }
+    if (own_ctx_) {
+        ggml_free(own_ctx_);
+        own_ctx_ = nullptr;
+    }
     view_.reset();
-    if (gpu_) { ggml_backend_free(gpu_); gpu_ = nullptr; }
-    if (backend_) { ggml_backend_free(backend_); backend_ = nullptr; }
-    if (threadpool_) { ggml_threadpool_free(threadpool_); threadpool_ = nullptr; }
+    if (gpu_) {
+        ggml_backend_free(gpu_);
+        gpu_ = nullptr;
+    }
+    if (backend_) {
+        ggml_backend_free(backend_);
+        backend_ = nullptr;
+    }
+    if (threadpool_) {
+        ggml_threadpool_free(threadpool_);
+        threadpool_ = nullptr;
+    }
 }
 
 decoder::~decoder() { release(); }
@@ -153,7 +182,8 @@ void decoder::pause() {
 void decoder::check(const batch & b) const {
     const uint32_t T = (uint32_t) b.tokens.size();
     if (T == 0) throw range_error("empty batch");
-    if (T > params_.n_batch) throw range_error("batch of " + std::to_string(T) + " tokens exceeds n_batch " + std::to_string(params_.n_batch));
+    if (T > params_.n_batch)
+        throw range_error("batch of " + std::to_string(T) + " tokens exceeds n_batch " + std::to_string(params_.n_batch));
     if (b.pos.size() != T) throw range_error("batch pos and tokens differ in length");
     const uint32_t n_vocab = model_->hp.n_vocab;
     for (uint32_t i = 0; i < T; ++i) {
@@ -161,7 +191,7 @@ void decoder::check(const batch & b) const {
             throw range_error(expected_integer("token id", 0, n_vocab - 1, b.tokens[i]));
         }
     }
-    uint32_t next = 0;
+    uint32_t          next = 0;
     std::vector<bool> seen(params_.n_seq, false);
     for (const batch_segment & s : b.segments) {
         if (s.slot >= params_.n_seq) throw range_error("segment slot " + std::to_string(s.slot) + " out of range");
@@ -169,8 +199,9 @@ void decoder::check(const batch & b) const {
         seen[s.slot] = true;
         if (s.n_tokens == 0 || s.first != next) throw range_error("batch segments must be contiguous and non-empty");
         if ((uint64_t) s.n_past + s.n_tokens > params_.n_ctx) {
-            throw error(codes::context_full, "sequence would reach position " + std::to_string(s.n_past + s.n_tokens) +
-                        " but the context holds " + std::to_string(params_.n_ctx));
+            throw error(codes::context_full,
+                        "sequence would reach position " + std::to_string(s.n_past + s.n_tokens) + " but the context holds " +
+                            std::to_string(params_.n_ctx));
         }
         for (uint32_t i = 0; i < s.n_tokens; ++i) {
             if ((uint32_t) b.pos[s.first + i] != s.n_past + i) throw range_error("batch positions must follow n_past");
@@ -205,7 +236,8 @@ void decoder::set_inputs(ggml_cgraph * gf, const batch & b) {
     if (ggml_tensor * dec = ggml_graph_get_tensor(gf, "dec_rows")) {
         std::vector<int32_t> rows;
         for (const batch_segment & seg : b.segments) {
-            if (seg.n_tokens == 1) rows.insert(rows.end(), { (int32_t) seg.first, (int32_t) (seg.slot * kv_->n_ctx), (int32_t) seg.n_past + 1 });
+            if (seg.n_tokens == 1)
+                rows.insert(rows.end(), { (int32_t) seg.first, (int32_t) (seg.slot * kv_->n_ctx), (int32_t) seg.n_past + 1 });
         }
         ggml_backend_tensor_set(dec, rows.data(), 0, rows.size() * sizeof(int32_t));
     }
@@ -214,7 +246,7 @@ void decoder::set_inputs(ggml_cgraph * gf, const batch & b) {
     for (size_t s = 0; s < b.segments.size(); ++s) {
         const batch_segment & seg = b.segments[s];
         if (seg.n_tokens == 1) continue;
-        ggml_tensor * mask = ggml_graph_get_tensor(gf, ("kq_mask." + std::to_string(s)).c_str());
+        ggml_tensor *  mask = ggml_graph_get_tensor(gf, ("kq_mask." + std::to_string(s)).c_str());
         const uint32_t n_kv = seg.n_past + seg.n_tokens;
         mask_buf_.resize((size_t) n_kv * seg.n_tokens);
         for (uint32_t i = 0; i < seg.n_tokens; ++i) {
@@ -247,7 +279,8 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
         auto at = std::lower_bound(b.out_rows.begin(), b.out_rows.end(), row);
         if (at != b.out_rows.end() && *at == row) continue;
         const int32_t pos = (int32_t) (at - b.out_rows.begin());
-        for (int32_t & k : keep) if (k >= pos) ++k;
+        for (int32_t & k : keep)
+            if (k >= pos) ++k;
         b.out_rows.insert(at, row);
     }
 
@@ -259,11 +292,14 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     }
 
     const size_t n_nodes = graph_max_nodes(*model_, b.segments.size());
-    const size_t need = ggml_tensor_overhead() * n_nodes * 2 + ggml_graph_overhead_custom(n_nodes, false);
+    const size_t need    = ggml_tensor_overhead() * n_nodes * 2 + ggml_graph_overhead_custom(n_nodes, false);
     if (meta_.size() < need) meta_.resize(need);
-    ggml_init_params ip = { meta_.size(), meta_.data(), true };
-    ggml_context * ctx = ggml_init(ip);
-    struct ctx_guard { ggml_context * c; ~ctx_guard() { ggml_free(c); } } guard { ctx };
+    ggml_init_params ip  = { meta_.size(), meta_.data(), true };
+    ggml_context *   ctx = ggml_init(ip);
+    struct ctx_guard {
+        ggml_context * c;
+        ~ctx_guard() { ggml_free(c); }
+    } guard{ ctx };
 
     ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, b, cpu_ops());
     if (sched_) {
@@ -284,9 +320,9 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     if (st == GGML_STATUS_ABORTED) return decode_status::aborted;
     if (st != GGML_STATUS_SUCCESS) throw error(codes::compute, std::string("graph computation failed: ") + ggml_status_to_string(st));
 
-    ggml_tensor * out = ggml_graph_get_tensor(gf, "logits");
-    const size_t n_vocab = model_->hp.n_vocab;
-    const size_t row_bytes = n_vocab * sizeof(float);
+    ggml_tensor * out       = ggml_graph_get_tensor(gf, "logits");
+    const size_t  n_vocab   = model_->hp.n_vocab;
+    const size_t  row_bytes = n_vocab * sizeof(float);
     logits.resize(keep.size() * n_vocab);
     for (size_t i = 0; i < keep.size(); ++i) {
         ggml_backend_tensor_get(out, logits.data() + i * n_vocab, (size_t) keep[i] * row_bytes, row_bytes);
@@ -294,4 +330,4 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     return decode_status::ok;
 }
 
-} // namespace gpt2
+}   // namespace gpt2

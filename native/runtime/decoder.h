@@ -37,18 +37,18 @@ struct ggml_threadpool;
 namespace gpt2 {
 
 struct decoder_params {
-    uint32_t n_ctx     = 0;     // positions per sequence (≤ the model's)
-    uint32_t n_seq     = 1;     // sequences (KV slots)
-    uint32_t n_batch   = 512;   // max tokens per forward pass
-    uint32_t n_threads = 0;     // 0: the number of physical cores, at most 4
-    bool     kv_f32    = false; // KV cache in f32 instead of f16
-    bool     batch_invariant = true; // a sequence's numbers never depend on the rest of the batch
-                                     // (costs single-stream speed: see decode())
-    std::string device   = "auto";   // see runtime/devices.h
-    int32_t  gpu_layers  = -1;       // blocks on the GPU, counted from the last; -1: all
+    uint32_t n_ctx           = 0;       // positions per sequence (≤ the model's)
+    uint32_t n_seq           = 1;       // sequences (KV slots)
+    uint32_t n_batch         = 512;     // max tokens per forward pass
+    uint32_t n_threads       = 0;       // 0: the number of physical cores, at most 4
+    bool     kv_f32          = false;   // KV cache in f32 instead of f16
+    bool     batch_invariant = true;    // a sequence's numbers never depend on the rest of the batch
+                                        // (costs single-stream speed: see decode())
+    std::string device     = "auto";    // see runtime/devices.h
+    int32_t     gpu_layers = -1;        // blocks on the GPU, counted from the last; -1: all
     // Run the CPU through the scheduler path that GPUs take (weights copied, sched compute):
     // for testing that path on machines without a GPU. Env GPT2_NODE_SCHED_ON_CPU=1 sets it.
-    bool     sched_on_cpu = false;
+    bool sched_on_cpu = false;
 };
 
 enum class decode_status { ok, aborted };
@@ -57,7 +57,7 @@ class decoder {
 public:
     decoder(std::shared_ptr<const model> m, const decoder_params & p);
     ~decoder();
-    decoder(const decoder &) = delete;
+    decoder(const decoder &)             = delete;
     decoder & operator=(const decoder &) = delete;
 
     // Logits of b.out_rows, row after row (n_vocab floats each), into `logits`.
@@ -76,8 +76,8 @@ public:
     size_t                 kv_bytes() const { return kv_->bytes(); }
     size_t                 compute_bytes() const;
     // Block weight tensors multiplied from ggml's CPU_REPACK layout (0: all as stored).
-    uint32_t               repacked_weights() const { return (uint32_t) repacked_slots_.size(); }
-    uint32_t               interleaved_weights() const { return n_interleaved_; }
+    uint32_t repacked_weights() const { return (uint32_t) repacked_slots_.size(); }
+    uint32_t interleaved_weights() const { return n_interleaved_; }
 
 private:
     // decoder.cpp
@@ -120,30 +120,31 @@ private:
 
     std::shared_ptr<const model> model_;
     decoder_params               params_;
-    std::string                  device_id_ = "cpu";
+    std::string                  device_id_   = "cpu";
     uint32_t                     n_offloaded_ = 0;
-    ggml_backend *               gpu_       = nullptr;   // nullptr on the CPU path
-    ggml_backend_sched *         sched_     = nullptr;   // the scheduler path (GPU, or sched_on_cpu)
+    ggml_backend *               gpu_         = nullptr;   // nullptr on the CPU path
+    ggml_backend_sched *         sched_       = nullptr;   // the scheduler path (GPU, or sched_on_cpu)
     std::unique_ptr<model>       view_;
-    ggml_context *               dev_ctx_   = nullptr;   // the weight copies' tensors
-    ggml_backend_buffer *        dev_buf_   = nullptr;   // and their memory
-    std::vector<std::pair<ggml_tensor **, ggml_tensor *>> repacked_slots_;   // view_'s slots holding ggml's repacked copies, and the originals (their count: repacked_weights())
-    ggml_context *               own_ctx_   = nullptr;   // our interleaved copies' tensors
-    ggml_backend_buffer *        own_buf_   = nullptr;   // and their memory
-    ggml_backend *               backend_    = nullptr;
-    ggml_threadpool *            threadpool_ = nullptr;
-    bool                         paused_     = false;
-    std::unique_ptr<kv_cache>    kv_;
-    ggml_gallocr *               galloc_     = nullptr;
-    std::vector<uint8_t>         meta_;       // ggml context memory for graph metadata
-    const std::atomic<bool> *    abort_flag_ = nullptr;
-    std::vector<uint16_t>        mask_buf_;   // f16 mask staging
-    cpu_op_state                 cpu_ops_;    // see cpu_ops()
-    bool                         head_invariant_ = false;   // the LM head is row-count invariant (probed)
-    bool                         pad_           = true;    // a lone row gets a padding row (see decode())
-    uint32_t                     n_interleaved_ = 0;       // see interleave_weights()
+    ggml_context *               dev_ctx_ = nullptr;   // the weight copies' tensors
+    ggml_backend_buffer *        dev_buf_ = nullptr;   // and their memory
+    std::vector<std::pair<ggml_tensor **, ggml_tensor *>>
+                   repacked_slots_;   // view_'s slots holding ggml's repacked copies, and the originals (their count: repacked_weights())
+    ggml_context * own_ctx_               = nullptr;   // our interleaved copies' tensors
+    ggml_backend_buffer *     own_buf_    = nullptr;   // and their memory
+    ggml_backend *            backend_    = nullptr;
+    ggml_threadpool *         threadpool_ = nullptr;
+    bool                      paused_     = false;
+    std::unique_ptr<kv_cache> kv_;
+    ggml_gallocr *            galloc_ = nullptr;
+    std::vector<uint8_t>      meta_;   // ggml context memory for graph metadata
+    const std::atomic<bool> * abort_flag_ = nullptr;
+    std::vector<uint16_t>     mask_buf_;                 // f16 mask staging
+    cpu_op_state              cpu_ops_;                  // see cpu_ops()
+    bool                      head_invariant_ = false;   // the LM head is row-count invariant (probed)
+    bool                      pad_            = true;    // a lone row gets a padding row (see decode())
+    uint32_t                  n_interleaved_  = 0;       // see interleave_weights()
 };
 
 uint32_t default_thread_count();
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -21,25 +21,28 @@ std::string backend_kind(ggml_backend_dev_t dev) {
 
 const char * type_name(enum ggml_backend_dev_type t) {
     switch (t) {
-        case GGML_BACKEND_DEVICE_TYPE_CPU:  return "cpu";
-        case GGML_BACKEND_DEVICE_TYPE_GPU:  return "gpu";
-        case GGML_BACKEND_DEVICE_TYPE_IGPU: return "igpu";
-        default:                            return "accel";
+    case GGML_BACKEND_DEVICE_TYPE_CPU: return "cpu";
+    case GGML_BACKEND_DEVICE_TYPE_GPU: return "gpu";
+    case GGML_BACKEND_DEVICE_TYPE_IGPU: return "igpu";
+    default: return "accel";
     }
 }
 
-struct entry { ggml_backend_dev_t dev; device_info info; };
+struct entry {
+    ggml_backend_dev_t dev;
+    device_info        info;
+};
 
 std::vector<entry> enumerate() {
-    std::vector<entry> out;
+    std::vector<entry>                       out;
     std::vector<std::pair<std::string, int>> counts;   // per backend kind, for the ids
     for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
-        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        ggml_backend_dev_t               dev  = ggml_backend_dev_get(i);
         const enum ggml_backend_dev_type type = ggml_backend_dev_type(dev);
         if (type == GGML_BACKEND_DEVICE_TYPE_META) continue;
         device_info d;
         d.backend = backend_kind(dev);
-        auto it = std::find_if(counts.begin(), counts.end(), [&](auto & c) { return c.first == d.backend; });
+        auto it   = std::find_if(counts.begin(), counts.end(), [&](auto & c) { return c.first == d.backend; });
         if (it == counts.end()) it = counts.insert(counts.end(), { d.backend, 0 });
         d.id = d.backend == "cpu" ? "cpu" : d.backend + ":" + std::to_string(it->second);
         ++it->second;
@@ -52,7 +55,7 @@ std::vector<entry> enumerate() {
     return out;
 }
 
-} // namespace
+}   // namespace
 
 std::vector<device_info> devices_list() {
     std::vector<device_info> out;
@@ -64,7 +67,8 @@ device_choice device_select(const std::string & spec) {
     const std::vector<entry> all = enumerate();
     if (spec == "auto") {
         for (const char * want : { "gpu", "igpu" }) {
-            for (const auto & e : all) if (e.info.type == want) return { e.dev, e.info.id, false };
+            for (const auto & e : all)
+                if (e.info.type == want) return { e.dev, e.info.id, false };
         }
         return {};
     }
@@ -80,15 +84,17 @@ device_choice device_select(const std::string & spec) {
         throw range_error("Expected 'auto', 'cpu', 'cuda', 'cuda:N', 'metal' or 'vulkan' for device but received \"" + spec + "\"");
     }
     const std::string id = kind + ":" + std::to_string(std::stoi(index));
-    for (const auto & e : all) if (e.info.id == id) return { e.dev, id, true };
+    for (const auto & e : all)
+        if (e.info.id == id) return { e.dev, id, true };
 
     std::string have;
     for (const auto & e : all) have += (have.empty() ? "" : ", ") + e.info.id;
     const bool built = std::any_of(all.begin(), all.end(), [&](const entry & e) { return e.info.backend == kind; });
-    throw error(codes::no_device, "device " + spec + " is not available: " +
-                (built ? "this machine has no such " + kind + " device"
-                       : "this build has no " + kind + " backend (rebuild with GPT2_NODE_GPU=" + kind + " npm install)") +
-                "; available: " + have);
+    throw error(codes::no_device,
+                "device " + spec + " is not available: " +
+                    (built ? "this machine has no such " + kind + " device"
+                           : "this build has no " + kind + " backend (rebuild with GPT2_NODE_GPU=" + kind + " npm install)") +
+                    "; available: " + have);
 }
 
-} // namespace gpt2
+}   // namespace gpt2

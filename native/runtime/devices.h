@@ -24,8 +24,8 @@ struct device_info {
 std::vector<device_info> devices_list();
 
 struct device_choice {
-    ggml_backend_device * dev = nullptr;   // nullptr: the CPU
-    std::string           id = "cpu";
+    ggml_backend_device * dev       = nullptr;   // nullptr: the CPU
+    std::string           id        = "cpu";
     bool                  requested = false;   // the user named this device (no silent fallback)
 };
 
@@ -34,4 +34,4 @@ struct device_choice {
 // ERR_NO_DEVICE, listing what is available, for a device this build or machine does not have.
 device_choice device_select(const std::string & spec);
 
-} // namespace gpt2
+}   // namespace gpt2

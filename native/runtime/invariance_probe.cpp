@@ -29,43 +29,46 @@ void decoder::choose_kernels() {
     // q4_K first): with batch invariance asked for, ggml's repacked copies are then dropped and
     // those weights probed as stored. (A gemm alone is invariant, so padding every batch to a
     // multiple of 4 rows would do, but a lone stream would then compute 4 rows per token.)
-    const bool probe = params_.batch_invariant && !sched_;
-    bool blocks_invariant = probe && blocks_row_count_invariant(k_any_rows);
+    const bool probe            = params_.batch_invariant && !sched_;
+    bool       blocks_invariant = probe && blocks_row_count_invariant(k_any_rows);
     if (probe && !blocks_invariant && !repacked_slots_.empty()) {
         log_write(log_level::debug, "gpt2-node", "repacked weights are not row-count invariant; multiplying them as stored\n");
         drop_repacked();
         blocks_invariant = blocks_row_count_invariant(k_any_rows);
     }
     const bool quantized_blocks = std::any_of(graph_model().layers.begin(), graph_model().layers.end(), [](const layer & L) {
-        return ggml_is_quantized(L.attn_qkv->type) || ggml_is_quantized(L.attn_out->type) ||
-               ggml_is_quantized(L.ffn_up->type) || ggml_is_quantized(L.ffn_down->type);
+        return ggml_is_quantized(L.attn_qkv->type) || ggml_is_quantized(L.attn_out->type) || ggml_is_quantized(L.ffn_up->type) ||
+            ggml_is_quantized(L.ffn_down->type);
     });
     if (probe && !blocks_invariant && cpu_ops() && quantized_blocks) {
         // Our quantized kernel and ggml's for many rows disagree (not seen: ours follows ggml's
         // arithmetic, but ggml's may differ on another CPU): ggml's alone then.
         cpu_ops_.own_quant_blocks = false;
-        blocks_invariant = blocks_row_count_invariant(k_any_rows);
+        blocks_invariant          = blocks_row_count_invariant(k_any_rows);
         if (!blocks_invariant) cpu_ops_.own_quant_blocks = true;
     }
     if (probe && !blocks_invariant && cpu_ops()) {
         // ggml multiplies one row with another kernel than several (f16, f32): try ours for the
         // lone row, which sums as llamafile's tinyBLAS does, in place of a padding row.
         cpu_ops_.own_lone_rows = true;
-        blocks_invariant = blocks_row_count_invariant(k_any_rows);
+        blocks_invariant       = blocks_row_count_invariant(k_any_rows);
         if (!blocks_invariant) cpu_ops_.own_lone_rows = false;
     }
-    head_invariant_ = probe && row_count_invariant(graph_model().output, { { 4, 1 }, { 4, 2 }, { 1, 7 } }, /*head =*/ true);
-    pad_ = params_.batch_invariant && !(blocks_invariant && head_invariant_);
-    log_write(log_level::debug, "gpt2-node", std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") +
-              ", blocks " + (blocks_invariant ? "yes" : "no") + (cpu_ops_.own_lone_rows ? " (a lone row through our kernel)" : "") +
-              (cpu_ops_.own_quant_blocks ? "" : " (quantized blocks through ggml's kernels only)") + "\n");
+    head_invariant_ = probe && row_count_invariant(graph_model().output, { { 4, 1 }, { 4, 2 }, { 1, 7 } }, /*head =*/true);
+    pad_            = params_.batch_invariant && !(blocks_invariant && head_invariant_);
+    log_write(log_level::debug, "gpt2-node",
+              std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") + ", blocks " +
+                  (blocks_invariant ? "yes" : "no") + (cpu_ops_.own_lone_rows ? " (a lone row through our kernel)" : "") +
+                  (cpu_ops_.own_quant_blocks ? "" : " (quantized blocks through ggml's kernels only)") + "\n");
     if (!repacked_slots_.empty()) {
-        log_write(log_level::debug, "gpt2-node", std::to_string(repacked_slots_.size()) + " weight tensors (" +
-                  std::to_string(ggml_backend_buffer_get_size(dev_buf_) >> 10) + " KiB) repacked for CPU_REPACK\n");
+        log_write(log_level::debug, "gpt2-node",
+                  std::to_string(repacked_slots_.size()) + " weight tensors (" +
+                      std::to_string(ggml_backend_buffer_get_size(dev_buf_) >> 10) + " KiB) repacked for CPU_REPACK\n");
     }
     if (n_interleaved_ > 0) {
-        log_write(log_level::debug, "gpt2-node", std::to_string(n_interleaved_) + " q4_K weight tensors (" +
-                  std::to_string(ggml_backend_buffer_get_size(own_buf_) >> 10) + " KiB) interleaved four rows at a time\n");
+        log_write(log_level::debug, "gpt2-node",
+                  std::to_string(n_interleaved_) + " q4_K weight tensors (" + std::to_string(ggml_backend_buffer_get_size(own_buf_) >> 10) +
+                      " KiB) interleaved four rows at a time\n");
     }
 }
 
@@ -78,34 +81,44 @@ bool decoder::row_count_invariant(ggml_tensor * w, const std::vector<std::pair<i
     // others (f16).
     constexpr int k_probe_column = 4;
     const int64_t K = w->ne[0], N = w->ne[1];
-    int n_cols = 0;
+    int           n_cols = 0;
     for (auto [off, width] : views) n_cols = std::max(n_cols, off + width);
     std::vector<uint8_t> meta(ggml_tensor_overhead() * 64 + ggml_graph_overhead());
-    ggml_init_params ip = { meta.size(), meta.data(), true };
-    ggml_context * ctx = ggml_init(ip);
-    struct ctx_guard { ggml_context * c; ~ctx_guard() { ggml_free(c); } } guard { ctx };
+    ggml_init_params     ip  = { meta.size(), meta.data(), true };
+    ggml_context *       ctx = ggml_init(ip);
+    struct ctx_guard {
+        ggml_context * c;
+        ~ctx_guard() { ggml_free(c); }
+    } guard{ ctx };
     ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, n_cols);
     ggml_set_input(x);
-    ggml_cgraph * gf = ggml_new_graph(ctx);
+    ggml_cgraph *                              gf = ggml_new_graph(ctx);
     std::vector<std::pair<ggml_tensor *, int>> out;   // product, and the probe column's place in it
     for (auto [off, width] : views) {
         ggml_tensor * xv = ggml_view_2d(ctx, x, K, width, x->nb[1], (size_t) off * x->nb[1]);
-        ggml_tensor * y = head ? lm_head(ctx, w, xv, cpu_ops()) : block_matmul(ctx, w, xv, cpu_ops());   // [N, width]
+        ggml_tensor * y  = head ? lm_head(ctx, w, xv, cpu_ops()) : block_matmul(ctx, w, xv, cpu_ops());   // [N, width]
         ggml_set_output(y);
         ggml_build_forward_expand(gf, y);
         out.emplace_back(y, k_probe_column - off);
     }
     ggml_gallocr_t ga = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
-    struct ga_guard { ggml_gallocr_t g; ~ga_guard() { ggml_gallocr_free(g); } } gguard { ga };
+    struct ga_guard {
+        ggml_gallocr_t g;
+        ~ga_guard() { ggml_gallocr_free(g); }
+    } gguard{ ga };
     if (!ggml_gallocr_alloc_graph(ga, gf)) return false;
     std::vector<float> xs((size_t) K * n_cols);
-    uint32_t r = 12345;
-    for (float & v : xs) { r = r * 1664525u + 1013904223u; v = (float) ((r >> 8) & 0xFFFF) / 65536.0f - 0.5f; }
+    uint32_t           r = 12345;
+    for (float & v : xs) {
+        r = r * 1664525u + 1013904223u;
+        v = (float) ((r >> 8) & 0xFFFF) / 65536.0f - 0.5f;
+    }
     ggml_backend_tensor_set(x, xs.data(), 0, xs.size() * sizeof(float));
     if (ggml_backend_graph_compute(backend_, gf) != GGML_STATUS_SUCCESS) return false;
     std::vector<float> first((size_t) N), other((size_t) N);
     for (size_t i = 0; i < out.size(); ++i) {
-        ggml_backend_tensor_get(out[i].first, (i == 0 ? first : other).data(), (size_t) out[i].second * N * sizeof(float), N * sizeof(float));
+        ggml_backend_tensor_get(out[i].first, (i == 0 ? first : other).data(), (size_t) out[i].second * N * sizeof(float),
+                                N * sizeof(float));
         if (i > 0 && std::memcmp(first.data(), other.data(), N * sizeof(float)) != 0) return false;
     }
     return true;
@@ -124,4 +137,4 @@ bool decoder::blocks_row_count_invariant(const std::vector<std::pair<int, int>> 
     }
     return std::all_of(kinds.begin(), kinds.end(), [&](ggml_tensor * w) { return row_count_invariant(w, views, false); });
 }
-} // namespace gpt2
+}   // namespace gpt2

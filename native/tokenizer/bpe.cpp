@@ -11,7 +11,7 @@ namespace gpt2 {
 
 namespace {
 
-constexpr size_t k_scan_max = 48;  // pieces up to this many bytes use the quadratic scan
+constexpr size_t k_scan_max = 48;   // pieces up to this many bytes use the quadratic scan
 
 void bpe_scan(const tokenizer_data & d, const uint8_t * s, size_t n, bpe_scratch & sc, std::vector<uint32_t> & out) {
     uint32_t ids[k_scan_max];
@@ -22,15 +22,18 @@ void bpe_scan(const tokenizer_data & d, const uint8_t * s, size_t n, bpe_scratch
     for (size_t i = 0; i + 1 < m; ++i) { ranks[i] = d.pair_rank(ids[i], ids[i + 1], merged[i]); }
     while (m > 1) {
         uint32_t best = k_no_rank;
-        size_t at = 0;
+        size_t   at   = 0;
         for (size_t i = 0; i + 1 < m; ++i) {
-            if (ranks[i] < best) { best = ranks[i]; at = i; }
+            if (ranks[i] < best) {
+                best = ranks[i];
+                at   = i;
+            }
         }
         if (best == k_no_rank) { break; }
         ids[at] = merged[at];
         for (size_t i = at + 1; i + 1 < m; ++i) {
-            ids[i] = ids[i + 1];
-            ranks[i] = ranks[i + 1];
+            ids[i]    = ids[i + 1];
+            ranks[i]  = ranks[i + 1];
             merged[i] = merged[i + 1];
         }
         --m;
@@ -48,7 +51,7 @@ void bpe_heap(const tokenizer_data & d, const uint8_t * s, size_t n, bpe_scratch
     sc.next.resize(n);
     sc.heap.clear();
     for (size_t i = 0; i < n; ++i) {
-        sc.ids[i] = d.byte_token[s[i]];
+        sc.ids[i]  = d.byte_token[s[i]];
         sc.prev[i] = i == 0 ? k_end : static_cast<uint32_t>(i - 1);
         sc.next[i] = i + 1 == n ? k_end : static_cast<uint32_t>(i + 1);
     }
@@ -74,12 +77,12 @@ void bpe_heap(const tokenizer_data & d, const uint8_t * s, size_t n, bpe_scratch
         std::pop_heap(sc.heap.begin(), sc.heap.end(), std::greater<>());
         const uint64_t key = sc.heap.back();
         sc.heap.pop_back();
-        const auto left = static_cast<uint32_t>(key & 0xFFFFFFFFu);
-        const auto rank = static_cast<uint32_t>(key >> 32);
+        const auto     left  = static_cast<uint32_t>(key & 0xFFFFFFFFu);
+        const auto     rank  = static_cast<uint32_t>(key >> 32);
         const uint32_t right = sc.next[left];
         if (sc.ids[left] == k_no_token || right == k_end) { continue; }
         if (d.pair_rank(sc.ids[left], sc.ids[right], merged) != rank) { continue; }
-        sc.ids[left] = merged;
+        sc.ids[left]  = merged;
         sc.ids[right] = k_no_token;
         sc.next[left] = sc.next[right];
         if (sc.next[right] != k_end) { sc.prev[sc.next[right]] = left; }
@@ -89,10 +92,9 @@ void bpe_heap(const tokenizer_data & d, const uint8_t * s, size_t n, bpe_scratch
     for (uint32_t i = 0; i != k_end; i = sc.next[i]) { out.push_back(sc.ids[i]); }
 }
 
-}  // namespace
+}   // namespace
 
-void bpe_encode_piece(const tokenizer_data & d, const uint8_t * s, size_t n, bpe_scratch & scratch,
-                      std::vector<uint32_t> & out) {
+void bpe_encode_piece(const tokenizer_data & d, const uint8_t * s, size_t n, bpe_scratch & scratch, std::vector<uint32_t> & out) {
     if (n == 0) { return; }
     if (n >= 0xFFFFFFFFu) { throw std::length_error("tokenizer: a single word of 4 GiB or more is not supported"); }
     if (n <= k_scan_max) {
@@ -102,4 +104,4 @@ void bpe_encode_piece(const tokenizer_data & d, const uint8_t * s, size_t n, bpe
     }
 }
 
-}  // namespace gpt2
+}   // namespace gpt2

@@ -47,33 +47,33 @@ struct tokenizer_data;
 
 // Open-addressing table: token bytes -> id (normal tokens only).
 class bytes_table {
-  public:
+public:
     void init(size_t n_items) {
         size_t cap = 16;
         while (cap < n_items * 2) { cap <<= 1; }
-        slots_.assign(cap, slot{k_no_token, 0});
+        slots_.assign(cap, slot{ k_no_token, 0 });
         mask_ = cap - 1;
     }
     // Returns the id already stored for these bytes, or k_no_token after inserting.
     inline uint32_t insert(std::string_view key, uint32_t id, const tokenizer_data & d);
     inline uint32_t find(std::string_view key, const tokenizer_data & d) const;
 
-  private:
+private:
     struct slot {
         uint32_t id;
-        uint32_t tag;  // high hash bits, checked before comparing bytes
+        uint32_t tag;   // high hash bits, checked before comparing bytes
     };
     std::vector<slot> slots_;
-    size_t mask_ = 0;
+    size_t            mask_ = 0;
 };
 
 // Open-addressing table: (left id, right id) -> merged id, all three packed in one 64-bit slot
 // (21 bits each), so the table (GPT-2: 108k pairs, 256k slots) takes 2 MiB rather than 4. A
 // pair's merge rank is its merged token's rank (tokenizer_data::pair_rank).
 class pair_table {
-  public:
+public:
     static constexpr uint32_t k_id_bits = 21;
-    static constexpr uint32_t k_max_ids = (1u << k_id_bits) - 1;  // ids below this; all-ones is "empty"
+    static constexpr uint32_t k_max_ids = (1u << k_id_bits) - 1;   // ids below this; all-ones is "empty"
 
     void init(size_t n_items) {
         size_t cap = 16;
@@ -86,7 +86,10 @@ class pair_table {
         const uint64_t key = pack(a, b);
         for (size_t i = hash_pair(a, b) & mask_;; i = (i + 1) & mask_) {
             uint64_t & s = slots_[i];
-            if (s == k_empty) { s = key | (static_cast<uint64_t>(id) << (2 * k_id_bits)); return; }
+            if (s == k_empty) {
+                s = key | (static_cast<uint64_t>(id) << (2 * k_id_bits));
+                return;
+            }
             if ((s & k_key_mask) == key) { return; }
         }
     }
@@ -100,33 +103,31 @@ class pair_table {
         }
     }
 
-  private:
+private:
     static constexpr uint64_t k_empty    = ~0ull;
     static constexpr uint64_t k_key_mask = (1ull << (2 * k_id_bits)) - 1;
-    static uint64_t pack(uint32_t a, uint32_t b) { return a | (static_cast<uint64_t>(b) << k_id_bits); }
-    std::vector<uint64_t> slots_;
-    size_t mask_ = 0;
+    static uint64_t           pack(uint32_t a, uint32_t b) { return a | (static_cast<uint64_t>(b) << k_id_bits); }
+    std::vector<uint64_t>     slots_;
+    size_t                    mask_ = 0;
 };
 
 struct tokenizer_data {
-    static constexpr size_t k_copy = 16;  // decode copies tokens up to this size as one block
+    static constexpr size_t k_copy = 16;   // decode copies tokens up to this size as one block
 
-    uint32_t n_vocab = 0;
-    int32_t  eos_id  = -1;
-    std::string arena;              // bytes of all tokens, concatenated, then k_copy bytes of padding
-    std::vector<uint32_t> offsets;  // n_vocab + 1 offsets into arena
-    std::vector<uint8_t> special;   // 1 for special tokens
-    std::vector<uint32_t> special_ids;
-    std::vector<std::pair<uint32_t, uint32_t>> merges;  // (left, right) ids in rank order, for writing GGUF
-    std::vector<std::pair<std::string_view, uint32_t>> special_texts;  // longest first
-    std::vector<uint32_t> rank;     // merge rank of each merge-produced token, else k_no_rank
-    uint32_t byte_token[256] = {};
-    bytes_table vocab;
-    pair_table pairs;
+    uint32_t                                           n_vocab = 0;
+    int32_t                                            eos_id  = -1;
+    std::string                                        arena;     // bytes of all tokens, concatenated, then k_copy bytes of padding
+    std::vector<uint32_t>                              offsets;   // n_vocab + 1 offsets into arena
+    std::vector<uint8_t>                               special;   // 1 for special tokens
+    std::vector<uint32_t>                              special_ids;
+    std::vector<std::pair<uint32_t, uint32_t>>         merges;          // (left, right) ids in rank order, for writing GGUF
+    std::vector<std::pair<std::string_view, uint32_t>> special_texts;   // longest first
+    std::vector<uint32_t>                              rank;            // merge rank of each merge-produced token, else k_no_rank
+    uint32_t                                           byte_token[256] = {};
+    bytes_table                                        vocab;
+    pair_table                                         pairs;
 
-    std::string_view bytes_of(uint32_t id) const {
-        return std::string_view(arena.data() + offsets[id], offsets[id + 1] - offsets[id]);
-    }
+    std::string_view bytes_of(uint32_t id) const { return std::string_view(arena.data() + offsets[id], offsets[id + 1] - offsets[id]); }
     // The merge rank of the pair (k_no_rank if a and b do not merge); sets `merged`.
     uint32_t pair_rank(uint32_t a, uint32_t b, uint32_t & merged) const {
         merged = pairs.find(a, b);
@@ -135,18 +136,21 @@ struct tokenizer_data {
 };
 
 inline uint32_t bytes_table::insert(std::string_view key, uint32_t id, const tokenizer_data & d) {
-    const uint64_t h = hash_bytes(reinterpret_cast<const uint8_t *>(key.data()), key.size());
-    const auto tag = static_cast<uint32_t>(h >> 32);
+    const uint64_t h   = hash_bytes(reinterpret_cast<const uint8_t *>(key.data()), key.size());
+    const auto     tag = static_cast<uint32_t>(h >> 32);
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
         slot & s = slots_[i];
-        if (s.id == k_no_token) { s = slot{id, tag}; return k_no_token; }
+        if (s.id == k_no_token) {
+            s = slot{ id, tag };
+            return k_no_token;
+        }
         if (s.tag == tag && d.bytes_of(s.id) == key) { return s.id; }
     }
 }
 
 inline uint32_t bytes_table::find(std::string_view key, const tokenizer_data & d) const {
-    const uint64_t h = hash_bytes(reinterpret_cast<const uint8_t *>(key.data()), key.size());
-    const auto tag = static_cast<uint32_t>(h >> 32);
+    const uint64_t h   = hash_bytes(reinterpret_cast<const uint8_t *>(key.data()), key.size());
+    const auto     tag = static_cast<uint32_t>(h >> 32);
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
         const slot & s = slots_[i];
         if (s.id == k_no_token) { return k_no_token; }
@@ -159,11 +163,10 @@ struct bpe_scratch {
     std::vector<uint32_t> ids;
     std::vector<uint32_t> prev;
     std::vector<uint32_t> next;
-    std::vector<uint64_t> heap;  // (rank << 32) | left node
+    std::vector<uint64_t> heap;   // (rank << 32) | left node
 };
 
 // Appends the BPE tokens of one piece (n >= 1 bytes) to `out`. O(n log n).
-void bpe_encode_piece(const tokenizer_data & d, const uint8_t * s, size_t n, bpe_scratch & scratch,
-                      std::vector<uint32_t> & out);
+void bpe_encode_piece(const tokenizer_data & d, const uint8_t * s, size_t n, bpe_scratch & scratch, std::vector<uint32_t> & out);
 
-}  // namespace gpt2
+}   // namespace gpt2

@@ -21,4 +21,4 @@ bool byte_level_decode(std::string_view token, std::string & out);
 // Encodes bytes into the byte-level alphabet (the inverse of byte_level_decode).
 std::string byte_level_encode(std::string_view bytes);
 
-}  // namespace gpt2
+}   // namespace gpt2

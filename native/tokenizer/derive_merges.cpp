@@ -28,7 +28,10 @@ std::vector<std::string> derive_merges(const std::vector<std::string> & token_by
             size_t best = parts.size(), best_rank = SIZE_MAX;
             for (size_t i = 0; i + 1 < parts.size(); ++i) {
                 auto it = rank.find(parts[i] + parts[i + 1]);
-                if (it != rank.end() && it->second < best_rank) { best = i; best_rank = it->second; }
+                if (it != rank.end() && it->second < best_rank) {
+                    best      = i;
+                    best_rank = it->second;
+                }
             }
             if (best == parts.size()) break;
             parts[best] += parts[best + 1];
@@ -47,13 +50,16 @@ std::vector<std::string> derive_merges(const std::vector<std::string> & token_by
 
 std::shared_ptr<const tokenizer> tokenizer::from_token_bytes(const std::vector<std::string> & token_bytes) {
     std::vector<uint8_t> special(token_bytes.size(), 0);
-    int32_t eos = -1;
+    int32_t              eos = -1;
     for (size_t id = 0; id < token_bytes.size(); ++id) {
-        if (token_bytes[id] == "<|endoftext|>") { special[id] = 1; eos = (int32_t) id; }
+        if (token_bytes[id] == "<|endoftext|>") {
+            special[id] = 1;
+            eos         = (int32_t) id;
+        }
     }
     if (eos < 0) throw std::runtime_error("the vocabulary has no <|endoftext|> token");
     const std::vector<std::string> merges = derive_merges(token_bytes, special);
-    std::vector<std::string> tokens;
+    std::vector<std::string>       tokens;
     tokens.reserve(token_bytes.size());
     for (size_t id = 0; id < token_bytes.size(); ++id) {
         tokens.push_back(special[id] ? token_bytes[id] : byte_level_encode(token_bytes[id]));
@@ -61,4 +67,4 @@ std::shared_ptr<const tokenizer> tokenizer::from_token_bytes(const std::vector<s
     return from_vocab(std::move(tokens), merges, eos);
 }
 
-}  // namespace gpt2
+}   // namespace gpt2

@@ -12,9 +12,13 @@ struct ascii_classes {
     constexpr ascii_classes() : cls() {
         for (int c = 0; c < 128; ++c) {
             uint8_t v = 0;
-            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) { v = 1; }
-            else if (c >= '0' && c <= '9') { v = 2; }
-            else if (c == ' ' || (c >= 0x09 && c <= 0x0D)) { v = 3; }
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+                v = 1;
+            } else if (c >= '0' && c <= '9') {
+                v = 2;
+            } else if (c == ' ' || (c >= 0x09 && c <= 0x0D)) {
+                v = 3;
+            }
             cls[c] = v;
         }
     }
@@ -29,12 +33,12 @@ struct char_info {
 
 inline char_info char_at(const uint8_t * s, size_t n, size_t i, const uint8_t * bmp) {
     const uint8_t c = s[i];
-    if (c < 0x80) { return {static_cast<cp_class>(k_ascii.cls[c]), 1}; }
-    size_t len = 1;
-    const uint32_t cp = utf8_next(s, n, i, len);
-    if (cp == k_invalid_cp) { return {cp_class::other, 1}; }
-    if (cp < 0x10000) { return {static_cast<cp_class>(bmp[cp]), len}; }
-    return {classify(cp), len};
+    if (c < 0x80) { return { static_cast<cp_class>(k_ascii.cls[c]), 1 }; }
+    size_t         len = 1;
+    const uint32_t cp  = utf8_next(s, n, i, len);
+    if (cp == k_invalid_cp) { return { cp_class::other, 1 }; }
+    if (cp < 0x10000) { return { static_cast<cp_class>(bmp[cp]), len }; }
+    return { classify(cp), len };
 }
 
 // End of the run of characters of class `cls` starting at i.
@@ -53,11 +57,11 @@ inline size_t run_end(const uint8_t * s, size_t n, size_t i, cp_class cls, const
     return i;
 }
 
-}  // namespace
+}   // namespace
 
 size_t pretokenize_next(const uint8_t * s, size_t n, size_t pos) {
     const uint8_t * bmp = bmp_class_table();
-    const uint8_t c = s[pos];
+    const uint8_t   c   = s[pos];
 
     // 's 't 're 've 'm 'll 'd
     if (c == '\'' && pos + 1 < n) {
@@ -81,7 +85,7 @@ size_t pretokenize_next(const uint8_t * s, size_t n, size_t pos) {
     // backtracks to leave the run's last character for the next piece (when the run has
     // more than one character); a single character followed by non-space is "\s+".
     size_t last_start = pos;
-    size_t i = pos + first.len;
+    size_t i          = pos + first.len;
     while (i < n) {
         const char_info ci = char_at(s, n, i, bmp);
         if (ci.cls != cp_class::space) { break; }
@@ -92,4 +96,4 @@ size_t pretokenize_next(const uint8_t * s, size_t n, size_t pos) {
     return last_start > pos ? last_start : i;
 }
 
-}  // namespace gpt2
+}   // namespace gpt2

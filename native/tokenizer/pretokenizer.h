@@ -17,4 +17,4 @@ namespace gpt2 {
 // Returns the end (exclusive) of the piece that starts at s[pos]; pos < n.
 size_t pretokenize_next(const uint8_t * s, size_t n, size_t pos);
 
-}  // namespace gpt2
+}   // namespace gpt2

@@ -17,22 +17,20 @@ namespace {
 
 std::string quoted_excerpt(std::string_view s) {
     constexpr size_t k_max = 40;
-    std::string out = "'";
+    std::string      out   = "'";
     out.append(s.substr(0, k_max));
     if (s.size() > k_max) { out += "..."; }
     out += "'";
     return out;
 }
 
-}  // namespace
+}   // namespace
 
 tokenizer::tokenizer() : d_(new tokenizer_data()) {}
 tokenizer::~tokenizer() = default;
 
-std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> tokens,
-                                                       const std::vector<std::string> & merges,
-                                                       int32_t eos_id,
-                                                       const std::vector<uint32_t> & special_ids) {
+std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> tokens, const std::vector<std::string> & merges,
+                                                       int32_t eos_id, const std::vector<uint32_t> & special_ids) {
     const size_t n_vocab = tokens.size();
     if (n_vocab < 256) {
         throw std::runtime_error("tokenizer: vocabulary has " + std::to_string(n_vocab) +
@@ -48,15 +46,13 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
     }
 
     std::shared_ptr<tokenizer> tok(new tokenizer());
-    tokenizer_data & d = *tok->d_;
-    d.eos_id = eos_id;
-    d.n_vocab = static_cast<uint32_t>(n_vocab);
+    tokenizer_data &           d = *tok->d_;
+    d.eos_id                     = eos_id;
+    d.n_vocab                    = static_cast<uint32_t>(n_vocab);
     d.special.assign(n_vocab, 0);
     d.special[eos_id] = 1;
     for (uint32_t id : special_ids) {
-        if (id >= n_vocab) {
-            throw std::runtime_error("tokenizer: special token id " + std::to_string(id) + " is outside the vocabulary");
-        }
+        if (id >= n_vocab) { throw std::runtime_error("tokenizer: special token id " + std::to_string(id) + " is outside the vocabulary"); }
         d.special[id] = 1;
     }
     for (uint32_t id = 0; id < n_vocab; ++id) {
@@ -84,21 +80,21 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
     }
     tokens.clear();
     tokens.shrink_to_fit();
-    d.arena.append(tokenizer_data::k_copy, '\0');  // padding for decode_into's block copies
+    d.arena.append(tokenizer_data::k_copy, '\0');   // padding for decode_into's block copies
 
     // Lookup of normal tokens by bytes.
     d.vocab.init(n_vocab);
     for (uint32_t id = 0; id < n_vocab; ++id) {
         if (d.special[id]) { continue; }
-        const std::string_view b = d.bytes_of(id);
-        const uint32_t prev = d.vocab.insert(b, id, d);
+        const std::string_view b    = d.bytes_of(id);
+        const uint32_t         prev = d.vocab.insert(b, id, d);
         if (prev != k_no_token) {
-            throw std::runtime_error("tokenizer: tokens " + std::to_string(prev) + " and " + std::to_string(id) +
-                                     " have the same bytes " + quoted_excerpt(byte_level_encode(b)));
+            throw std::runtime_error("tokenizer: tokens " + std::to_string(prev) + " and " + std::to_string(id) + " have the same bytes " +
+                                     quoted_excerpt(byte_level_encode(b)));
         }
     }
     for (uint32_t b = 0; b < 256; ++b) {
-        const char c = static_cast<char>(b);
+        const char     c  = static_cast<char>(b);
         const uint32_t id = d.vocab.find(std::string_view(&c, 1), d);
         if (id == k_no_token) {
             static const char * hex = "0123456789ABCDEF";
@@ -111,20 +107,18 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
     d.rank.assign(n_vocab, k_no_rank);
     d.merges.reserve(merges.size());
     for (size_t r = 0; r < merges.size(); ++r) {
-        const std::string & m = merges[r];
-        const size_t sp = m.find(' ');
+        const std::string & m  = merges[r];
+        const size_t        sp = m.find(' ');
         if (sp == std::string::npos || sp == 0 || sp + 1 >= m.size() || m.find(' ', sp + 1) != std::string::npos) {
-            throw std::runtime_error("tokenizer: merges[" + std::to_string(r) + "] " + quoted_excerpt(m) +
-                                     " is not of the form 'a b'");
+            throw std::runtime_error("tokenizer: merges[" + std::to_string(r) + "] " + quoted_excerpt(m) + " is not of the form 'a b'");
         }
         std::string a;
         std::string b;
-        if (!byte_level_decode(std::string_view(m).substr(0, sp), a) ||
-            !byte_level_decode(std::string_view(m).substr(sp + 1), b)) {
+        if (!byte_level_decode(std::string_view(m).substr(0, sp), a) || !byte_level_decode(std::string_view(m).substr(sp + 1), b)) {
             throw std::runtime_error("tokenizer: merges[" + std::to_string(r) + "] " + quoted_excerpt(m) +
                                      " is not in GPT-2's byte-level alphabet");
         }
-        const uint32_t left = d.vocab.find(a, d);
+        const uint32_t left  = d.vocab.find(a, d);
         const uint32_t right = d.vocab.find(b, d);
         if (left == k_no_token || right == k_no_token) {
             throw std::runtime_error("tokenizer: merges[" + std::to_string(r) + "] " + quoted_excerpt(m) +
@@ -136,13 +130,15 @@ std::shared_ptr<const tokenizer> tokenizer::from_vocab(std::vector<std::string> 
                                      " produces a token that is not in the vocabulary");
         }
         if (d.rank[merged] == k_no_rank) { d.rank[merged] = static_cast<uint32_t>(r); }
-        d.merges.push_back({left, right});
+        d.merges.push_back({ left, right });
     }
 
     // Pair table: every split of a merge-produced token into two tokens (tiktoken's rule). The
     // splits are collected first so that the table is sized for those that exist (GPT-2: 108k),
     // not for every byte boundary (275k): the table is the tokenizer's largest allocation.
-    struct split { uint32_t left, right, id; };
+    struct split {
+        uint32_t left, right, id;
+    };
     std::vector<split> splits;
     for (uint32_t id = 0; id < n_vocab; ++id) {
         if (d.rank[id] == k_no_rank) { continue; }
@@ -169,32 +165,31 @@ void tokenizer::encode_into(std::string_view text, bool allow_special, std::vect
     encode_into(text, allow_special ? d_->special_ids : std::vector<uint32_t>(), out);
 }
 
-void tokenizer::encode_into(std::string_view text, const std::vector<uint32_t> & allowed_special,
-                            std::vector<uint32_t> & out) const {
+void tokenizer::encode_into(std::string_view text, const std::vector<uint32_t> & allowed_special, std::vector<uint32_t> & out) const {
     const tokenizer_data & d = *d_;
-    const auto * s = reinterpret_cast<const uint8_t *>(text.data());
-    const size_t n = text.size();
-    bpe_scratch scratch;
+    const auto *           s = reinterpret_cast<const uint8_t *>(text.data());
+    const size_t           n = text.size();
+    bpe_scratch            scratch;
     // Words that are one token are found by one lookup. Multi-token words recur too (names,
     // code identifiers, CJK runs): a small direct-mapped cache, private to this call, remembers
     // where their ids already are in `out`.
     struct cache_entry {
         size_t   text_pos = 0;
         size_t   out_pos  = 0;
-        uint32_t len      = 0;  // 0 = empty
+        uint32_t len      = 0;   // 0 = empty
         uint32_t n_ids    = 0;
     };
-    constexpr size_t k_cache_size = 4096;
-    constexpr size_t k_cache_max_len = 64;      // longer pieces are rarely repeated
-    constexpr size_t k_cache_min_text = 4096;   // short texts do not repay clearing the cache
+    constexpr size_t         k_cache_size     = 4096;
+    constexpr size_t         k_cache_max_len  = 64;     // longer pieces are rarely repeated
+    constexpr size_t         k_cache_min_text = 4096;   // short texts do not repay clearing the cache
     std::vector<cache_entry> cache;
 
     auto encode_ordinary = [&](size_t begin, size_t end) {
         size_t pos = begin;
         while (pos < end) {
-            const size_t piece_end = pretokenize_next(s + begin, end - begin, pos - begin) + begin;
+            const size_t           piece_end = pretokenize_next(s + begin, end - begin, pos - begin) + begin;
             const std::string_view piece(text.data() + pos, piece_end - pos);
-            const uint32_t id = d.vocab.find(piece, d);
+            const uint32_t         id = d.vocab.find(piece, d);
             if (id != k_no_token) {
                 out.push_back(id);
             } else if (piece.size() > k_cache_max_len || n < k_cache_min_text) {
@@ -202,16 +197,16 @@ void tokenizer::encode_into(std::string_view text, const std::vector<uint32_t> &
             } else {
                 if (cache.empty()) { cache.resize(k_cache_size); }
                 const uint64_t h = hash_bytes(s + pos, piece.size());
-                cache_entry & e = cache[h & (k_cache_size - 1)];
+                cache_entry &  e = cache[h & (k_cache_size - 1)];
                 if (e.len == piece.size() && std::memcmp(s + e.text_pos, s + pos, e.len) == 0) {
                     const size_t at = out.size();
-                    out.resize(at + e.n_ids);  // copy by index: the source is in `out` too
+                    out.resize(at + e.n_ids);   // copy by index: the source is in `out` too
                     std::copy_n(out.begin() + static_cast<std::ptrdiff_t>(e.out_pos), e.n_ids,
                                 out.begin() + static_cast<std::ptrdiff_t>(at));
                 } else {
                     const size_t before = out.size();
                     bpe_encode_piece(d, s + pos, piece.size(), scratch, out);
-                    e = cache_entry{pos, before, static_cast<uint32_t>(piece.size()), static_cast<uint32_t>(out.size() - before)};
+                    e = cache_entry{ pos, before, static_cast<uint32_t>(piece.size()), static_cast<uint32_t>(out.size() - before) };
                 }
             }
             pos = piece_end;
@@ -220,9 +215,7 @@ void tokenizer::encode_into(std::string_view text, const std::vector<uint32_t> &
 
     std::vector<std::pair<std::string_view, uint32_t>> specials;
     for (const auto & st : d.special_texts) {
-        if (std::find(allowed_special.begin(), allowed_special.end(), st.second) != allowed_special.end()) {
-            specials.push_back(st);
-        }
+        if (std::find(allowed_special.begin(), allowed_special.end(), st.second) != allowed_special.end()) { specials.push_back(st); }
     }
     if (specials.empty()) {
         encode_ordinary(0, n);
@@ -230,17 +223,20 @@ void tokenizer::encode_into(std::string_view text, const std::vector<uint32_t> &
     }
     // Next occurrence of each special text at or after `pos`, cached so the scan stays linear.
     std::vector<size_t> next(specials.size(), 0);
-    std::vector<bool> stale(specials.size(), true);
-    size_t pos = 0;
+    std::vector<bool>   stale(specials.size(), true);
+    size_t              pos = 0;
     while (pos < n) {
-        size_t best = std::string_view::npos;
+        size_t best   = std::string_view::npos;
         size_t best_i = 0;
         for (size_t i = 0; i < specials.size(); ++i) {
             if (stale[i] || (next[i] != std::string_view::npos && next[i] < pos)) {
-                next[i] = text.find(specials[i].first, pos);
+                next[i]  = text.find(specials[i].first, pos);
                 stale[i] = false;
             }
-            if (next[i] < best) { best = next[i]; best_i = i; }
+            if (next[i] < best) {
+                best   = next[i];
+                best_i = i;
+            }
         }
         if (best == std::string_view::npos) { break; }
         encode_ordinary(pos, best);
@@ -257,13 +253,11 @@ std::vector<uint32_t> tokenizer::encode(std::string_view text, bool allow_specia
     return out;
 }
 
-size_t tokenizer::count(std::string_view text, bool allow_special) const {
-    return encode(text, allow_special).size();
-}
+size_t tokenizer::count(std::string_view text, bool allow_special) const { return encode(text, allow_special).size(); }
 
 void tokenizer::decode_into(const uint32_t * ids, size_t n, std::string & out) const {
-    const tokenizer_data & d = *d_;
-    size_t total = 0;
+    const tokenizer_data & d     = *d_;
+    size_t                 total = 0;
     for (size_t i = 0; i < n; ++i) {
         if (ids[i] >= d.n_vocab) {
             throw std::out_of_range("token id " + std::to_string(ids[i]) + " at index " + std::to_string(i) +
@@ -275,10 +269,10 @@ void tokenizer::decode_into(const uint32_t * ids, size_t n, std::string & out) c
     // and `out` has room behind the end), which is faster than a memcpy of variable length.
     const size_t base = out.size();
     out.resize(base + total + tokenizer_data::k_copy);
-    char * p = &out[0] + base;
+    char *       p     = &out[0] + base;
     const char * arena = d.arena.data();
     for (size_t i = 0; i < n; ++i) {
-        const uint32_t a = d.offsets[ids[i]];
+        const uint32_t a   = d.offsets[ids[i]];
         const uint32_t len = d.offsets[ids[i] + 1] - a;
         if (len <= tokenizer_data::k_copy) {
             std::memcpy(p, arena + a, tokenizer_data::k_copy);
@@ -298,15 +292,15 @@ std::string tokenizer::decode(const uint32_t * ids, size_t n) const {
 
 std::string_view tokenizer::token_bytes(uint32_t id) const {
     if (id >= d_->n_vocab) {
-        throw std::out_of_range("token id " + std::to_string(id) + " is outside the vocabulary (0.." +
-                                std::to_string(d_->n_vocab - 1) + ")");
+        throw std::out_of_range("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(d_->n_vocab - 1) +
+                                ")");
     }
     return d_->bytes_of(id);
 }
 
-uint32_t tokenizer::n_vocab() const { return d_->n_vocab; }
-int32_t tokenizer::eos_id() const { return d_->eos_id; }
-bool tokenizer::is_special(uint32_t id) const { return id < d_->n_vocab && d_->special[id] != 0; }
+uint32_t                      tokenizer::n_vocab() const { return d_->n_vocab; }
+int32_t                       tokenizer::eos_id() const { return d_->eos_id; }
+bool                          tokenizer::is_special(uint32_t id) const { return id < d_->n_vocab && d_->special[id] != 0; }
 const std::vector<uint32_t> & tokenizer::special_ids() const { return d_->special_ids; }
 
 std::string tokenizer::token_text(uint32_t id) const {
@@ -325,4 +319,4 @@ std::vector<std::string> tokenizer::merges() const {
     return out;
 }
 
-}  // namespace gpt2
+}   // namespace gpt2

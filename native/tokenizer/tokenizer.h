@@ -24,16 +24,14 @@ namespace gpt2 {
 struct tokenizer_data;
 
 class tokenizer {
-  public:
+public:
     // tokens: vocab strings in GPT-2's byte-to-unicode form (vocab.json keys /
     // tokenizer.ggml.tokens), index = id. merges: "a b" lines in rank order. special_ids:
     // tokens that are control/added tokens (their text is literal, not byte-level, and they
     // are only produced by encode when allow_special); eos_id is always special.
     // Throws std::runtime_error with a clear message on bad data.
-    static std::shared_ptr<const tokenizer> from_vocab(std::vector<std::string> tokens,
-                                                       const std::vector<std::string> & merges,
-                                                       int32_t eos_id,
-                                                       const std::vector<uint32_t> & special_ids = {});
+    static std::shared_ptr<const tokenizer> from_vocab(std::vector<std::string> tokens, const std::vector<std::string> & merges,
+                                                       int32_t eos_id, const std::vector<uint32_t> & special_ids = {});
     // Reads tokenizer.ggml.model (must be "gpt2" when present), .tokens, .merges,
     // .eos_token_id and, when present, .token_type (3 = control = special).
     static std::shared_ptr<const tokenizer> from_gguf(const struct gguf_context * ctx);
@@ -46,7 +44,7 @@ class tokenizer {
     static std::shared_ptr<const tokenizer> from_file(const std::string & path);
 
     ~tokenizer();
-    tokenizer(const tokenizer &) = delete;
+    tokenizer(const tokenizer &)             = delete;
     tokenizer & operator=(const tokenizer &) = delete;
 
     // allow_special: literal special-token text (e.g. "<|endoftext|>") becomes its id;
@@ -61,7 +59,7 @@ class tokenizer {
 
     // Raw bytes (may be invalid UTF-8). Throws std::out_of_range for an id >= n_vocab().
     std::string decode(const uint32_t * ids, size_t n) const;
-    void decode_into(const uint32_t * ids, size_t n, std::string & out) const;
+    void        decode_into(const uint32_t * ids, size_t n, std::string & out) const;
     // Decoded bytes of one token. Throws std::out_of_range for an id >= n_vocab().
     std::string_view token_bytes(uint32_t id) const;
 
@@ -73,10 +71,10 @@ class tokenizer {
     // A token as vocab.json / tokenizer.ggml.tokens write it (byte-level alphabet; special
     // tokens literally), and the merges as given: what writing a GGUF needs. The merges are
     // kept as id pairs and their texts rebuilt here, on demand.
-    std::string token_text(uint32_t id) const;
+    std::string              token_text(uint32_t id) const;
     std::vector<std::string> merges() const;
 
-  private:
+private:
     tokenizer();
     std::unique_ptr<tokenizer_data> d_;
 };
@@ -92,14 +90,14 @@ std::vector<std::string> derive_merges(const std::vector<std::string> & token_by
 // maximal ill-formed subpart becomes one U+FFFD), the same result as JavaScript's
 // TextDecoder. Output is always well-formed UTF-8.
 class utf8_decoder {
-  public:
+public:
     // Decodes what it can; an incomplete trailing sequence is kept for the next call.
     void push(const uint8_t * s, size_t n, std::string & out);
     // Ends the stream: a kept incomplete sequence becomes U+FFFD.
     void finish(std::string & out);
     bool pending() const { return needed_ != 0; }
 
-  private:
+private:
     uint32_t cp_     = 0;
     uint8_t  needed_ = 0;
     uint8_t  seen_   = 0;
@@ -118,7 +116,7 @@ bool utf8_valid(std::string_view bytes, bool * ascii = nullptr);
 // next push; bytes that can no longer complete become U+FFFD; flush() ends the stream and
 // turns a held incomplete sequence into U+FFFD. Not thread-safe (one per sequence).
 class stream_decoder {
-  public:
+public:
     explicit stream_decoder(std::shared_ptr<const tokenizer> tok);
     // Throws std::out_of_range for an id >= n_vocab().
     std::string push(uint32_t id);
@@ -126,9 +124,9 @@ class stream_decoder {
     // True when bytes are held back waiting for the rest of a UTF-8 sequence.
     bool pending() const { return dec_.pending(); }
 
-  private:
+private:
     std::shared_ptr<const tokenizer> tok_;
-    utf8_decoder dec_;
+    utf8_decoder                     dec_;
 };
 
-}  // namespace gpt2
+}   // namespace gpt2

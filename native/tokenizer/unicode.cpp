@@ -9,9 +9,9 @@ namespace gpt2 {
 namespace {
 
 struct cp_range {
-    uint32_t lo;   // first code point
-    uint32_t hi;   // last code point (inclusive)
-    uint8_t  cls;  // cp_class value
+    uint32_t lo;    // first code point
+    uint32_t hi;    // last code point (inclusive)
+    uint8_t  cls;   // cp_class value
 };
 
 const cp_range k_ranges[] = {
@@ -32,7 +32,7 @@ struct bmp_table {
     }
 };
 
-}  // namespace
+}   // namespace
 
 const uint8_t * bmp_class_table() {
     static const bmp_table table;
@@ -47,11 +47,15 @@ cp_class classify(uint32_t cp) {
     size_t hi = k_n_ranges;
     while (lo < hi) {
         const size_t mid = (lo + hi) / 2;
-        if (k_ranges[mid].lo <= cp) { lo = mid + 1; } else { hi = mid; }
+        if (k_ranges[mid].lo <= cp) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
     }
     if (lo == 0) { return cp_class::other; }
     const cp_range & r = k_ranges[lo - 1];
     return cp <= r.hi ? static_cast<cp_class>(r.cls) : cp_class::other;
 }
 
-}  // namespace gpt2
+}   // namespace gpt2

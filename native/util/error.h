@@ -33,7 +33,7 @@ inline constexpr const char * no_binary       = "ERR_NO_BINARY";
 inline constexpr const char * no_device       = "ERR_NO_DEVICE";
 inline constexpr const char * out_of_memory   = "ERR_OUT_OF_MEMORY";
 inline constexpr const char * out_of_range    = "ERR_OUT_OF_RANGE";   // the code of a native RangeError
-} // namespace codes
+}   // namespace codes
 
 enum class error_kind { coded, type, range };
 
@@ -51,9 +51,7 @@ private:
 };
 
 // ERR_BAD_MODEL naming the file and the failed check.
-inline error bad_model(const std::string & path, const std::string & what) {
-    return error(codes::bad_model, path + ": " + what);
-}
+inline error bad_model(const std::string & path, const std::string & what) { return error(codes::bad_model, path + ": " + what); }
 
 // A RangeError in JS, with the code ERR_OUT_OF_RANGE.
 inline error range_error(const std::string & message) { return error(codes::out_of_range, message, error_kind::range); }
@@ -62,12 +60,11 @@ inline error range_error(const std::string & message) { return error(codes::out_
 //   Expected integer between 0 and 50256 for prompt[3] but received 70000
 // `got` is the received value as a message shows it (addon::describe() of a JS value).
 inline std::string expected_integer(const std::string & name, long long lo, long long hi, const std::string & got) {
-    return "Expected integer between " + std::to_string(lo) + " and " + std::to_string(hi) + " for " + name +
-           " but received " + got;
+    return "Expected integer between " + std::to_string(lo) + " and " + std::to_string(hi) + " for " + name + " but received " + got;
 }
 
 inline std::string expected_integer(const std::string & name, long long lo, long long hi, long long got) {
     return expected_integer(name, lo, hi, std::to_string(got));
 }
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -18,9 +18,7 @@ bool is_directory(const std::string & path) {
     return fs::is_directory(fs::u8path(path), ec);
 }
 
-std::string join(const std::string & folder, const std::string & name) {
-    return (fs::u8path(folder) / fs::u8path(name)).u8string();
-}
+std::string join(const std::string & folder, const std::string & name) { return (fs::u8path(folder) / fs::u8path(name)).u8string(); }
 
 read_status read(const std::string & path, std::string & out) {
     std::ifstream f(fs::u8path(path), std::ios::binary);
@@ -32,4 +30,4 @@ read_status read(const std::string & path, std::string & out) {
     return read_status::ok;
 }
 
-} // namespace gpt2::files
+}   // namespace gpt2::files

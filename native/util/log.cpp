@@ -20,4 +20,4 @@ void log_write(log_level level, const char * source, const std::string & text) {
     g_sink(level, source, text);
 }
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -14,4 +14,4 @@ using log_sink = std::function<void(log_level, const std::string & source, const
 void log_set_sink(log_sink sink, log_level min_level);   // nullptr: silent
 void log_write(log_level level, const char * source, const std::string & text);
 
-} // namespace gpt2
+}   // namespace gpt2

@@ -48,4 +48,4 @@ void release_free_heap() {
 #endif
 }
 
-} // namespace gpt2::pages
+}   // namespace gpt2::pages

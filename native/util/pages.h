@@ -11,19 +11,19 @@ namespace gpt2::pages {
 // context costs what its sequences have reached). Empty (data() null) where the platform has no
 // such mapping or it failed: the caller then allocates and zeroes memory itself.
 class zeroed {
-  public:
+public:
     zeroed() = default;
     explicit zeroed(size_t bytes);
     ~zeroed();
     zeroed(zeroed && o) noexcept;
     zeroed & operator=(zeroed && o) noexcept;
-    zeroed(const zeroed &) = delete;
+    zeroed(const zeroed &)             = delete;
     zeroed & operator=(const zeroed &) = delete;
 
     void * data() const { return data_; }
     size_t size() const { return size_; }
 
-  private:
+private:
     void * data_ = nullptr;
     size_t size_ = 0;
 };
@@ -34,4 +34,4 @@ class zeroed {
 // no-op where the C library has no such call.
 void release_free_heap();
 
-} // namespace gpt2::pages
+}   // namespace gpt2::pages

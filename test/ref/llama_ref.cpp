@@ -47,11 +47,11 @@ struct ref_args {
     bool                  all_logits = false;
     int32_t               greedy     = 0;
     int32_t               threads    = 2;
-    int32_t               ctx        = 0;     // 0 = just enough for prompt + continuation
+    int32_t               ctx        = 0;   // 0 = just enough for prompt + continuation
     ggml_type             kv_type    = GGML_TYPE_F32;
     llama_flash_attn_type flash_attn = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     bool                  repack     = true;
-    int32_t               ubatch     = 0;     // 0 = the whole prompt
+    int32_t               ubatch     = 0;   // 0 = the whole prompt
     bool                  verbose    = false;
 };
 
@@ -67,8 +67,8 @@ void log_none(ggml_log_level, const char *, void *) {}
 // parse a decimal integer in [lo, hi] or fail with the option's name
 int64_t parse_int(const char * opt, const char * s, int64_t lo, int64_t hi) {
     if (s == nullptr || *s == '\0') fail("expected an integer for %s", opt);
-    char * end = nullptr;
-    errno = 0;
+    char * end        = nullptr;
+    errno             = 0;
     const long long v = std::strtoll(s, &end, 10);
     if (errno != 0 || *end != '\0' || v < lo || v > hi) fail("bad integer for %s", opt);
     return v;
@@ -76,7 +76,7 @@ int64_t parse_int(const char * opt, const char * s, int64_t lo, int64_t hi) {
 
 std::vector<int32_t> parse_tokens(const char * s) {
     std::vector<int32_t> out;
-    std::string cur;
+    std::string          cur;
     for (const char * p = s;; ++p) {
         if (*p == ',' || *p == '\0') {
             out.push_back((int32_t) parse_int("--tokens", cur.c_str(), 0, INT32_MAX));
@@ -92,43 +92,43 @@ std::vector<int32_t> parse_tokens(const char * s) {
 ref_args parse_args(int argc, char ** argv) {
     ref_args a;
     for (int i = 1; i < argc; ++i) {
-        const std::string opt = argv[i];
-        auto value = [&]() -> const char * {
+        const std::string opt   = argv[i];
+        auto              value = [&]() -> const char * {
             if (i + 1 >= argc) fail("missing value for %s", argv[i]);
             return argv[++i];
         };
-        if      (opt == "--model")      a.model = value();
-        else if (opt == "--out")        a.out = value();
-        else if (opt == "--tokens")     a.tokens = parse_tokens(value());
+        if (opt == "--model") a.model = value();
+        else if (opt == "--out") a.out = value();
+        else if (opt == "--tokens") a.tokens = parse_tokens(value());
         else if (opt == "--all-logits") a.all_logits = true;
-        else if (opt == "--greedy")     a.greedy  = (int32_t) parse_int("--greedy",  value(), 0, 1 << 20);
-        else if (opt == "--threads")    a.threads = (int32_t) parse_int("--threads", value(), 1, 512);
-        else if (opt == "--ctx")        a.ctx     = (int32_t) parse_int("--ctx",     value(), 1, 1 << 20);
-        else if (opt == "--verbose")    a.verbose = true;
+        else if (opt == "--greedy") a.greedy = (int32_t) parse_int("--greedy", value(), 0, 1 << 20);
+        else if (opt == "--threads") a.threads = (int32_t) parse_int("--threads", value(), 1, 512);
+        else if (opt == "--ctx") a.ctx = (int32_t) parse_int("--ctx", value(), 1, 1 << 20);
+        else if (opt == "--verbose") a.verbose = true;
         else if (opt == "--kv-type") {
             const std::string v = value();
-            if      (v == "f32") a.kv_type = GGML_TYPE_F32;
+            if (v == "f32") a.kv_type = GGML_TYPE_F32;
             else if (v == "f16") a.kv_type = GGML_TYPE_F16;
             else fail("--kv-type must be f32 or f16 but is %s", v.c_str());
         } else if (opt == "--flash-attn") {
             const std::string v = value();
-            if      (v == "off")  a.flash_attn = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-            else if (v == "on")   a.flash_attn = LLAMA_FLASH_ATTN_TYPE_ENABLED;
+            if (v == "off") a.flash_attn = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+            else if (v == "on") a.flash_attn = LLAMA_FLASH_ATTN_TYPE_ENABLED;
             else if (v == "auto") a.flash_attn = LLAMA_FLASH_ATTN_TYPE_AUTO;
             else fail("--flash-attn must be off, on or auto but is %s", v.c_str());
         } else if (opt == "--ubatch") {
             a.ubatch = (int32_t) parse_int("--ubatch", value(), 1, 1 << 20);
         } else if (opt == "--repack") {
             const std::string v = value();
-            if      (v == "on")  a.repack = true;
+            if (v == "on") a.repack = true;
             else if (v == "off") a.repack = false;
             else fail("--repack must be on or off but is %s", v.c_str());
         } else {
             fail("unknown option %s", opt.c_str());
         }
     }
-    if (a.model.empty())  fail("--model is required%s");
-    if (a.out.empty())    fail("--out is required%s");
+    if (a.model.empty()) fail("--model is required%s");
+    if (a.out.empty()) fail("--out is required%s");
     if (a.tokens.empty()) fail("--tokens is required (at least one id)%s");
     return a;
 }
@@ -143,8 +143,7 @@ uint32_t argmax(const float * row, int32_t n) {
 }
 
 // decode tokens[0..n) at positions pos0.. in sequence 0; outputs as flagged by want_output(i)
-template <typename F>
-void decode(llama_context * ctx, const int32_t * tokens, int32_t n, int32_t pos0, F want_output) {
+template <typename F> void decode(llama_context * ctx, const int32_t * tokens, int32_t n, int32_t pos0, F want_output) {
     llama_batch batch = llama_batch_init(n, 0, 1);
     for (int32_t i = 0; i < n; ++i) {
         batch.token[i]     = tokens[i];
@@ -153,7 +152,7 @@ void decode(llama_context * ctx, const int32_t * tokens, int32_t n, int32_t pos0
         batch.seq_id[i][0] = 0;
         batch.logits[i]    = want_output(i) ? 1 : 0;
     }
-    batch.n_tokens = n;
+    batch.n_tokens   = n;
     const int32_t rc = llama_decode(ctx, batch);
     llama_batch_free(batch);
     if (rc != 0) {
@@ -166,20 +165,20 @@ void write_all(FILE * f, const void * data, size_t size, const std::string & pat
     if (size != 0 && std::fwrite(data, 1, size, f) != size) fail("cannot write %s", path.c_str());
 }
 
-} // namespace
+}   // namespace
 
 int main(int argc, char ** argv) {
-    const ref_args args = parse_args(argc, argv);
-    const int32_t n_prompt = (int32_t) args.tokens.size();
+    const ref_args args     = parse_args(argc, argv);
+    const int32_t  n_prompt = (int32_t) args.tokens.size();
 
     if (!args.verbose) llama_log_set(log_none, nullptr);
     llama_backend_init();
 
     llama_model_params mparams = llama_model_default_params();
-    mparams.load_mode    = LLAMA_LOAD_MODE_MMAP;
-    mparams.n_gpu_layers = 0;   // the CPU backend: the parity tests compare CPU results
-    mparams.use_extra_bufts = args.repack;
-    llama_model * model = llama_model_load_from_file(args.model.c_str(), mparams);
+    mparams.load_mode          = LLAMA_LOAD_MODE_MMAP;
+    mparams.n_gpu_layers       = 0;   // the CPU backend: the parity tests compare CPU results
+    mparams.use_extra_bufts    = args.repack;
+    llama_model * model        = llama_model_load_from_file(args.model.c_str(), mparams);
     if (model == nullptr) fail("cannot load model %s", args.model.c_str());
 
     const llama_vocab * vocab   = llama_model_get_vocab(model);
@@ -197,27 +196,27 @@ int main(int argc, char ** argv) {
         const std::string n = std::to_string(llama_model_n_ctx_train(model));
         fail("the prompt plus the continuation is longer than the model's context length %s", n.c_str());
     }
-    const int32_t n_ctx    = args.ctx > 0 ? args.ctx : n_needed;
+    const int32_t n_ctx = args.ctx > 0 ? args.ctx : n_needed;
     if (n_ctx < n_needed) fail("--ctx is smaller than the prompt plus the continuation%s");
 
     llama_context_params cparams = llama_context_default_params();
-    cparams.n_ctx           = (uint32_t) n_ctx;
-    cparams.n_batch         = (uint32_t) n_prompt;  // the whole prompt is one batch and one ubatch
-    cparams.n_ubatch        = (uint32_t) (args.ubatch > 0 && args.ubatch < n_prompt ? args.ubatch : n_prompt);
-    cparams.n_seq_max       = 1;
-    cparams.n_threads       = args.threads;
-    cparams.n_threads_batch = args.threads;
-    cparams.type_k          = args.kv_type;
-    cparams.type_v          = args.kv_type;
-    cparams.flash_attn_type = args.flash_attn;
-    cparams.no_perf         = true;
-    llama_context * ctx = llama_init_from_model(model, cparams);
+    cparams.n_ctx                = (uint32_t) n_ctx;
+    cparams.n_batch              = (uint32_t) n_prompt;   // the whole prompt is one batch and one ubatch
+    cparams.n_ubatch             = (uint32_t) (args.ubatch > 0 && args.ubatch < n_prompt ? args.ubatch : n_prompt);
+    cparams.n_seq_max            = 1;
+    cparams.n_threads            = args.threads;
+    cparams.n_threads_batch      = args.threads;
+    cparams.type_k               = args.kv_type;
+    cparams.type_v               = args.kv_type;
+    cparams.flash_attn_type      = args.flash_attn;
+    cparams.no_perf              = true;
+    llama_context * ctx          = llama_init_from_model(model, cparams);
     if (ctx == nullptr) fail("cannot create a context for %s", args.model.c_str());
 
     const bool all = args.all_logits;
     decode(ctx, args.tokens.data(), n_prompt, 0, [&](int32_t i) { return all || i == n_prompt - 1; });
 
-    const int32_t n_rows = all ? n_prompt : 1;
+    const int32_t      n_rows = all ? n_prompt : 1;
     std::vector<float> logits((size_t) n_rows * (size_t) n_vocab);
     for (int32_t r = 0; r < n_rows; ++r) {
         const float * row = llama_get_logits_ith(ctx, all ? r : n_prompt - 1);
