@@ -1,0 +1,62 @@
+// A/B benchmark of two checkouts of this project (a refactor, a kernel change): runs
+// bench/engine.ts in each, alternating, and prints per metric the median of each side and their
+// ratio. Both checkouts must be built (npm install); each runs its own lib/ and its own addon.
+//
+//   npx tsx bench/ab.ts --base ../old-checkout [--head .] [--rounds 3] [--types f16,q8_0] [-- engine.ts options]
+//
+// A ratio within the rounds' spread is noise; the spread is printed beside each median.
+import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values, positionals } = parseArgs({
+  options: {
+    base: { type: 'string' },
+    head: { type: 'string', default: '.' },
+    rounds: { type: 'string', default: '3' },
+    types: { type: 'string', default: 'f16,q8_0' },
+  },
+  allowPositionals: true,
+});
+if (!values.base) throw new TypeError('Expected --base <checkout> (the other tree to compare with)');
+const trees = { base: resolve(values.base), head: resolve(values.head!) };
+const rounds = Number(values.rounds);
+
+/** One run of bench/engine.ts in `dir`: metric → value, per configuration column. */
+function run(dir: string, type: string): Map<string, number> {
+  const r = spawnSync(process.execPath, ['--import=tsx', 'bench/engine.ts', '--type', type, ...positionals], {
+    cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  if (r.status !== 0) throw new Error(`bench/engine.ts failed in ${dir} (exit ${r.status})`);
+  const out = new Map<string, number>();
+  for (const line of r.stdout.split('\n')) {
+    const cells = line.split('|').map((c) => c.trim()).filter(Boolean);
+    if (cells.length < 3 || !/\d/.test(cells[1]!) || cells[0]!.startsWith('---')) continue;
+    out.set(`${cells[0]}, batchInvariant: true`, Number(cells[1]));
+    out.set(`${cells[0]}, batchInvariant: false`, Number(cells[2]));
+  }
+  return out;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+console.log(`${new Date().toISOString().slice(0, 10)}, ${cpus()[0]?.model ?? 'cpu'} (${cpus().length} cores), node ${process.version}`);
+console.log(`base ${trees.base}, head ${trees.head}, ${rounds} alternating rounds, medians (min-max)\n`);
+for (const type of values.types!.split(',')) {
+  const samples = { base: new Map<string, number[]>(), head: new Map<string, number[]>() };
+  for (let i = 0; i < rounds; i++) {
+    const order: ('base' | 'head')[] = i % 2 === 0 ? ['base', 'head'] : ['head', 'base'];
+    for (const side of order) {
+      for (const [k, v] of run(trees[side], type)) samples[side].set(k, [...(samples[side].get(k) ?? []), v]);
+    }
+  }
+  console.log(`| 124M ${type} | base | head | head / base |`);
+  console.log('| --- | ---: | ---: | ---: |');
+  const fmt = (xs: number[]) => `${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)})`;
+  for (const [k, b] of samples.base) {
+    const h = samples.head.get(k);
+    if (!h) continue;
+    console.log(`| ${k} | ${fmt(b)} | ${fmt(h)} | ${(median(h) / median(b)).toFixed(3)} |`);
+  }
+  console.log('');
+}
