@@ -48,6 +48,13 @@ export interface NativeModelInfo {
   repackedWeights: number;
   /** q4_K block weight tensors multiplied from our own interleaved layout, four rows at a time (0: none). */
   interleavedWeights: number;
+  /**
+   * The path our own CPU kernels took at load: 'avx512', 'avx2' or 'portable' (chosen by what the
+   * CPU has and what ggml's CPU backend is built for); 'none' where ggml's ops run throughout (a GPU).
+   */
+  cpuKernels: 'avx512' | 'avx2' | 'portable' | 'none';
+  /** Whether a lone decoding row gets a padding row for batch invariance (the probes found no kernel that spares it). */
+  padsLoneRow: boolean;
   /** The device the model runs on: 'cpu', 'cuda:0', 'metal:0', 'vulkan:0'. */
   device: string;
   /** Transformer blocks on the GPU (0 on the CPU). */

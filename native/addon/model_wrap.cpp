@@ -349,6 +349,8 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo & info) {
     o.Set("computeBufferBytes", (double) d.compute_bytes());
     o.Set("repackedWeights", d.repacked_weights());
     o.Set("interleavedWeights", d.interleaved_weights());
+    o.Set("cpuKernels", d.cpu_kernels());
+    o.Set("padsLoneRow", d.pads_lone_row());
     return o;
 }
 

@@ -99,13 +99,59 @@ template <typename T> GPT2_AVX2 void rows_avx2(const operands & o, int64_t i0, i
     for (; i + 4 <= i1; i += 4) row_group<4, T>(o, i);
     for (; i < i1; ++i) row_group<1, T>(o, i);
 }
+
+// The same tiles in sixteen lanes, summed as _mm512_reduce_add_ps sums them: what tinyBLAS
+// computes where ggml's CPU backend is built for AVX-512 (simd::path()). K a multiple of 16.
+template <int RM, int RN, typename T> GPT2_AVX512 void tile16(const operands & o, int64_t i, int64_t j) {
+    __m512 acc[RM][RN];
+    for (int r = 0; r < RM; ++r)
+        for (int c = 0; c < RN; ++c) acc[r][c] = _mm512_setzero_ps();
+    const T * w[RM];
+    for (int r = 0; r < RM; ++r) w[r] = reinterpret_cast<const T *>(o.w + (i + r) * o.w_stride);
+    const float * x[RN];
+    for (int c = 0; c < RN; ++c) x[c] = o.x + (j + c) * o.K;
+    for (int64_t k = 0; k < o.K; k += 16) {
+        __m512 xv[RN];
+        for (int c = 0; c < RN; ++c) {
+            xv[c] = _mm512_loadu_ps(x[c] + k);
+            if (o.round_x) xv[c] = _mm512_cvtph_ps(_mm512_cvtps_ph(xv[c], _MM_FROUND_TO_NEAREST_INT));
+        }
+        if (RN == 1 && k % 32 == 0) {
+            for (int r = 0; r < RM; ++r) _mm_prefetch(reinterpret_cast<const char *>(w[r] + k) + RM * o.w_stride, _MM_HINT_T0);
+        }
+        for (int r = 0; r < RM; ++r) {
+            const __m512 wv = simd::load16(w[r] + k);
+            for (int c = 0; c < RN; ++c) acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < RM; ++r)
+        for (int c = 0; c < RN; ++c) o.c[(j + c) * o.M + i + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+template <int RM, typename T> GPT2_AVX512 void row_group16(const operands & o, int64_t i) {
+    int64_t j = 0;
+    for (; j + 3 <= o.n; j += 3) tile16<RM, 3, T>(o, i, j);
+    if (o.n - j == 2) tile16<RM, 2, T>(o, i, j);
+    else if (o.n - j == 1) tile16<RM, 1, T>(o, i, j);
+}
+
+template <typename T> GPT2_AVX512 void rows_avx512(const operands & o, int64_t i0, int64_t i1) {
+    int64_t i = i0;
+    if (o.n == 1) {
+        constexpr int rows = std::is_same_v<T, float> ? 8 : 2;
+        for (; i + rows <= i1; i += rows) tile16<rows, 1, T>(o, i, 0);
+    }
+    for (; i + 4 <= i1; i += 4) row_group16<4, T>(o, i);
+    for (; i < i1; ++i) row_group16<1, T>(o, i);
+}
 #endif
 
-template <typename T> void rows(const operands & o, int64_t i0, int64_t i1, bool use_simd) {
+template <typename T> void rows(const operands & o, int64_t i0, int64_t i1, simd::isa path) {
 #ifdef GPT2_NODE_X86
-    if (use_simd) return rows_avx2<T>(o, i0, i1);
+    if (path == simd::isa::avx512 && o.K % 16 == 0) return rows_avx512<T>(o, i0, i1);
+    if (path != simd::isa::portable) return rows_avx2<T>(o, i0, i1);
 #endif
-    (void) use_simd;
+    (void) path;
     rows_portable<T>(o, i0, i1);
 }
 
@@ -122,13 +168,13 @@ void compute(ggml_tensor * dst, int nth, void * userdata, bool round_x) {
     o.n        = x->ne[1];
     o.round_x  = round_x;
     // Cache blocks are handed out one at a time, first come first served (work_queue.h).
-    auto &        queue    = *static_cast<work_queue *>(userdata);
-    const int64_t n_blocks = (o.M + k_block_rows - 1) / k_block_rows;
-    const bool    use_simd = simd::enabled();
+    auto &          queue    = *static_cast<work_queue *>(userdata);
+    const int64_t   n_blocks = (o.M + k_block_rows - 1) / k_block_rows;
+    const simd::isa path     = simd::path();
     for (int64_t b = queue.take(); b < n_blocks; b = queue.take()) {
         const int64_t i0 = b * k_block_rows, i1 = std::min(o.M, i0 + k_block_rows);
-        if (w->type == GGML_TYPE_F16) rows<ggml_fp16_t>(o, i0, i1, use_simd);
-        else rows<float>(o, i0, i1, use_simd);
+        if (w->type == GGML_TYPE_F16) rows<ggml_fp16_t>(o, i0, i1, path);
+        else rows<float>(o, i0, i1, path);
     }
     queue.finish(nth);
 }

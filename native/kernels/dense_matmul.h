@@ -7,8 +7,9 @@
 // - A lone row of a block matmul (dispatch.h, block_matmul), where ggml takes a kernel that rounds
 //   otherwise than tinyBLAS does for several rows: see round_x below.
 //
-// Every output is computed the same way (eight-lane FMA chains along the row, then a horizontal
-// sum) whatever the number of rows, tiled for registers (4 weight rows x 3 columns) and for the
+// Every output is computed the same way (FMA chains along the row in eight lanes, or sixteen where
+// ggml's CPU backend is built for AVX-512 and the CPU has it, then a horizontal sum) whatever the
+// number of rows, tiled for registers (4 weight rows x 3 columns) and for the
 // cache (blocks of 64 weight rows, which stay in L2 while every column passes); the weights are
 // read once per call.
 #pragma once
@@ -27,8 +28,8 @@ bool dense_matmul_supports(const ggml_tensor * w, const ggml_tensor * x);
 
 // w [K, M] (M rows of K), x F32 [K, n] contiguous: returns F32 [M, n], like ggml_mul_mat(w, x).
 // round_x: x is rounded to f16 first, as ggml does before multiplying f16 weights. Each output is
-// then the very sum llamafile's tinyBLAS computes (eight-lane FMA chains along the row, the same
-// horizontal sum) - which is what lets a lone row of a block matmul skip the padding row (graph.h,
+// then the very sum llamafile's tinyBLAS computes (FMA chains in as many lanes as tinyBLAS was
+// built for, the same horizontal sum) - which is what lets a lone row of a block matmul skip the padding row (graph.h,
 // block_matmul; checked at load by the decoder's probe, not assumed).
 ggml_tensor * dense_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, work_queue & queue, bool round_x);
 

@@ -10,18 +10,19 @@
 
 #include "ggml.h"
 
-#include <cstdlib>
+#include <string>
 
 namespace gpt2 {
 
 void note_kernel_path(cpu_op_state * cpu) {
-    const int path = simd::enabled() ? 1 : 0;
-    if (cpu->reported_path == path) return;
-    cpu->reported_path = path;
-    const char * text  = path                       ? "CPU kernels: ours, AVX2\n"
-        : std::getenv("GPT2_NODE_PORTABLE_KERNELS") ? "CPU kernels: portable (GPT2_NODE_PORTABLE_KERNELS)\n"
-                                                    : "CPU kernels: portable (no AVX2 on this CPU)\n";
-    log_write(log_level::debug, "gpt2-node", text);
+    const simd::isa path = simd::path();
+    if (cpu->reported_path == static_cast<int>(path)) return;
+    cpu->reported_path = static_cast<int>(path);
+    std::string text   = "CPU kernels: ";
+    if (path != simd::isa::portable) text += std::string("ours, ") + simd::path_name(path);
+    else if (simd::path_cap()) text += "portable (GPT2_NODE_KERNELS=portable)";
+    else text += "portable (no AVX2 on this CPU)";
+    log_write(log_level::debug, "gpt2-node", text + "\n");
 }
 
 // Our quantized matmul (quant_matmul.h) gives ggml's bits for every row count, decoding steps and
@@ -59,7 +60,7 @@ ggml_tensor * gelu(ggml_context * ctx, ggml_tensor * x, cpu_op_state * cpu) {
 }
 
 ggml_tensor * token_rows(ggml_context * ctx, ggml_tensor * embd, ggml_tensor * tied_head, ggml_tensor * ids) {
-    // Without our SIMD kernels (GPT2_NODE_PORTABLE_KERNELS=1) ggml's lookup reads the original:
+    // Without our SIMD kernels (GPT2_NODE_KERNELS=portable) ggml's lookup reads the original:
     // the tests compare the two to the bit.
     if (tied_head && q4k_is_interleaved(tied_head) && simd::enabled()) return q4k_interleaved_get_rows(ctx, tied_head, ids);
     return ggml_get_rows(ctx, embd, ids);

@@ -323,7 +323,7 @@ void compute(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
     queue.finish(nth);
 }
 
-// Without our SIMD kernels (GPT2_NODE_PORTABLE_KERNELS=1 after load): interleaved q4_K weights,
+// Without our SIMD kernels (GPT2_NODE_KERNELS=portable after load): interleaved q4_K weights,
 // which ggml cannot read, through the portable reference.
 void compute_portable(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
     auto & queue = *static_cast<work_queue *>(userdata);

@@ -25,7 +25,7 @@
 //   its own (the same for every row count, by construction).
 //
 // AVX2 only, but for interleaved q4_K (which only it can read: a portable reference takes it
-// with GPT2_NODE_PORTABLE_KERNELS=1); elsewhere the graph takes ggml's matmul.
+// with GPT2_NODE_KERNELS=portable); elsewhere the graph takes ggml's matmul.
 #pragma once
 
 #include "kernels/work_queue.h"

@@ -1,6 +1,6 @@
-// AVX2 helpers for our own CPU kernels (decode_attention.cpp, dense_matmul.cpp). Our sources are
-// built without -mavx2 (the .node must load on any x86-64): each kernel carries the target
-// attribute and is chosen at run time (cpu_has_avx2()).
+// x86 helpers for our own CPU kernels (decode_attention.cpp, dense_matmul.cpp, ...). Our sources
+// are built without -mavx2 (the .node must load on any x86-64): each kernel carries a target
+// attribute and is chosen at run time (path(), below).
 #pragma once
 
 #include <cstdlib>
@@ -11,7 +11,8 @@
 
 #include "ggml.h"
 
-#define GPT2_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define GPT2_AVX2   __attribute__((target("avx2,fma,f16c")))
+#define GPT2_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 
 namespace gpt2::simd {
 
@@ -25,8 +26,19 @@ GPT2_AVX2 inline float hsum(__m256 v) {
     return _mm_cvtss_f32(x);
 }
 
+GPT2_AVX512 inline __m512 load16(const ggml_fp16_t * p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
+}
+GPT2_AVX512 inline __m512 load16(const float * p) { return _mm512_loadu_ps(p); }
+
 inline bool cpu_has_avx2() {
     static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return yes;
+}
+
+inline bool cpu_has_avx512() {
+    static const bool yes = cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl");
     return yes;
 }
 
@@ -35,15 +47,25 @@ inline bool cpu_has_avx2() {
 
 namespace gpt2::simd {
 
-// Whether our kernels take their SIMD path. GPT2_NODE_PORTABLE_KERNELS=1 takes the portable one
-// instead (read per call: the tests compare the two in one process).
-inline bool enabled() {
-    if (std::getenv("GPT2_NODE_PORTABLE_KERNELS")) return false;
-#ifdef GPT2_NODE_X86
-    return cpu_has_avx2();
-#else
-    return false;
-#endif
-}
+// The code path our kernels take, widest last.
+enum class isa { portable, avx2, avx512 };
+
+// The widest path this CPU runs, capped by GPT2_NODE_KERNELS=portable|avx2 (read per call: the
+// tests compare the paths in one process). AVX-512 is taken only where ggml's CPU backend was
+// built for it too: our kernels must round as ggml's do, and its tinyBLAS sums f16 and f32 in 16
+// lanes where it is built for AVX-512, in 8 where for AVX2.
+isa path();
+
+// The path the cap names (its name in GPT2_NODE_KERNELS), or nullptr when none is set.
+const char * path_cap();
+
+// "portable", "AVX2", "AVX-512"
+const char * path_name(isa i);
+
+// "portable", "avx2", "avx512": the names GPT2_NODE_KERNELS and model.info use
+const char * path_id(isa i);
+
+// Whether our kernels take a SIMD path (AVX2 or wider).
+inline bool enabled() { return path() != isa::portable; }
 
 }   // namespace gpt2::simd

@@ -78,6 +78,11 @@ public:
     // Block weight tensors multiplied from ggml's CPU_REPACK layout (0: all as stored).
     uint32_t repacked_weights() const { return (uint32_t) repacked_slots_.size(); }
     uint32_t interleaved_weights() const { return n_interleaved_; }
+    // The path our CPU kernels took at load ("avx512", "avx2", "portable"; simd_x86.h), or "none"
+    // where ggml's ops run throughout (a GPU).
+    const char * cpu_kernels() const { return cpu_kernels_; }
+    // Whether a lone row gets a padding row for batch invariance (see decode()).
+    bool pads_lone_row() const { return pad_; }
 
 private:
     // decoder.cpp
@@ -138,11 +143,12 @@ private:
     ggml_gallocr *            galloc_ = nullptr;
     std::vector<uint8_t>      meta_;   // ggml context memory for graph metadata
     const std::atomic<bool> * abort_flag_ = nullptr;
-    std::vector<uint16_t>     mask_buf_;                 // f16 mask staging
-    cpu_op_state              cpu_ops_;                  // see cpu_ops()
-    bool                      head_invariant_ = false;   // the LM head is row-count invariant (probed)
-    bool                      pad_            = true;    // a lone row gets a padding row (see decode())
-    uint32_t                  n_interleaved_  = 0;       // see interleave_weights()
+    std::vector<uint16_t>     mask_buf_;                  // f16 mask staging
+    cpu_op_state              cpu_ops_;                   // see cpu_ops()
+    bool                      head_invariant_ = false;    // the LM head is row-count invariant (probed)
+    bool                      pad_            = true;     // a lone row gets a padding row (see decode())
+    const char *              cpu_kernels_    = "none";   // see cpu_kernels()
+    uint32_t                  n_interleaved_  = 0;        // see interleave_weights()
 };
 
 uint32_t default_thread_count();

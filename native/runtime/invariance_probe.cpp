@@ -5,6 +5,7 @@
 #include "runtime/decoder.h"
 
 #include "kernels/dispatch.h"
+#include "kernels/simd_x86.h"
 #include "util/log.h"
 
 #include "ggml-alloc.h"
@@ -29,6 +30,7 @@ void decoder::choose_kernels() {
     // q4_K first): with batch invariance asked for, ggml's repacked copies are then dropped and
     // those weights probed as stored. (A gemm alone is invariant, so padding every batch to a
     // multiple of 4 rows would do, but a lone stream would then compute 4 rows per token.)
+    if (cpu_ops()) cpu_kernels_ = simd::path_id(simd::path());
     const bool probe            = params_.batch_invariant && !sched_;
     bool       blocks_invariant = probe && blocks_row_count_invariant(k_any_rows);
     if (probe && !blocks_invariant && !repacked_slots_.empty()) {

@@ -3,7 +3,7 @@
 // a greedy continuation's logprobs (every token after the first decoded as a one-token segment)
 // are checked against evaluate() of the prompt and the continuation at once (segments of many
 // tokens: flash attention). Both of the op's paths are checked: SIMD (AVX2, on x64) and the
-// portable one (GPT2_NODE_PORTABLE_KERNELS=1, read at every step), on head widths that take each
+// portable one (GPT2_NODE_KERNELS=portable, read at every step), on head widths that take each
 // branch (64: whole 64-wide value blocks; 16: 8-wide blocks; 12: not a multiple of 8, portable).
 // The switch also takes the LM head's own kernel (native/kernels/dense_matmul.cpp, f32 weights here)
 // to its portable path, so the portable run checks that one too.
@@ -48,12 +48,12 @@ for (const kvCacheType of ['f32', 'f16'] as const) {
           return { tokens: Array.from(c.tokens), logprobs: c.logprobs!.map((l) => l.logprob) };
         };
         const simd = await run();
-        process.env.GPT2_NODE_PORTABLE_KERNELS = '1';
+        process.env.GPT2_NODE_KERNELS = 'portable';
         let portable;
         try {
           portable = await run();
         } finally {
-          delete process.env.GPT2_NODE_PORTABLE_KERNELS;
+          delete process.env.GPT2_NODE_KERNELS;
         }
         t.deepEqual(portable.tokens, simd.tokens, `${label}: the same greedy continuation`);
 
@@ -73,7 +73,7 @@ for (const kvCacheType of ['f32', 'f16'] as const) {
         t.true(dPaths <= tolerance, `${label}: the two paths`);
         if (process.arch === 'x64' && label !== 'head width 12') {
           // the switch works: the two paths sum in different orders (head width 12 is portable on both)
-          t.true(dPaths > 0, `${label}: GPT2_NODE_PORTABLE_KERNELS took the portable path`);
+          t.true(dPaths > 0, `${label}: GPT2_NODE_KERNELS=portable took the portable path`);
         } else {
           t.log(`${label}: not checked that the two paths differ (${process.arch === 'x64' ? 'this head width is portable on both' : `no SIMD path on ${process.arch}`})`);
         }

@@ -3,7 +3,7 @@
 // eight at a time) and the quantized matmul on ggml's layouts (native/kernels/quant_matmul.cpp, q8_0,
 // q4_0 and q4_K as stored: ggml's per-block integer dot products and summation order, its work
 // handed out first come first served, and for q4_K each weight block unpacked once for up to
-// three rows). GPT2_NODE_PORTABLE_KERNELS=1 (read at every step) puts ggml's ops back for both.
+// three rows). GPT2_NODE_KERNELS=portable (read at every step) puts ggml's ops back for both.
 //
 // On a q8_0 model a prompt's logits depend on no other kernel of ours: prompt rows attend through
 // ggml's flash attention. So every logit of every position must be equal to the bit with and
@@ -23,7 +23,7 @@
 //
 // That the switch really changed the path is not assumed: the graph builder writes a debug log
 // line whenever the path of our kernels changes ("CPU kernels: ours, AVX2" / "CPU kernels:
-// portable (GPT2_NODE_PORTABLE_KERNELS)", native/kernels/dispatch.cpp), and each comparison
+// portable (GPT2_NODE_KERNELS=portable)", native/kernels/dispatch.cpp), and each comparison
 // asserts it saw the first for one run and the second for the other. On a CPU without AVX2
 // both runs would take the portable path and compare it with itself: these tests are skipped
 // there (listed as skipped, with the line that says so logged).
@@ -37,8 +37,9 @@ import { loadModel, quantize, setLogger } from '../../lib/index.js';
 import { testModel } from '../support/models.js';
 import { until } from '../support/until.js';
 
-const OURS = 'CPU kernels: ours, AVX2';
-const PORTABLE = 'CPU kernels: portable (GPT2_NODE_PORTABLE_KERNELS)';
+// our SIMD path: AVX2, or AVX-512 where the CPU has it and ggml's CPU backend is built for it
+const OURS_PATHS = ['CPU kernels: ours, AVX2', 'CPU kernels: ours, AVX-512'];
+const PORTABLE = 'CPU kernels: portable (GPT2_NODE_KERNELS=portable)';
 
 // The kernel path lines since the last take().
 const pathLines: string[] = [];
@@ -57,21 +58,22 @@ const defaultPath = await (async () => {
   await until(() => pathLines.length > 0, 5000);
   return pathLines.splice(0)[0] ?? '(no line logged)';
 })();
-const simdTest = defaultPath === OURS ? test.serial : test.serial.skip;
-if (defaultPath !== OURS) console.log(`exact-kernels: skipped, this CPU reports "${defaultPath}", not "${OURS}"`);
+const OURS = OURS_PATHS.includes(defaultPath) ? defaultPath : OURS_PATHS[0]!;
+const simdTest = OURS_PATHS.includes(defaultPath) ? test.serial : test.serial.skip;
+if (!OURS_PATHS.includes(defaultPath)) console.log(`exact-kernels: skipped, this CPU reports "${defaultPath}", not one of our SIMD paths`);
 
-async function withEnv<T>(name: string, f: () => Promise<T>): Promise<T> {
-  process.env[name] = '1';
+async function withEnv<T>(name: string, f: () => Promise<T>, value = '1'): Promise<T> {
+  process.env[name] = value;
   try {
     return await f();
   } finally {
     delete process.env[name];
   }
 }
-const withPortableKernels = <T>(f: () => Promise<T>) => withEnv('GPT2_NODE_PORTABLE_KERNELS', f);
+const withPortableKernels = <T>(f: () => Promise<T>) => withEnv('GPT2_NODE_KERNELS', f, 'portable');
 
 /**
- * ours(), then portable() under GPT2_NODE_PORTABLE_KERNELS=1, asserting from the kernel path log
+ * ours(), then portable() under GPT2_NODE_KERNELS=portable, asserting from the kernel path log
  * lines that the first ran on our AVX2 path and the second on the portable one. A model reports
  * its path when it builds its first graph (at load) and again whenever it changes, so the lines
  * since the test's models were loaded must be OURS (one per load), then PORTABLE once: the only
@@ -84,7 +86,7 @@ async function bothPaths<T>(t: ExecutionContext, ours: () => Promise<T>, portabl
   const lines = await takePathLines(PORTABLE);
   t.true(lines.length >= 2, `path lines: ${lines.join('; ')}`);
   t.is(lines.at(-1), PORTABLE, 'the second run took the portable path');
-  t.deepEqual(lines.slice(0, -1), lines.slice(0, -1).map(() => OURS), 'the models loaded, and the first run ran, on our AVX2 path');
+  t.deepEqual(lines.slice(0, -1), lines.slice(0, -1).map(() => OURS), `the models loaded, and the first run ran, on our SIMD path (${OURS})`);
   return [a, b];
 }
 

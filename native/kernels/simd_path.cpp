@@ -1,0 +1,45 @@
+// Which code path our kernels take (simd_x86.h): what the CPU has, what ggml's CPU backend was
+// built for, and the GPT2_NODE_KERNELS cap.
+#include "kernels/simd_x86.h"
+
+#include "ggml-cpu.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace gpt2::simd {
+
+const char * path_cap() {
+    const char * cap = std::getenv("GPT2_NODE_KERNELS");
+    return cap && (std::strcmp(cap, "portable") == 0 || std::strcmp(cap, "avx2") == 0) ? cap : nullptr;
+}
+
+isa path() {
+    const char * cap = path_cap();
+    if (cap && std::strcmp(cap, "portable") == 0) return isa::portable;
+#ifdef GPT2_NODE_X86
+    // ggml_cpu_has_avx512(): whether ggml-cpu was compiled for AVX-512F (its tinyBLAS then sums
+    // in 16 lanes), not whether this CPU has it
+    if (!cap && cpu_has_avx512() && ggml_cpu_has_avx512()) return isa::avx512;
+    if (cpu_has_avx2()) return isa::avx2;
+#endif
+    return isa::portable;
+}
+
+const char * path_name(isa i) {
+    switch (i) {
+    case isa::avx512: return "AVX-512";
+    case isa::avx2: return "AVX2";
+    default: return "portable";
+    }
+}
+
+const char * path_id(isa i) {
+    switch (i) {
+    case isa::avx512: return "avx512";
+    case isa::avx2: return "avx2";
+    default: return "portable";
+    }
+}
+
+}   // namespace gpt2::simd
