@@ -6,9 +6,10 @@
 //
 // A ratio within the rounds' spread is noise; the spread is printed beside each median.
 import { spawnSync } from 'node:child_process';
-import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+
+import { cpuLine } from './cpu.js';
 
 const { values, positionals } = parseArgs({
   options: {
@@ -40,7 +41,7 @@ function run(dir: string, type: string): Map<string, number> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-console.log(`${new Date().toISOString().slice(0, 10)}, ${cpus()[0]?.model ?? 'cpu'} (${cpus().length} cores), node ${process.version}`);
+console.log(`${new Date().toISOString().slice(0, 10)}, ${cpuLine()}, node ${process.version}`);
 console.log(`base ${trees.base}, head ${trees.head}, ${rounds} alternating rounds, medians (min-max)\n`);
 for (const type of values.types!.split(',')) {
   const samples = { base: new Map<string, number[]>(), head: new Map<string, number[]>() };

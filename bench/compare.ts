@@ -25,12 +25,14 @@
 // agg1, llama-batched-bench for 4-32 and for 1); each number is the median over its rounds.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import ts from 'typescript';
+
+import { cpuLine } from './cpu.js';
 
 import { quantize, type QuantizeType } from '../lib/quantize.js';
 import { writeRandomModel, type NamedShape, type RandomModelType } from '../lib/testing/random-model.js';
@@ -225,6 +227,6 @@ for (const spec of models) {
   console.error(t.join('\n'));
 }
 
-console.log(`${new Date().toISOString()}, ${cpus()[0]?.model ?? 'cpu'} (${cpus().length} cores), node ${process.version}, threads ${threads}, runs ${runs}, agg-runs ${aggRuns}`);
+console.log(`${new Date().toISOString()}, ${cpuLine()}, node ${process.version}, threads ${threads}, runs ${runs}, agg-runs ${aggRuns}`);
 console.log('\nCommands:\n' + commands.map((c) => `    ${c}`).join('\n'));
 console.log('\n' + tables.join('\n\n'));

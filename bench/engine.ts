@@ -7,13 +7,14 @@
 //
 // Prints a markdown table; medians of --runs runs for the single-stream rows.
 import { existsSync, mkdirSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { loadModel, type Model } from '../lib/index.js';
 import { writeRandomModel, type NamedShape, type RandomModelType } from '../lib/testing/random-model.js';
+
+import { cpuLine } from './cpu.js';
 
 const { values } = parseArgs({
   options: {
@@ -70,10 +71,12 @@ async function aggregate(m: Model, streams: number): Promise<number> {
 const rows: string[] = [];
 const configs = [{ batchInvariant: true }, { batchInvariant: false }];
 const results: Record<string, Record<string, number>> = {};
+let kernels = '';
 for (const cfg of configs) {
   const name = `batchInvariant: ${cfg.batchInvariant}`;
   results[name] = {};
   const single = await loadModel(modelPath, { threads, ...cfg });
+  if (cfg.batchInvariant) kernels = `our CPU kernels: ${single.info.cpuKernels}, lone row padded: ${single.info.padsLoneRow ? 'yes' : 'no'}`;
   await single.complete('warm up', { maxTokens: 4 });
   results[name]!['pp512 (t/s)'] = median(await seq(runs, () => pp512(single)));
   results[name]!['tg128 (t/s)'] = median(await seq(runs, () => tg128(single)));
@@ -97,5 +100,5 @@ for (const k of metrics) {
   const b = results['batchInvariant: false']![k]!;
   rows.push(`| ${k} | ${a.toFixed(1)} | ${b.toFixed(1)} | ${(a / b).toFixed(2)}× |`);
 }
-console.log(`${new Date().toISOString().slice(0, 10)}, ${cpus()[0]?.model ?? 'cpu'} (${cpus().length} cores), node ${process.version}`);
+console.log(`${new Date().toISOString().slice(0, 10)}, ${cpuLine()}, node ${process.version}; ${kernels}`);
 console.log(rows.join('\n'));

@@ -137,9 +137,8 @@ template <int RM, typename T> GPT2_AVX512 void row_group16(const operands & o, i
 
 template <typename T> GPT2_AVX512 void rows_avx512(const operands & o, int64_t i0, int64_t i1) {
     int64_t i = i0;
-    if (o.n == 1) {
-        constexpr int rows = std::is_same_v<T, float> ? 8 : 2;
-        for (; i + rows <= i1; i += rows) tile16<rows, 1, T>(o, i, 0);
+    if (o.n == 1) {   // memory-bound: 8 rows at a time measured best (bench/RESULTS.md, "AVX-512")
+        for (; i + 8 <= i1; i += 8) tile16<8, 1, T>(o, i, 0);
     }
     for (; i + 4 <= i1; i += 4) row_group16<4, T>(o, i);
     for (; i < i1; ++i) row_group16<1, T>(o, i);
