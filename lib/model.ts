@@ -367,4 +367,3 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
 }
 
 export type { Chunk, Completion, FinishReason, Usage };
-

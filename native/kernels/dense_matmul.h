@@ -29,7 +29,7 @@ bool dense_matmul_supports(const ggml_tensor * w, const ggml_tensor * x);
 // w [K, M] (M rows of K), x F32 [K, n] contiguous: returns F32 [M, n], like ggml_mul_mat(w, x).
 // round_x: x is rounded to f16 first, as ggml does before multiplying f16 weights. Each output is
 // then the very sum llamafile's tinyBLAS computes (FMA chains in as many lanes as tinyBLAS was
-// built for, the same horizontal sum) - which is what lets a lone row of a block matmul skip the padding row (graph.h,
+// built for, the same horizontal sum) - which is what lets a lone row of a block matmul skip the padding row (kernels/dispatch.h,
 // block_matmul; checked at load by the decoder's probe, not assumed).
 ggml_tensor * dense_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, work_queue & queue, bool round_x);
 

@@ -26,20 +26,11 @@ isa path() {
     return isa::portable;
 }
 
-const char * path_name(isa i) {
-    switch (i) {
-    case isa::avx512: return "AVX-512";
-    case isa::avx2: return "AVX2";
-    default: return "portable";
-    }
-}
+// indexed by isa
+static const char * const k_names[] = { "portable", "AVX2", "AVX-512" };
+static const char * const k_ids[]   = { "portable", "avx2", "avx512" };
 
-const char * path_id(isa i) {
-    switch (i) {
-    case isa::avx512: return "avx512";
-    case isa::avx2: return "avx2";
-    default: return "portable";
-    }
-}
+const char * path_name(isa i) { return k_names[static_cast<int>(i)]; }
+const char * path_id(isa i) { return k_ids[static_cast<int>(i)]; }
 
 }   // namespace gpt2::simd

@@ -11,6 +11,7 @@
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
+#include "ggml-cpp.h"
 #include "ggml-cpu.h"
 #include "ggml.h"
 
@@ -57,20 +58,20 @@ void decoder::init() {
     if (const char * e = std::getenv("GPT2_NODE_SCHED_ON_CPU"); e && std::strcmp(e, "1") == 0) params_.sched_on_cpu = true;
     if (params_.gpu_layers > (int32_t) hp.n_layer) { throw range_error(expected_integer("gpuLayers", 0, hp.n_layer, params_.gpu_layers)); }
 
-    backend_ = ggml_backend_cpu_init();
+    backend_.reset(ggml_backend_cpu_init());
     if (!backend_) throw error(codes::backend, "cannot initialize the CPU backend");
 
     ggml_threadpool_params tpp = ggml_threadpool_params_default((int) params_.n_threads);
-    threadpool_                = ggml_threadpool_new(&tpp);
+    threadpool_.reset(ggml_threadpool_new(&tpp));
     if (!threadpool_) throw error(codes::backend, "cannot create a thread pool of " + std::to_string(params_.n_threads) + " threads");
-    ggml_backend_cpu_set_threadpool(backend_, threadpool_);
-    ggml_backend_cpu_set_n_threads(backend_, (int) params_.n_threads);
-    ggml_backend_cpu_set_abort_callback(backend_, abort_cb, nullptr);
+    ggml_backend_cpu_set_threadpool(backend_.get(), threadpool_.get());
+    ggml_backend_cpu_set_n_threads(backend_.get(), (int) params_.n_threads);
+    ggml_backend_cpu_set_abort_callback(backend_.get(), abort_cb, nullptr);
 
     // The device: a GPU when asked for (or found, with 'auto'), else the CPU.
     const device_choice choice = device_select(params_.device);
     if (choice.dev) {
-        gpu_ = ggml_backend_dev_init(choice.dev, nullptr);
+        gpu_.reset(ggml_backend_dev_init(choice.dev, nullptr));
         if (!gpu_) {
             if (choice.requested) throw error(codes::no_device, "cannot initialize device " + choice.id);
             log_write(log_level::warn, "gpt2-node",
@@ -84,17 +85,14 @@ void decoder::init() {
                   "running " + std::to_string(n_offloaded_) + " of " + std::to_string(hp.n_layer) + " layers on " + choice.id + " (" +
                       ggml_backend_dev_description(choice.dev) + ")\n");
     } else {
-        if (gpu_) {
-            ggml_backend_free(gpu_);
-            gpu_ = nullptr;
-        }
-        if (params_.sched_on_cpu) offload(ggml_backend_get_default_buffer_type(backend_));
+        gpu_.reset();
+        if (params_.sched_on_cpu) offload(ggml_backend_get_default_buffer_type(backend_.get()));
     }
     if (!sched_) {
         kv_ = std::make_unique<kv_cache>(
             hp, params_.n_ctx, params_.n_seq, params_.kv_f32 ? GGML_TYPE_F32 : GGML_TYPE_F16,
-            std::vector<ggml_backend_buffer_type *>(hp.n_layer, ggml_backend_get_default_buffer_type(backend_)));
-        galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
+            std::vector<ggml_backend_buffer_type *>(hp.n_layer, ggml_backend_get_default_buffer_type(backend_.get())));
+        galloc_.reset(ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_.get())));
     }
 
     if (!sched_) repack_weights();   // weight_layout.cpp
@@ -114,67 +112,42 @@ void decoder::reserve_compute() {
     worst.out_rows = { (int32_t) n - 2 >= 0 ? (int32_t) n - 2 : 0, (int32_t) n - 1 };
     if (worst.out_rows[0] == worst.out_rows[1]) worst.out_rows.pop_back();
     meta_.resize(ggml_tensor_overhead() * graph_max_nodes(*model_, 1) * 2 + ggml_graph_overhead_custom(graph_max_nodes(*model_, 1), false));
-    ggml_init_params ip  = { meta_.size(), meta_.data(), true };
-    ggml_context *   ctx = ggml_init(ip);
-    ggml_cgraph *    gf  = graph_build(ctx, graph_model(), *kv_, worst, cpu_ops());
-    const bool       ok  = sched_ ? ggml_backend_sched_reserve(sched_, gf) : ggml_gallocr_reserve(galloc_, gf);
-    ggml_free(ctx);
+    ggml_init_params       ip = { meta_.size(), meta_.data(), true };
+    const ggml_context_ptr ctx(ggml_init(ip));
+    ggml_cgraph *          gf = graph_build(ctx.get(), graph_model(), *kv_, worst, cpu_ops());
+    const bool             ok = sched_ ? ggml_backend_sched_reserve(sched_.get(), gf) : ggml_gallocr_reserve(galloc_.get(), gf);
     if (!ok) throw error(codes::out_of_memory, "cannot allocate the compute buffer");
 }
 
 void decoder::release() {
-    if (sched_) {
-        ggml_backend_sched_free(sched_);
-        sched_ = nullptr;
-    }
-    if (galloc_) {
-        ggml_gallocr_free(galloc_);
-        galloc_ = nullptr;
-    }
+    // in this order: what runs on a backend or lives in its buffers before the backend
+    sched_.reset();
+    galloc_.reset();
     kv_.reset();
-    if (dev_buf_) {
-        ggml_backend_buffer_free(dev_buf_);
-        dev_buf_ = nullptr;
-    }
-    if (dev_ctx_) {
-        ggml_free(dev_ctx_);
-        dev_ctx_ = nullptr;
-    }
-    if (own_buf_) {
-        ggml_backend_buffer_free(own_buf_);
-        own_buf_ = nullptr;
-    }
-    if (own_ctx_) {
-        ggml_free(own_ctx_);
-        own_ctx_ = nullptr;
-    }
+    dev_buf_.reset();
+    dev_ctx_.reset();
+    own_buf_.reset();
+    own_ctx_.reset();
     view_.reset();
-    if (gpu_) {
-        ggml_backend_free(gpu_);
-        gpu_ = nullptr;
-    }
-    if (backend_) {
-        ggml_backend_free(backend_);
-        backend_ = nullptr;
-    }
-    if (threadpool_) {
-        ggml_threadpool_free(threadpool_);
-        threadpool_ = nullptr;
-    }
+    gpu_.reset();
+    backend_.reset();
+    threadpool_.reset();
 }
+
+void threadpool_deleter::operator()(ggml_threadpool * t) const { ggml_threadpool_free(t); }
 
 decoder::~decoder() { release(); }
 
 size_t decoder::compute_bytes() const {
-    if (!sched_) return ggml_gallocr_get_buffer_size(galloc_, 0);
-    size_t n = ggml_backend_sched_get_buffer_size(sched_, backend_);
-    if (gpu_) n += ggml_backend_sched_get_buffer_size(sched_, gpu_);
+    if (!sched_) return ggml_gallocr_get_buffer_size(galloc_.get(), 0);
+    size_t n = ggml_backend_sched_get_buffer_size(sched_.get(), backend_.get());
+    if (gpu_) n += ggml_backend_sched_get_buffer_size(sched_.get(), gpu_.get());
     return n;
 }
 
 void decoder::pause() {
     if (threadpool_ && !paused_) {
-        ggml_threadpool_pause(threadpool_);
+        ggml_threadpool_pause(threadpool_.get());
         paused_ = true;
     }
 }
@@ -294,29 +267,26 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     const size_t n_nodes = graph_max_nodes(*model_, b.segments.size());
     const size_t need    = ggml_tensor_overhead() * n_nodes * 2 + ggml_graph_overhead_custom(n_nodes, false);
     if (meta_.size() < need) meta_.resize(need);
-    ggml_init_params ip  = { meta_.size(), meta_.data(), true };
-    ggml_context *   ctx = ggml_init(ip);
-    struct ctx_guard {
-        ggml_context * c;
-        ~ctx_guard() { ggml_free(c); }
-    } guard{ ctx };
+    ggml_init_params       ip = { meta_.size(), meta_.data(), true };
+    const ggml_context_ptr owner(ggml_init(ip));
+    ggml_context *         ctx = owner.get();
 
     ggml_cgraph * gf = graph_build(ctx, graph_model(), *kv_, b, cpu_ops());
     if (sched_) {
-        ggml_backend_sched_reset(sched_);
-        if (!ggml_backend_sched_alloc_graph(sched_, gf)) throw error(codes::out_of_memory, "cannot allocate the compute graph");
-    } else if (!ggml_gallocr_alloc_graph(galloc_, gf)) {
+        ggml_backend_sched_reset(sched_.get());
+        if (!ggml_backend_sched_alloc_graph(sched_.get(), gf)) throw error(codes::out_of_memory, "cannot allocate the compute graph");
+    } else if (!ggml_gallocr_alloc_graph(galloc_.get(), gf)) {
         throw error(codes::out_of_memory, "cannot allocate the compute graph");
     }
 
     set_inputs(gf, b);
 
     if (paused_) {
-        ggml_threadpool_resume(threadpool_);
+        ggml_threadpool_resume(threadpool_.get());
         paused_ = false;
     }
-    ggml_backend_cpu_set_abort_callback(backend_, abort_cb, (void *) abort_flag_);
-    const ggml_status st = sched_ ? ggml_backend_sched_graph_compute(sched_, gf) : ggml_backend_graph_compute(backend_, gf);
+    ggml_backend_cpu_set_abort_callback(backend_.get(), abort_cb, (void *) abort_flag_);
+    const ggml_status st = sched_ ? ggml_backend_sched_graph_compute(sched_.get(), gf) : ggml_backend_graph_compute(backend_.get(), gf);
     if (st == GGML_STATUS_ABORTED) return decode_status::aborted;
     if (st != GGML_STATUS_SUCCESS) throw error(codes::compute, std::string("graph computation failed: ") + ggml_status_to_string(st));
 

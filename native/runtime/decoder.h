@@ -17,6 +17,8 @@
 #include "gpt/model.h"
 #include "kernels/dispatch.h"
 
+#include "ggml-cpp.h"
+
 #include <atomic>
 #include <initializer_list>
 #include <utility>
@@ -35,6 +37,11 @@ struct ggml_gallocr;
 struct ggml_threadpool;
 
 namespace gpt2 {
+
+// ggml_threadpool_free (decoder.cpp: ggml-cpu.h stays out of this header)
+struct threadpool_deleter {
+    void operator()(ggml_threadpool * t) const;
+};
 
 struct decoder_params {
     uint32_t n_ctx           = 0;       // positions per sequence (≤ the model's)
@@ -127,28 +134,28 @@ private:
     decoder_params               params_;
     std::string                  device_id_   = "cpu";
     uint32_t                     n_offloaded_ = 0;
-    ggml_backend *               gpu_         = nullptr;   // nullptr on the CPU path
-    ggml_backend_sched *         sched_       = nullptr;   // the scheduler path (GPU, or sched_on_cpu)
+    ggml_backend_ptr             gpu_;     // null on the CPU path
+    ggml_backend_sched_ptr       sched_;   // the scheduler path (GPU, or sched_on_cpu)
     std::unique_ptr<model>       view_;
-    ggml_context *               dev_ctx_ = nullptr;   // the weight copies' tensors
-    ggml_backend_buffer *        dev_buf_ = nullptr;   // and their memory
+    ggml_context_ptr             dev_ctx_;   // the weight copies' tensors
+    ggml_backend_buffer_ptr      dev_buf_;   // and their memory
     std::vector<std::pair<ggml_tensor **, ggml_tensor *>>
-                   repacked_slots_;   // view_'s slots holding ggml's repacked copies, and the originals (their count: repacked_weights())
-    ggml_context * own_ctx_               = nullptr;   // our interleaved copies' tensors
-    ggml_backend_buffer *     own_buf_    = nullptr;   // and their memory
-    ggml_backend *            backend_    = nullptr;
-    ggml_threadpool *         threadpool_ = nullptr;
-    bool                      paused_     = false;
-    std::unique_ptr<kv_cache> kv_;
-    ggml_gallocr *            galloc_ = nullptr;
-    std::vector<uint8_t>      meta_;   // ggml context memory for graph metadata
-    const std::atomic<bool> * abort_flag_ = nullptr;
-    std::vector<uint16_t>     mask_buf_;                  // f16 mask staging
-    cpu_op_state              cpu_ops_;                   // see cpu_ops()
-    bool                      head_invariant_ = false;    // the LM head is row-count invariant (probed)
-    bool                      pad_            = true;     // a lone row gets a padding row (see decode())
-    const char *              cpu_kernels_    = "none";   // see cpu_kernels()
-    uint32_t                  n_interleaved_  = 0;        // see interleave_weights()
+                     repacked_slots_;   // view_'s slots holding ggml's repacked copies, and the originals (their count: repacked_weights())
+    ggml_context_ptr own_ctx_;          // our interleaved copies' tensors
+    ggml_backend_buffer_ptr                              own_buf_;   // and their memory
+    ggml_backend_ptr                                     backend_;
+    std::unique_ptr<ggml_threadpool, threadpool_deleter> threadpool_;
+    bool                                                 paused_ = false;
+    std::unique_ptr<kv_cache>                            kv_;
+    ggml_gallocr_ptr                                     galloc_;
+    std::vector<uint8_t>                                 meta_;   // ggml context memory for graph metadata
+    const std::atomic<bool> *                            abort_flag_ = nullptr;
+    std::vector<uint16_t>                                mask_buf_;                  // f16 mask staging
+    cpu_op_state                                         cpu_ops_;                   // see cpu_ops()
+    bool                                                 head_invariant_ = false;    // the LM head is row-count invariant (probed)
+    bool                                                 pad_            = true;     // a lone row gets a padding row (see decode())
+    const char *                                         cpu_kernels_    = "none";   // see cpu_kernels()
+    uint32_t                                             n_interleaved_  = 0;        // see interleave_weights()
 };
 
 uint32_t default_thread_count();

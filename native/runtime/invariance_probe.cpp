@@ -10,6 +10,7 @@
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
+#include "ggml-cpp.h"
 #include "ggml.h"
 
 #include <algorithm>
@@ -65,12 +66,12 @@ void decoder::choose_kernels() {
     if (!repacked_slots_.empty()) {
         log_write(log_level::debug, "gpt2-node",
                   std::to_string(repacked_slots_.size()) + " weight tensors (" +
-                      std::to_string(ggml_backend_buffer_get_size(dev_buf_) >> 10) + " KiB) repacked for CPU_REPACK\n");
+                      std::to_string(ggml_backend_buffer_get_size(dev_buf_.get()) >> 10) + " KiB) repacked for CPU_REPACK\n");
     }
     if (n_interleaved_ > 0) {
         log_write(log_level::debug, "gpt2-node",
-                  std::to_string(n_interleaved_) + " q4_K weight tensors (" + std::to_string(ggml_backend_buffer_get_size(own_buf_) >> 10) +
-                      " KiB) interleaved four rows at a time\n");
+                  std::to_string(n_interleaved_) + " q4_K weight tensors (" +
+                      std::to_string(ggml_backend_buffer_get_size(own_buf_.get()) >> 10) + " KiB) interleaved four rows at a time\n");
     }
 }
 
@@ -85,14 +86,11 @@ bool decoder::row_count_invariant(ggml_tensor * w, const std::vector<std::pair<i
     const int64_t K = w->ne[0], N = w->ne[1];
     int           n_cols = 0;
     for (auto [off, width] : views) n_cols = std::max(n_cols, off + width);
-    std::vector<uint8_t> meta(ggml_tensor_overhead() * 64 + ggml_graph_overhead());
-    ggml_init_params     ip  = { meta.size(), meta.data(), true };
-    ggml_context *       ctx = ggml_init(ip);
-    struct ctx_guard {
-        ggml_context * c;
-        ~ctx_guard() { ggml_free(c); }
-    } guard{ ctx };
-    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, n_cols);
+    std::vector<uint8_t>   meta(ggml_tensor_overhead() * 64 + ggml_graph_overhead());
+    ggml_init_params       ip = { meta.size(), meta.data(), true };
+    const ggml_context_ptr owner(ggml_init(ip));
+    ggml_context *         ctx = owner.get();
+    ggml_tensor *          x   = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, n_cols);
     ggml_set_input(x);
     ggml_cgraph *                              gf = ggml_new_graph(ctx);
     std::vector<std::pair<ggml_tensor *, int>> out;   // product, and the probe column's place in it
@@ -103,12 +101,8 @@ bool decoder::row_count_invariant(ggml_tensor * w, const std::vector<std::pair<i
         ggml_build_forward_expand(gf, y);
         out.emplace_back(y, k_probe_column - off);
     }
-    ggml_gallocr_t ga = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
-    struct ga_guard {
-        ggml_gallocr_t g;
-        ~ga_guard() { ggml_gallocr_free(g); }
-    } gguard{ ga };
-    if (!ggml_gallocr_alloc_graph(ga, gf)) return false;
+    const ggml_gallocr_ptr ga(ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_.get())));
+    if (!ggml_gallocr_alloc_graph(ga.get(), gf)) return false;
     std::vector<float> xs((size_t) K * n_cols);
     uint32_t           r = 12345;
     for (float & v : xs) {
@@ -116,7 +110,7 @@ bool decoder::row_count_invariant(ggml_tensor * w, const std::vector<std::pair<i
         v = (float) ((r >> 8) & 0xFFFF) / 65536.0f - 0.5f;
     }
     ggml_backend_tensor_set(x, xs.data(), 0, xs.size() * sizeof(float));
-    if (ggml_backend_graph_compute(backend_, gf) != GGML_STATUS_SUCCESS) return false;
+    if (ggml_backend_graph_compute(backend_.get(), gf) != GGML_STATUS_SUCCESS) return false;
     std::vector<float> first((size_t) N), other((size_t) N);
     for (size_t i = 0; i < out.size(); ++i) {
         ggml_backend_tensor_get(out[i].first, (i == 0 ? first : other).data(), (size_t) out[i].second * N * sizeof(float),

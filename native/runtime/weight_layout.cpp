@@ -11,6 +11,7 @@
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
+#include "ggml-cpp.h"
 #include "ggml-cpu.h"
 #include "ggml.h"
 
@@ -61,20 +62,14 @@ void decoder::repack_for_ggml(model & v) {
 
     // Which weights it takes: asked as llama.cpp asks, with a matmul whose weight sits in an
     // empty buffer of that type.
-    ggml_backend_buffer_t probe_buf = ggml_backend_buft_alloc_buffer(repack, 0);
-    if (!probe_buf) return;
-    struct buf_guard {
-        ggml_backend_buffer_t b;
-        ~buf_guard() { ggml_backend_buffer_free(b); }
-    } pguard{ probe_buf };
-    std::vector<uint8_t> meta(ggml_tensor_overhead() * 4);
-    ggml_init_params     mp   = { meta.size(), meta.data(), true };
-    ggml_context *       mctx = ggml_init(mp);
-    struct ctx_guard {
-        ggml_context * c;
-        ~ctx_guard() { ggml_free(c); }
-    } mguard{ mctx };
-    auto takes = [&](const ggml_tensor * w) {
+    const ggml_backend_buffer_ptr probe(ggml_backend_buft_alloc_buffer(repack, 0));
+    if (!probe) return;
+    ggml_backend_buffer_t  probe_buf = probe.get();
+    std::vector<uint8_t>   meta(ggml_tensor_overhead() * 4);
+    ggml_init_params       mp = { meta.size(), meta.data(), true };
+    const ggml_context_ptr mowner(ggml_init(mp));
+    ggml_context *         mctx  = mowner.get();
+    auto                   takes = [&](const ggml_tensor * w) {
         ggml_tensor * a  = ggml_new_tensor_2d(mctx, w->type, w->ne[0], w->ne[1]);
         ggml_tensor * x  = ggml_new_tensor_2d(mctx, GGML_TYPE_F32, w->ne[0], 1);
         ggml_tensor * op = ggml_mul_mat(mctx, a, x);
@@ -91,30 +86,29 @@ void decoder::repack_for_ggml(model & v) {
         }
     }
     if (copies.empty()) return;
-    ggml_init_params ip  = { ggml_tensor_overhead() * copies.size(), nullptr, /*no_alloc =*/true };
-    ggml_context *   ctx = ggml_init(ip);
+    ggml_init_params ip = { ggml_tensor_overhead() * copies.size(), nullptr, /*no_alloc =*/true };
+    ggml_context_ptr ctx(ggml_init(ip));
     if (!ctx) return;
     for (auto & [slot, src] : copies) {
-        ggml_tensor * t = ggml_dup_tensor(ctx, src);
+        ggml_tensor * t = ggml_dup_tensor(ctx.get(), src);
         ggml_set_name(t, src->name);
         *slot = t;
     }
-    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, repack);
+    ggml_backend_buffer_ptr buf(ggml_backend_alloc_ctx_tensors_from_buft(ctx.get(), repack));
     if (!buf) {   // not fatal: the weights as they are work too
         for (auto & [slot, src] : copies) *slot = src;
-        ggml_free(ctx);
         log_write(log_level::warn, "gpt2-node", "cannot allocate the repacked weights; multiplying them as stored\n");
         return;
     }
-    ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    ggml_backend_buffer_set_usage(buf.get(), GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     // The originals are not read again (or, if init() drops the copies, read back from the
     // page cache): each gives its mapped pages back once copied, so RSS holds one of the two.
     for (auto & [slot, src] : copies) {
         ggml_backend_tensor_set(*slot, src->data, 0, ggml_nbytes(src));
         if (model_->file) model_->file->release(src->data, ggml_nbytes(src));
     }
-    dev_ctx_        = ctx;
-    dev_buf_        = buf;
+    dev_ctx_        = std::move(ctx);
+    dev_buf_        = std::move(buf);
     repacked_slots_ = std::move(copies);
 }
 
@@ -135,29 +129,28 @@ uint32_t decoder::interleave_weights(model & v) {
     // copy as well (kernels/dispatch.h, token_rows), so the original's pages, released, are not read back.
     take(&v.output);
     if (slots.empty()) return 0;
-    ggml_init_params      ip  = { ggml_tensor_overhead() * slots.size(), nullptr, /*no_alloc =*/true };
-    ggml_context *        ctx = ggml_init(ip);
-    ggml_backend_buffer_t buf = ctx ? ggml_backend_buft_alloc_buffer(ggml_backend_cpu_buffer_type(), total) : nullptr;
+    ggml_init_params        ip = { ggml_tensor_overhead() * slots.size(), nullptr, /*no_alloc =*/true };
+    ggml_context_ptr        ctx(ggml_init(ip));
+    ggml_backend_buffer_ptr buf(ctx ? ggml_backend_buft_alloc_buffer(ggml_backend_cpu_buffer_type(), total) : nullptr);
     if (!buf) {   // not fatal: the weights as stored work too
-        if (ctx) ggml_free(ctx);
         log_write(log_level::warn, "gpt2-node", "cannot allocate the interleaved q4_K weights; multiplying them as stored\n");
         return 0;
     }
-    ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
-    char * at = static_cast<char *>(ggml_backend_buffer_get_base(buf));
+    ggml_backend_buffer_set_usage(buf.get(), GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    char * at = static_cast<char *>(ggml_backend_buffer_get_base(buf.get()));
     for (ggml_tensor ** slot : slots) {
         const ggml_tensor * src = *slot;
-        ggml_tensor *       t   = ggml_dup_tensor(ctx, src);   // Q4_K [K, M], as ggml's repacked tensors keep theirs
+        ggml_tensor *       t   = ggml_dup_tensor(ctx.get(), src);   // Q4_K [K, M], as ggml's repacked tensors keep theirs
         ggml_set_name(t, src->name);
-        ggml_backend_tensor_alloc(buf, t, at);   // (ggml's size of it, 576 of every 592 bytes, fits)
+        ggml_backend_tensor_alloc(buf.get(), t, at);   // (ggml's size of it, 576 of every 592 bytes, fits)
         q4k_interleave(src, t->data);
         q4k_mark_interleaved(t);
         if (model_->file) model_->file->release(src->data, ggml_nbytes(src));
         at += (q4k_interleaved_size(src) + k_align - 1) / k_align * k_align;
         *slot = t;
     }
-    own_ctx_ = ctx;
-    own_buf_ = buf;
+    own_ctx_ = std::move(ctx);
+    own_buf_ = std::move(buf);
     return (uint32_t) slots.size();
 }
 
@@ -165,10 +158,8 @@ void decoder::drop_repacked() {
     for (auto & [slot, src] : repacked_slots_) *slot = src;
     repacked_slots_.clear();
     if (n_interleaved_ == 0) view_.reset();
-    ggml_backend_buffer_free(dev_buf_);
-    dev_buf_ = nullptr;
-    ggml_free(dev_ctx_);
-    dev_ctx_ = nullptr;
+    dev_buf_.reset();
+    dev_ctx_.reset();
 }
 
 void decoder::offload(ggml_backend_buffer_type * buft) {
@@ -193,15 +184,15 @@ void decoder::offload(ggml_backend_buffer_type * buft) {
         for (ggml_tensor ** t : { &view_->output_norm, &view_->output_norm_b, &view_->output }) copies.emplace_back(t, *t);
     }
     ggml_init_params ip = { ggml_tensor_overhead() * (copies.size() + 1), nullptr, /*no_alloc =*/true };
-    dev_ctx_            = ggml_init(ip);
+    dev_ctx_.reset(ggml_init(ip));
     if (!dev_ctx_) throw error(codes::out_of_memory, "cannot allocate a ggml context");
     for (auto & [slot, src] : copies) {
-        ggml_tensor * t = ggml_dup_tensor(dev_ctx_, src);
+        ggml_tensor * t = ggml_dup_tensor(dev_ctx_.get(), src);
         ggml_set_name(t, src == model_->token_embd ? "output.weight" : src->name);   // a tied head gets its own copy
         *slot = t;
     }
     if (!copies.empty()) {
-        dev_buf_ = ggml_backend_alloc_ctx_tensors_from_buft(dev_ctx_, buft);
+        dev_buf_.reset(ggml_backend_alloc_ctx_tensors_from_buft(dev_ctx_.get(), buft));
         if (!dev_buf_) {
             size_t bytes = 0;
             for (auto & c : copies) bytes += ggml_nbytes(c.second);
@@ -209,28 +200,28 @@ void decoder::offload(ggml_backend_buffer_type * buft) {
                         "cannot allocate " + std::to_string(bytes >> 20) + " MiB for the weights in " + ggml_backend_buft_name(buft) +
                             " (fewer gpuLayers need less)");
         }
-        ggml_backend_buffer_set_usage(dev_buf_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+        ggml_backend_buffer_set_usage(dev_buf_.get(), GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
         for (auto & [slot, src] : copies) ggml_backend_tensor_set(*slot, src->data, 0, ggml_nbytes(src));
     }
     n_offloaded_ = gpu_ ? n_off : 0;
 
     // Offloaded layers keep their K and V on the device.
-    std::vector<ggml_backend_buffer_type *> kv_buft(hp.n_layer, ggml_backend_get_default_buffer_type(backend_));
+    std::vector<ggml_backend_buffer_type *> kv_buft(hp.n_layer, ggml_backend_get_default_buffer_type(backend_.get()));
     for (uint32_t il = first; il < hp.n_layer; ++il) kv_buft[il] = buft;
     kv_ = std::make_unique<kv_cache>(hp, params_.n_ctx, params_.n_seq, params_.kv_f32 ? GGML_TYPE_F32 : GGML_TYPE_F16, kv_buft);
 
     // The scheduler: the device first, the CPU last (ggml's rule); it assigns each op to the
     // backend holding its weights and copies activations across.
     std::vector<ggml_backend_t> backends;
-    if (gpu_) backends.push_back(gpu_);
-    backends.push_back(backend_);
+    if (gpu_) backends.push_back(gpu_.get());
+    backends.push_back(backend_.get());
     const size_t max_segments = std::min<size_t>((size_t) params_.n_seq + 1, params_.n_batch);
-    sched_ = ggml_backend_sched_new(backends.data(), nullptr, (int) backends.size(), 2 * graph_max_nodes(*model_, max_segments) + 1024,
-                                    /*parallel =*/false, /*op_offload =*/true);
+    sched_.reset(ggml_backend_sched_new(backends.data(), nullptr, (int) backends.size(), 2 * graph_max_nodes(*model_, max_segments) + 1024,
+                                        /*parallel =*/false, /*op_offload =*/true));
     if (!sched_) throw error(codes::backend, "cannot create the backend scheduler");
     log_write(log_level::debug, "gpt2-node",
               "scheduler over " + std::to_string(backends.size()) + " backend(s); " + std::to_string(copies.size()) + " weight tensors (" +
-                  std::to_string(dev_buf_ ? ggml_backend_buffer_get_size(dev_buf_) >> 10 : 0) + " KiB) copied to " +
+                  std::to_string(dev_buf_ ? ggml_backend_buffer_get_size(dev_buf_.get()) >> 10 : 0) + " KiB) copied to " +
                   ggml_backend_buft_name(buft) + "\n");
 }
 

@@ -1,9 +1,7 @@
 // gpt2-node convert: a Hugging Face folder, a legacy ggml .bin or a GGUF to GGUF that llama.cpp
 // loads too, with a progress bar; Ctrl-C aborts and leaves no output file.
-import { Gpt2Error } from '../../errors.js';
-import { EXIT_INTERRUPTED, UsageError, type Command } from '../command.js';
-import { progressBar } from '../progress.js';
-import { onInterrupt } from '../signals.js';
+import { UsageError, type Command } from '../command.js';
+import { runFileJob } from '../file-job.js';
 
 export const command: Command = {
   name: 'convert',
@@ -32,26 +30,7 @@ Options:
     if (typeof output !== 'string' || output === '') throw new UsageError('needs -o <out.gguf>');
     const type = values['type'] as string | undefined;
     const { convert } = await import('../../convert.js');
-    const ac = new AbortController();
-    const stopListening = onInterrupt(() => ac.abort());
-    const bar = progressBar('converting');
-    const started = Date.now();
-    try {
-      const r = await convert(positionals[0]!, output, { type: type as 'f16' | undefined, signal: ac.signal, onProgress: (d, t) => bar.update(d, t) });
-      bar.end();
-      process.stderr.write(`wrote ${output}: ${r.tensors} tensors from ${r.formatIn}` +
-        `${type ? `, ${r.converted} as ${type}` : ''}, ${(r.bytesOut / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-      return 0;
-    } catch (e) {
-      bar.end();
-      if (ac.signal.aborted && e instanceof Gpt2Error && e.code === 'ERR_ABORTED') {
-        process.stderr.write('gpt2-node convert: interrupted, no output written\n');
-        return EXIT_INTERRUPTED;
-      }
-      if (e instanceof RangeError || e instanceof TypeError) throw new UsageError(e.message);
-      throw e;
-    } finally {
-      stopListening();
-    }
+    return runFileJob('convert', 'converting', (c) => convert(positionals[0]!, output, { type: type as 'f16' | undefined, ...c }), (r, seconds) =>
+      `wrote ${output}: ${r.tensors} tensors from ${r.formatIn}${type ? `, ${r.converted} as ${type}` : ''}, ${(r.bytesOut / 2 ** 20).toFixed(1)} MiB in ${seconds} s`);
   },
 };

@@ -1,8 +1,6 @@
 // gpt2-node quantize: convert a model's weights to another ggml type, with a progress bar.
-import { Gpt2Error } from '../../errors.js';
-import { EXIT_INTERRUPTED, UsageError, type Command } from '../command.js';
-import { progressBar } from '../progress.js';
-import { onInterrupt } from '../signals.js';
+import { UsageError, type Command } from '../command.js';
+import { runFileJob } from '../file-job.js';
 
 export const command: Command = {
   name: 'quantize',
@@ -21,27 +19,9 @@ Options:
     if (positionals.length !== 3) throw new UsageError('expects <in.gguf> <out.gguf> <type>');
     const { quantize } = await import('../../quantize.js');
     const [input, output, type] = positionals as [string, string, string];
-    const ac = new AbortController();
-    const stopListening = onInterrupt(() => ac.abort());
-    const bar = progressBar('quantizing');
-    const started = Date.now();
-    try {
-      const r = await quantize(input, output, { type: type as 'q8_0', signal: ac.signal, onProgress: (d, t) => bar.update(d, t) });
-      bar.end();
-      const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
-      process.stderr.write(`wrote ${output}: ${r.converted} tensors as ${type}${r.kept ? `, ${r.kept} kept (rows not a multiple of the block size)` : ''}, ` +
-        `${mib(r.bytesIn)} → ${mib(r.bytesOut)} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-      return 0;
-    } catch (e) {
-      bar.end();
-      if (ac.signal.aborted && e instanceof Gpt2Error && e.code === 'ERR_ABORTED') {
-        process.stderr.write('gpt2-node quantize: interrupted, no output written\n');
-        return EXIT_INTERRUPTED;
-      }
-      if (e instanceof RangeError) throw new UsageError(e.message);
-      throw e;
-    } finally {
-      stopListening();
-    }
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    return runFileJob('quantize', 'quantizing', (c) => quantize(input, output, { type: type as 'q8_0', ...c }), (r, seconds) =>
+      `wrote ${output}: ${r.converted} tensors as ${type}${r.kept ? `, ${r.kept} kept (rows not a multiple of the block size)` : ''}, ` +
+      `${mib(r.bytesIn)} → ${mib(r.bytesOut)} in ${seconds} s`);
   },
 };
