@@ -8,6 +8,7 @@
 
 #include "util/log.h"
 
+#include "ggml-cpu.h"
 #include "ggml.h"
 
 #include <string>
@@ -25,6 +26,22 @@ void note_kernel_path(cpu_op_state * cpu) {
     log_write(log_level::debug, "gpt2-node", text + "\n");
 }
 
+namespace {
+
+// Rows from which a matmul is a prompt chunk's rather than a decoding step's (up to 32 streams).
+constexpr int64_t k_prompt_rows = 64;
+
+// Where ggml's CPU backend is built with VNNI's int8 dot products (AVX-512-VNNI or AVX-VNNI), its
+// tinyBLAS multiplies q8_0 and q4_0 prompt chunks faster than our AVX2 kernel, with the same bits
+// (the same integer sums; the load-time probe checks). Decoding steps stay ours: tinyBLAS splits
+// the work up front, and a many-stream step then waits at its barriers (quant_matmul.h).
+bool ggml_takes_quant_prompts(const ggml_tensor * w, const ggml_tensor * x) {
+    static const bool vnni = ggml_cpu_has_avx512_vnni() || ggml_cpu_has_avx_vnni();
+    return vnni && x->ne[1] >= k_prompt_rows && (w->type == GGML_TYPE_Q8_0 || w->type == GGML_TYPE_Q4_0);
+}
+
+}   // namespace
+
 // Our quantized matmul (quant_matmul.h) gives ggml's bits for every row count, decoding steps and
 // prompt chunks alike. For q4_K as stored, ggml's alternative is one dot product per output.
 ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, cpu_op_state * cpu) {
@@ -34,7 +51,9 @@ ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x,
     if (cpu && cpu->own_lone_rows && x->ne[1] == 1 && dense_matmul_supports(w, x)) {
         return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/w->type == GGML_TYPE_F16);
     }
-    if (cpu && cpu->own_quant_blocks && quant_matmul_supports(w, x)) { return quant_matmul(ctx, w, x, cpu->matmul); }
+    if (cpu && cpu->own_quant_blocks && quant_matmul_supports(w, x) && !ggml_takes_quant_prompts(w, x)) {
+        return quant_matmul(ctx, w, x, cpu->matmul);
+    }
     return ggml_mul_mat(ctx, w, x);
 }
 
