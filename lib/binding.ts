@@ -2,10 +2,12 @@
 // Everything else in lib/ goes through these types.
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { Gpt2Error, type Gpt2ErrorCode } from './errors.js';
+import { type LoaderHost, loadNative, type NativeBinaryInfo } from './native-loader.js';
 
 // ---- the model and its engine ----
 
@@ -212,24 +214,55 @@ function packageRoot(): string {
   }
 }
 
-function load(): NativeBinding {
-  const root = packageRoot();
-  const candidates = [
-    process.env.GPT2_NODE_BINARY,
-    join(root, 'build', 'Release', 'gpt2_node.node'),
-    join(root, 'build', 'Debug', 'gpt2_node.node'),
-  ].filter((p): p is string => !!p);
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new Gpt2Error('ERR_NO_BINARY',
-      `the gpt2-node native addon is not built (looked in ${candidates.join(', ')}); run \`npm install\` in ${root}`);
-  }
-  const require = createRequire(import.meta.url);
-  return require(found) as NativeBinding;
+function libc(): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+  return header?.glibcVersionRuntime ? 'glibc' : 'musl';
 }
 
-export const binding: NativeBinding = load();
+/** This process as the loader sees it (lib/native-loader.ts decides). */
+export function realLoaderHost(): LoaderHost {
+  const root = packageRoot();
+  const require = createRequire(join(root, 'package.json'));
+  return {
+    env: process.env,
+    platform: process.platform,
+    arch: process.arch,
+    libc: libc(),
+    cpuModel: cpus()[0]?.model.trim() || 'unknown',
+    root,
+    version: (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version,
+    exists: existsSync,
+    resolvePackage(name) {
+      try { return require.resolve(`${name}/package.json`); } catch { return undefined; }
+    },
+    readJson: (path) => JSON.parse(readFileSync(path, 'utf8')),
+    load: (path) => require(path),
+  };
+}
 
-// process.exit() calls exit() without running the environment's cleanup hooks; stop the engine
-// threads first, while everything they use still exists.
-process.once('exit', () => binding.shutdown());
+let loaded: { binding: NativeBinding; info: NativeBinaryInfo } | undefined;
+
+function load(): { binding: NativeBinding; info: NativeBinaryInfo } {
+  if (!loaded) {
+    loaded = loadNative<NativeBinding>(realLoaderHost());
+    const b = loaded.binding;
+    // process.exit() calls exit() without running the environment's cleanup hooks; stop the
+    // engine threads first, while everything they use still exists.
+    process.once('exit', () => b.shutdown());
+  }
+  return loaded;
+}
+
+/** Which addon file this process runs, and why (loads it if that has not happened yet). */
+export function nativeBinary(): NativeBinaryInfo {
+  return { ...load().info };
+}
+
+/**
+ * The addon, loaded on first use: `import 'gpt2-node'` never fails for want of a binary; the
+ * first call that needs one (loadModel, loadTokenizer, ...) throws ERR_NO_BINARY instead.
+ */
+export const binding: NativeBinding = new Proxy({} as NativeBinding, {
+  get: (_, key) => Reflect.get(load().binding, key),
+});

@@ -21,3 +21,5 @@ export { Session } from './session.js';
 export type { SessionOptions, Turn } from './session.js';
 export { ApiError, ApiServer, createServer, startServer } from './server/index.js';
 export type { ChatFormat, ChatMessage, ChatRole, CloseOptions, ServerOptions } from './server/index.js';
+export { nativeBinary } from './binding.js';
+export type { NativeBinaryInfo } from './native-loader.js';

@@ -3,10 +3,15 @@ import { binding } from './binding.js';
 import { progressOption, runFileJob, signalOption } from './file-job.js';
 import * as v from './validate.js';
 
-/** The weight types quantize() and convert() write; each is one that loadModel() runs. */
-export const QUANTIZE_TYPES: readonly string[] = Object.freeze(binding.quantizeTypes());
+/**
+ * The weight types quantize() and convert() write; each is one that loadModel() runs. Known
+ * without the addon (the CLI checks its arguments before loading it); the addon's own list,
+ * quantizeTypes(), is the same (test/formats/quantize.test.ts).
+ */
+export const QUANTIZE_TYPES = Object.freeze(
+  ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_K', 'q3_K', 'q4_K', 'q5_K', 'q6_K'] as const);
 
-export type QuantizeType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q2_K' | 'q3_K' | 'q4_K' | 'q5_K' | 'q6_K';
+export type QuantizeType = typeof QUANTIZE_TYPES[number];
 
 export interface QuantizeOptions {
   type: QuantizeType;
@@ -28,7 +33,7 @@ export interface QuantizeResult {
 /** Checks a type name against QUANTIZE_TYPES. */
 export function quantizeType(value: unknown): QuantizeType {
   const type = v.string('type', value);
-  if (!QUANTIZE_TYPES.includes(type)) {
+  if (!(QUANTIZE_TYPES as readonly string[]).includes(type)) {
     throw new RangeError(`Expected one of ${QUANTIZE_TYPES.join(', ')} for type but received ${v.describe(type)}`);
   }
   return type as QuantizeType;

