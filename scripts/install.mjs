@@ -29,7 +29,7 @@ if (!flags) {
 }
 
 materializeVendor();
-const status = cmakeJs(flags, { exitOnFailure: false });
+const status = cmakeJs('compile', flags, { exitOnFailure: false });
 if (status !== 0) {
   if (gpu === 'cuda') {
     console.error('gpt2-node: the CUDA build failed. It needs the CUDA toolkit (nvcc on PATH, or CUDACXX set) ' +

@@ -22,7 +22,7 @@ void note_kernel_path(cpu_op_state * cpu) {
     std::string text   = "CPU kernels: ";
     if (path != simd::isa::portable) text += std::string("ours, ") + simd::path_name(path);
     else if (simd::path_cap()) text += "portable (GPT2_NODE_KERNELS=portable)";
-    else text += "portable (no AVX2 on this CPU)";
+    else text += "portable (no AVX2 on this CPU, or ggml built without it)";
     log_write(log_level::debug, "gpt2-node", text + "\n");
 }
 

@@ -18,10 +18,12 @@ isa path() {
     const char * cap = path_cap();
     if (cap && std::strcmp(cap, "portable") == 0) return isa::portable;
 #ifdef GPT2_NODE_X86
-    // ggml_cpu_has_avx512(): whether ggml-cpu was compiled for AVX-512F (its tinyBLAS then sums
-    // in 16 lanes), not whether this CPU has it
+    // ggml_cpu_has_*(): what ggml-cpu was compiled for, not what this CPU has. Our kernels give
+    // the bits of ggml's AVX2 and AVX-512 kernels (tinyBLAS sums in 16 lanes where built for
+    // AVX-512F, in 8 where for AVX2); a ggml built for neither (the prebuilt x64 variant) sums in
+    // its scalar order, which ours do not reproduce, so there ggml's ops run (the kernels' *_supports()).
     if (!cap && cpu_has_avx512() && ggml_cpu_has_avx512()) return isa::avx512;
-    if (cpu_has_avx2()) return isa::avx2;
+    if (cpu_has_avx2() && ggml_cpu_has_avx2()) return isa::avx2;
 #endif
     return isa::portable;
 }

@@ -51,9 +51,10 @@ namespace gpt2::simd {
 enum class isa { portable, avx2, avx512 };
 
 // The widest path this CPU runs, capped by GPT2_NODE_KERNELS=portable|avx2 (read per call: the
-// tests compare the paths in one process). AVX-512 is taken only where ggml's CPU backend was
-// built for it too: our kernels must round as ggml's do, and its tinyBLAS sums f16 and f32 in 16
-// lanes where it is built for AVX-512, in 8 where for AVX2.
+// tests compare the paths in one process). A path is taken only where ggml's CPU backend was
+// built for it too, so that a prebuilt variant's kernels and its ggml agree: our kernels must
+// round as ggml's do, and its tinyBLAS sums f16 and f32 in 16 lanes where it is built for
+// AVX-512, in 8 where for AVX2.
 isa path();
 
 // The path the cap names (its name in GPT2_NODE_KERNELS), or nullptr when none is set.

@@ -38,10 +38,13 @@ export function step(cmd, args, { exitOnFailure = true } = {}) {
   return r.status ?? 1;
 }
 
-/** cmake-js compile with the given arguments (its output folder, --CD options). */
-export function cmakeJs(args, options) {
+/**
+ * cmake-js with a command ('compile': configure once, then build; 'configure': configure again
+ * with these options, so a changed --CD takes effect; 'build') and its arguments.
+ */
+export function cmakeJs(command, args, options) {
   const bin = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-  return step(process.execPath, [bin, 'compile', ...args], options);
+  return step(process.execPath, [bin, command, ...args], options);
 }
 
 export function materializeVendor() {

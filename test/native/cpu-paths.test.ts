@@ -69,8 +69,12 @@ function missing(p: Path): string | null {
   if (!flags) return 'no /proc/cpuinfo to read the CPU features from';
   const absent = p.needs.filter((f) => !flags.has(f));
   if (absent.length > 0) return `this CPU lacks ${absent.join(', ')}`;
+  // our paths follow what ggml's CPU backend is built for (a prebuilt variant may lack both)
   if (p.name === 'AVX-512' && defaultPath !== 'CPU kernels: ours, AVX-512') {
     return `ggml's CPU backend is not built for AVX-512 here (the default path is "${defaultPath}")`;
+  }
+  if (p.name === 'AVX2' && !defaultPath.startsWith('CPU kernels: ours')) {
+    return `ggml's CPU backend is not built for AVX2 here (the default path is "${defaultPath}")`;
   }
   return null;
 }

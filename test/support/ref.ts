@@ -12,8 +12,13 @@ const execFileP = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const exe = process.platform === 'win32' ? 'gpt2-llama-ref.exe' : 'gpt2-llama-ref';
 
-/** Path of the built reference tool, or undefined when it has not been built. */
+/**
+ * Path of the built reference tool, or undefined when it has not been built. GPT2_NODE_REF_TOOL
+ * names another build of it (scripts/variant-check.mjs: libllama on a prebuilt variant's ggml).
+ */
 export function refToolPath(): string | undefined {
+  const env = process.env.GPT2_NODE_REF_TOOL;
+  if (env) return existsSync(env) ? env : undefined;
   for (const p of [join(root, 'build', exe), join(root, 'build', 'Release', exe), join(root, 'build', 'Debug', exe)]) {
     if (existsSync(p)) return p;
   }
