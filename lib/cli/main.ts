@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { Gpt2Error } from '../errors.js';
 import { UsageError, type Command, type Values } from './command.js';
 import { command as bench } from './commands/bench.js';
+import { command as build } from './commands/build.js';
 import { command as chat } from './commands/chat.js';
 import { command as convert } from './commands/convert.js';
 import { command as createModel } from './commands/create-model.js';
@@ -22,7 +23,7 @@ import { command as tokenize } from './commands/tokenize.js';
 
 /** Every command, in the order `gpt2-node --help` lists them. */
 export const COMMANDS: readonly Command[] = [
-  generate, chat, serve, info, tokenize, detokenize, score, perplexity, bench, convert, quantize, createModel,
+  generate, chat, serve, info, tokenize, detokenize, score, perplexity, bench, convert, quantize, createModel, build,
 ];
 
 function help(): string {

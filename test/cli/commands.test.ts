@@ -3,7 +3,7 @@
 // sampling options, Ctrl-C during generation and chat, and the one-line usage errors. Outputs
 // are compared with the library's API on the same model.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -299,4 +299,19 @@ test('the progress bar draws on a terminal only, once per percent, and clears it
   quiet.update(1, 2);
   quiet.end();
   t.deepEqual(writes, []);
+});
+
+test('build: a bad --gpu is a usage error; without cmake on PATH it says what is missing, and builds nothing', async (t) => {
+  const bad = await cli(['build', '--gpu', 'directx']);
+  t.is(bad.code, 2);
+  t.is(bad.stderr, 'gpt2-node build: --gpu must be one of cpu, cuda, vulkan, metal but got "directx"\n');
+  // a PATH holding node alone: the check fails before the build starts
+  const onlyNode = join(dir, 'only-node');
+  await mkdir(onlyNode, { recursive: true });
+  await symlink(process.execPath, join(onlyNode, 'node'));
+  const c = start(['build'], { PATH: onlyNode });
+  c.child.stdin.end();
+  const { code } = await c.exit;
+  t.is(code, 1);
+  t.is(c.stderr(), 'gpt2-node build: building needs cmake 3.18 or later on PATH (and a C++17 compiler) [ERR_NOT_FOUND]\n');
 });
