@@ -16,9 +16,10 @@
 #   RUN echo '{"private": true}' > package.json \
 #    && npm install --omit=dev --no-audit --no-fund /tmp/pkg/*.tgz && rm -rf /tmp/pkg
 # Both tarballs in one command: the platform tarball, of the same version, then satisfies
-# gpt2-node's optional dependency and npm fetches nothing for it.
+# gpt2-node's optional dependency and npm fetches nothing for it. Build from a folder holding
+# only this file and the tarballs: the checkout itself is a large build context.
 #
-# Our machines have no container runtime, so this file is not built in CI. `npm run pack-check`
+# Our machines have no container runtime, so this file itself is not built there. `npm run pack-check`
 # checks what it relies on, in clean folders: the same two tarballs, served from a loopback
 # registry, installed with `npm install gpt2-node@<v>` into an empty app with no compiler on
 # PATH, then run (create-model, generate, concurrent API calls, every CPU variant).
@@ -58,7 +59,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/health`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
 # A shell only to expand MODEL_PATH and PORT (the CLI reads neither); `exec` leaves node as the
-# process that gets SIGTERM. Later options win, so `-m` in the arguments overrides MODEL_PATH.
+# process that gets SIGTERM. Later options win, so `-m` in the arguments overrides MODEL_PATH;
+# change the port with PORT, not --port, as the health check reads PORT.
 # The API key: pass GPT2_NODE_API_KEY in the environment (the CLI reads it), not as an argument.
 ENTRYPOINT ["/bin/sh", "-c", "exec gpt2-node serve --host 0.0.0.0 --port \"$PORT\" -m \"$MODEL_PATH\" \"$@\"", "gpt2-node"]
 CMD []

