@@ -139,6 +139,26 @@ console.log(JSON.stringify({ binary: nativeBinary(), same, node: process.version
 process.exit(same ? 0 : 1);
 `;
 
+// Electron-style teardown with the installed binary: a worker generating is terminated mid-way,
+// then the main thread loads and generates, and the process exits on its own.
+const WORKER = `
+import { Worker } from 'node:worker_threads';
+const code = \`
+  const { parentPort, workerData } = require('node:worker_threads');
+  import('gpt2-node').then(async ({ loadModel }) => {
+    const model = await loadModel(workerData, { threads: 1 });
+    for await (const chunk of model.generate('A worker', { maxTokens: 100000, ignoreEos: true })) parentPort.postMessage(chunk.text);
+  });\`;
+const w = new Worker(code, { eval: true, workerData: process.argv[2] });
+await new Promise((r) => { let n = 0; w.on('message', () => { if (++n === 5) r(); }); });
+await w.terminate();
+const { loadModel } = await import('gpt2-node');
+const model = await loadModel(process.argv[2], { threads: 1 });
+const c = await model.complete('After the worker', { maxTokens: 8, ignoreEos: true });
+await model.dispose();
+console.log(JSON.stringify({ tokens: c.tokens.length }));
+`;
+
 async function appRun(app, bin, env, args) {
   return run(join(app, 'node_modules', '.bin', 'gpt2-node'), args, { cwd: app, env: { ...env, PATH: bin } });
 }
@@ -157,6 +177,7 @@ for (const m of managers) {
   writeFileSync(join(app, '.npmrc'), `registry=${registry}\n`);
   writeFileSync(join(app, 'bunfig.toml'), `[install]\nregistry = "${registry}"\n`);
   writeFileSync(join(app, 'smoke.mjs'), SMOKE);
+  writeFileSync(join(app, 'worker.mjs'), WORKER);
   const bin = sandboxBin(join(dir, 'bin'), node20, m);
   const env = {
     HOME: home, PATH: bin, npm_config_registry: registry, NPM_CONFIG_REGISTRY: registry,
@@ -183,7 +204,12 @@ for (const m of managers) {
   record(`${m}: gpt2-node generate`, genOk, genOk ? '' : gen.out.slice(-600));
   const smoke = await run('node', ['smoke.mjs', 'tiny.gguf'], { cwd: app, env });
   record(`${m}: concurrent generate() through the API (Node 20)`, smoke.status === 0, describeSmoke(smoke));
-  if (m === 'npm11') npmApp = { app, bin, env, dir };
+  if (m === 'npm11') {
+    npmApp = { app, bin, env, dir };
+    const w = await run('node', ['worker.mjs', 'tiny.gguf'], { cwd: app, env });
+    record(`${m}: a worker terminated mid-generation, then the main thread generates and exits`, w.status === 0 && w.out.includes('"tokens":8'),
+      w.status === 0 ? '' : w.out.slice(-600));
+  }
 }
 
 function describeSmoke(r) {
@@ -216,7 +242,24 @@ if (npmApp) {
   }
 }
 
+if (npmApp) inspectBinaries(join(npmApp.app, 'node_modules', '@gpt2-node', `linux-${process.arch}`));
 if (npmApp && opts.docker) await dockerSteps();
+
+/** The installed binaries' imports (outside the sandbox: nm and objdump are toolchain programs). */
+function inspectBinaries(dir) {
+  const files = execFileSync('sh', ['-c', `ls ${JSON.stringify(dir)}/*.node`], { encoding: 'utf8' }).trim().split('\n');
+  let floor = '0', external = [];
+  for (const f of files) {
+    const syms = execFileSync('objdump', ['-T', f], { encoding: 'utf8' });
+    for (const m of syms.matchAll(/GLIBC_(\d+\.\d+)/g)) if (Number(m[1].split('.')[1]) > Number(floor.split('.')[1] ?? 0)) floor = m[1];
+    if (/GLIBCXX_|CXXABI_/.test(syms)) external.push(`${basename(f)} needs the system libstdc++`);
+    if (/napi_create_external_(arraybuffer|buffer)/.test(execFileSync('nm', ['-D', '--undefined-only', f], { encoding: 'utf8' }))) {
+      external.push(`${basename(f)} imports napi_create_external_arraybuffer/_buffer`);
+    }
+  }
+  record('installed binaries: no external buffers (Electron), no system libstdc++', external.length === 0,
+    external.length ? external.join('; ') : `${files.length} files, glibc floor ${floor}`);
+}
 
 /**
  * The Dockerfile's steps, run in a clean folder (no container runtime here): the same install

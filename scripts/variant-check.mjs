@@ -50,7 +50,7 @@ for (const v of pkg.gpt2Node.variants) {
   const env = { ...process.env, GPT2_NODE_BINARY: join(opts.package, v.file), GPT2_NODE_REF_TOOL: ref };
   console.log(`== variant ${v.name}: tests`);
   const files = opts.tests ? TESTS.filter((t) => opts.tests.split(',').some((x) => t.includes(x))) : TESTS;
-  const r1 = spawnSync(process.execPath, [ava, ...files], { cwd: root, env, stdio: 'inherit' });
+  const r1 = files.length ? spawnSync(process.execPath, [ava, ...files], { cwd: root, env, stdio: 'inherit' }) : { status: 0 };
   const invariance = !opts.tests || opts.tests.includes('invariance');
   const r2 = invariance ? spawnSync(process.execPath, [ava, INVARIANCE.file, '--match', INVARIANCE.match], { cwd: root, env, stdio: 'inherit' }) : { status: 0 };
   const ok = r1.status === 0 && r2.status === 0;
