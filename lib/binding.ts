@@ -203,7 +203,8 @@ export interface NativeBinding extends NativeTokenizerExports {
   shutdown(): void;
 }
 
-function packageRoot(): string {
+/** The folder of gpt2-node's package.json (a clone, or node_modules/gpt2-node). */
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pkg = join(dir, 'package.json');

@@ -4,7 +4,10 @@
 // the CPU probe, and a package.json that lists the variants best first with what each requires.
 // The loader (lib/native-loader.ts) picks the first whose requirements the CPU meets.
 //
-//   node scripts/build-prebuilt.mjs [--gpu cuda|vulkan|metal] [--variants a,b] [--out DIR]
+//   node scripts/build-prebuilt.mjs [--gpu cuda|vulkan|metal] [--variants a,b] [--out DIR] [--arch arm64]
+//
+// --arch arm64 on an x86-64 Linux machine cross-compiles the linux-arm64 package with Debian's
+// g++-aarch64-linux-gnu (scripts/toolchains/); scripts/arm64-check.mjs runs it under qemu-user.
 //
 // Output: DIR/<package folder>/ (default DIR: build/packages), e.g. build/packages/linux-x64/.
 // Why several whole .node files and not ggml's GGML_BACKEND_DL: docs/distribution.md.
@@ -36,7 +39,7 @@ const VARIANTS = {
     // any x86-64 CPU (SSE2)
     { name: 'x64', requires: [], ggml: [] },
   ],
-  arm64: process.platform === 'darwin'
+  arm64: (platform) => platform === 'darwin'
     ? [{ name: 'apple', requires: [], cmake: [] }]   // every Apple Silicon CPU has dotprod and fp16
     : [
       { name: 'armv8.2-dotprod', requires: ['asimdhp', 'asimddp'], cmake: ['--CDGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16'] },
@@ -60,16 +63,24 @@ const { values: opts } = parseArgs({
     gpu: { type: 'string', default: defaultGpu() },
     variants: { type: 'string' },
     out: { type: 'string', default: join(root, 'build', 'packages') },
+    arch: { type: 'string', default: process.arch },
   },
 });
+const arch = opts.arch;
+const cross = arch !== process.arch;
+if (cross && !(process.platform === 'linux' && process.arch === 'x64' && arch === 'arm64')) {
+  throw new Error(`cross-compiling is set up for linux x64 → arm64 only, not ${process.arch} → ${arch}`);
+}
+const crossFlags = cross ? [`--CDCMAKE_TOOLCHAIN_FILE=${join(root, 'scripts', 'toolchains', 'aarch64-linux-gnu.cmake')}`] : [];
 const gpu = opts.gpu.toLowerCase();
 const gpuArgs = gpuFlags(gpu);
 if (!gpuArgs) throw new Error(`--gpu must be one of cpu, cuda, vulkan, metal, not "${opts.gpu}"`);
-const all = VARIANTS[process.arch];
-if (!all) throw new Error(`no CPU variants are defined for ${process.arch}`);
+const table = VARIANTS[arch];
+const all = typeof table === 'function' ? table(process.platform) : table;
+if (!all) throw new Error(`no CPU variants are defined for ${arch}`);
 // A GPU package carries one CPU variant (the GPU does the heavy work): the widest x86 baseline
 // users with such a GPU have, AVX2. Without it the loader falls back to the CPU package.
-let variants = gpu !== 'cpu' && gpu !== 'metal' && process.arch === 'x64' ? all.filter((v) => v.name === 'avx2') : all;
+let variants = gpu !== 'cpu' && gpu !== 'metal' && arch === 'x64' ? all.filter((v) => v.name === 'avx2') : all;
 if (opts.variants) {
   const want = opts.variants.split(',');
   const unknown = want.filter((n) => !all.some((v) => v.name === n));
@@ -78,7 +89,7 @@ if (opts.variants) {
 }
 
 const c = libc();
-const folder = [process.platform, process.arch, ...(c === 'musl' ? ['musl'] : []),
+const folder = [process.platform, arch, ...(c === 'musl' ? ['musl'] : []),
   ...(gpu !== 'cpu' && gpu !== 'metal' ? [gpu] : [])].join('-');
 const pkgDir = resolve(opts.out, folder);
 const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
@@ -88,7 +99,7 @@ rmSync(pkgDir, { recursive: true, force: true });
 mkdirSync(pkgDir, { recursive: true });
 // The parity tests' reference tool stays configured (not built: scripts/variant-check.mjs builds it
 // on each variant's ggml).
-const common = ['--CDGGML_NATIVE=OFF', '--CDGPT2_NODE_STATIC_RUNTIME=ON', '--CDGPT2_NODE_REF_TOOL=ON', ...gpuArgs];
+const common = ['--CDGGML_NATIVE=OFF', '--CDGPT2_NODE_STATIC_RUNTIME=ON', '--CDGPT2_NODE_REF_TOOL=ON', ...gpuArgs, ...crossFlags];
 const listed = [];
 for (const v of variants) {
   const buildDir = join(root, 'build', 'prebuilt', folder, v.name);
@@ -107,7 +118,7 @@ const pkg = {
   description: `gpt2-node's native addon for ${folder}, prebuilt (${listed.length} CPU variant${listed.length > 1 ? 's' : ''})`,
   license: 'MIT',
   os: [process.platform],
-  cpu: [process.arch],
+  cpu: [arch],
   ...(c ? { libc: [c] } : {}),
   files: ['*.node', 'README.md'],
   // read by gpt2-node's loader: best variant first

@@ -54,13 +54,13 @@ bool bit(unsigned v, int n) { return (v >> n) & 1u; }
 
 std::vector<std::string> features() {
     std::vector<std::string> out;
-    const unsigned max_leaf = cpuid(0, 0).a;
-    const regs     l1       = cpuid(1, 0);
-    const regs     l7       = max_leaf >= 7 ? cpuid(7, 0) : regs{};
-    const regs     l7s1     = max_leaf >= 7 && l7.a >= 1 ? cpuid(7, 1) : regs{};
-    const unsigned long long xcr = bit(l1.c, 27) ? xcr0() : 0;   // OSXSAVE
-    const bool os_avx    = (xcr & 0x6) == 0x6;                   // XMM and YMM state
-    const bool os_avx512 = os_avx && (xcr & 0xe0) == 0xe0;       // opmask, ZMM_Hi256, Hi16_ZMM
+    const unsigned           max_leaf  = cpuid(0, 0).a;
+    const regs               l1        = cpuid(1, 0);
+    const regs               l7        = max_leaf >= 7 ? cpuid(7, 0) : regs{};
+    const regs               l7s1      = max_leaf >= 7 && l7.a >= 1 ? cpuid(7, 1) : regs{};
+    const unsigned long long xcr       = bit(l1.c, 27) ? xcr0() : 0;       // OSXSAVE
+    const bool               os_avx    = (xcr & 0x6) == 0x6;               // XMM and YMM state
+    const bool               os_avx512 = os_avx && (xcr & 0xe0) == 0xe0;   // opmask, ZMM_Hi256, Hi16_ZMM
 
     auto add = [&](bool yes, const char * name) {
         if (yes) out.emplace_back(name);
@@ -98,7 +98,7 @@ std::vector<std::string> features() {
     if (hw2 & (1ul << 13)) out.emplace_back("i8mm");     // HWCAP2_I8MM
 #elif defined(__APPLE__)
     auto has = [](const char * name) {
-        int v = 0;
+        int    v = 0;
         size_t n = sizeof v;
         return sysctlbyname(name, &v, &n, nullptr, 0) == 0 && v != 0;
     };
@@ -114,7 +114,7 @@ std::vector<std::string> features() { return {}; }
 
 napi_value js_features(napi_env env, napi_callback_info) {
     const std::vector<std::string> list = features();
-    napi_value arr;
+    napi_value                     arr;
     napi_create_array_with_length(env, list.size(), &arr);
     for (size_t i = 0; i < list.size(); i++) {
         napi_value s;

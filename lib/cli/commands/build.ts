@@ -3,26 +3,15 @@
 // which builds from the pruned llama.cpp tree the published package carries (no git, no download)
 // into build/Release, the loader's second choice after GPT2_NODE_BINARY.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
+import { packageRoot } from '../../binding.js';
 import { Gpt2Error } from '../../errors.js';
 import { UsageError, type Command } from '../command.js';
 import { str } from '../options.js';
 
 const GPUS = ['cpu', 'cuda', 'vulkan', 'metal'];
-
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'scripts', 'install.mjs'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Gpt2Error('ERR_NOT_FOUND', 'cannot find gpt2-node\'s scripts/install.mjs (is this a complete install?)');
-    dir = parent;
-  }
-  return dir;
-}
 
 export const command: Command = {
   name: 'build',
