@@ -6,7 +6,7 @@
 // variant. The tests spawn processes (ava's workers, the reference tool), so arm64 ELF files are
 // registered with the kernel's binfmt_misc to run through qemu-aarch64 (root; undone by a reboot).
 //
-//   node scripts/arm64-check.mjs [--skip-build] [--variants armv8,armv8.2-dotprod]
+//   node scripts/arm64-check.mjs [--skip-build] [--variants armv8,armv8.2-dotprod] [--tests parity,invariance]
 // Not part of npm test or CI (minutes of emulation); ends with "arm64-check: N passed, N failed".
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,11 +22,15 @@ const BINFMT = '/proc/sys/fs/binfmt_misc';
 const MAGIC = '\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00';
 const MASK = '\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff';
 const TESTS = [
-  { file: 'test/native/parity.test.ts', match: ['logits match llama.cpp: tiny*', 'greedy continuations match llama.cpp: tiny', 'an untied LM head*'] },
-  { file: 'test/api/model.test.ts', match: ['batch invariance*'] },
+  { name: 'parity', file: 'test/native/parity.test.ts', match: ['logits match llama.cpp: tiny*', 'greedy continuations match llama.cpp: tiny', 'an untied LM head*'] },
+  { name: 'invariance', file: 'test/api/model.test.ts', match: ['batch invariance*'] },
 ];
 
-const { values: opts } = parseArgs({ options: { 'skip-build': { type: 'boolean', default: false }, variants: { type: 'string' } } });
+const { values: opts } = parseArgs({ options: {
+  'skip-build': { type: 'boolean', default: false },
+  variants: { type: 'string' },
+  tests: { type: 'string' },   // parity,invariance (default both)
+} });
 
 function have(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -84,14 +88,15 @@ for (const v of pkg.gpt2Node.variants) {
   if (b.status !== 0 || !ref) { failed++; lines.push(`FAIL ${v.name}: the reference tool did not build`); continue; }
   const testEnv = { ...env, GPT2_NODE_BINARY: join(pkgDir, v.file), GPT2_NODE_REF_TOOL: ref };
   let ok = true;
-  for (const t of TESTS) {
+  const run = TESTS.filter((x) => !opts.tests || opts.tests.split(',').some((k) => x.name === k));
+  for (const t of run) {
     console.log(`== ${v.name}: ${t.file} (arm64 Node under qemu)`);
     const r = spawnSync(node, [join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'), t.file, ...t.match.flatMap((m) => ['--match', m]), '--timeout', '30m'],
       { cwd: root, env: testEnv, stdio: 'inherit' });
     ok &&= r.status === 0;
   }
   if (ok) passed++; else failed++;
-  lines.push(`${ok ? 'ok  ' : 'FAIL'} ${v.name}: parity (tiny: f32, f16, q8_0, q4_0, greedy) and batch invariance, arm64 Node ${process.version} under qemu-aarch64`);
+  lines.push(`${ok ? 'ok  ' : 'FAIL'} ${v.name}: ${run.map((t) => t.name).join(', ')} (arm64 Node ${process.version} under qemu-aarch64)`);
 }
 console.log(`\n${lines.join('\n')}`);
 console.log(`arm64-check: ${passed} passed, ${failed} failed`);

@@ -342,7 +342,7 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo & info) {
     o.Set("maxSequences", d.params().n_seq);
     o.Set("batchSize", d.params().n_batch);
     o.Set("threads", d.params().n_threads);
-    o.Set("batchInvariant", d.params().batch_invariant);
+    o.Set("batchInvariant", d.batch_invariant());
     o.Set("device", d.device_id());
     o.Set("gpuLayers", d.gpu_layers());
     o.Set("kvCacheBytes", (double) d.kv_bytes());

@@ -90,6 +90,9 @@ public:
     const char * cpu_kernels() const { return cpu_kernels_; }
     // Whether a lone row gets a padding row for batch invariance (see decode()).
     bool pads_lone_row() const { return pad_; }
+    // Whether batch invariance was asked for and holds: false where the probes find kernels that
+    // round two rows differently from seven or seventy-two, which no padding row can mend.
+    bool batch_invariant() const { return params_.batch_invariant && invariance_holds_; }
 
 private:
     // decoder.cpp
@@ -150,12 +153,13 @@ private:
     ggml_gallocr_ptr                                     galloc_;
     std::vector<uint8_t>                                 meta_;   // ggml context memory for graph metadata
     const std::atomic<bool> *                            abort_flag_ = nullptr;
-    std::vector<uint16_t>                                mask_buf_;                  // f16 mask staging
-    cpu_op_state                                         cpu_ops_;                   // see cpu_ops()
-    bool                                                 head_invariant_ = false;    // the LM head is row-count invariant (probed)
-    bool                                                 pad_            = true;     // a lone row gets a padding row (see decode())
-    const char *                                         cpu_kernels_    = "none";   // see cpu_kernels()
-    uint32_t                                             n_interleaved_  = 0;        // see interleave_weights()
+    std::vector<uint16_t>                                mask_buf_;                    // f16 mask staging
+    cpu_op_state                                         cpu_ops_;                     // see cpu_ops()
+    bool                                                 head_invariant_   = false;    // the LM head is row-count invariant (probed)
+    bool                                                 pad_              = true;     // a lone row gets a padding row (see decode())
+    bool                                                 invariance_holds_ = true;     // false: no padding makes it hold (choose_kernels())
+    const char *                                         cpu_kernels_      = "none";   // see cpu_kernels()
+    uint32_t                                             n_interleaved_    = 0;        // see interleave_weights()
 };
 
 uint32_t default_thread_count();

@@ -22,6 +22,8 @@ namespace gpt2 {
 // row count, the probed row first or among others; 72 rows take ggml's kernel for many rows where
 // decoding steps take ours (kernels/dispatch.cpp, block_matmul).
 static const std::vector<std::pair<int, int>> k_any_rows = { { 4, 1 }, { 4, 2 }, { 3, 2 }, { 4, 7 }, { 1, 7 }, { 0, 16 }, { 0, 72 } };
+// The same without the lone row: what a padding row leaves to hold.
+static const std::vector<std::pair<int, int>> k_two_or_more = { { 4, 2 }, { 3, 2 }, { 4, 7 }, { 1, 7 }, { 0, 16 }, { 0, 72 } };
 
 void decoder::choose_kernels() {
     // Which matmuls give a row the same numbers alone as among others (see decode()). Probed on
@@ -59,6 +61,19 @@ void decoder::choose_kernels() {
     }
     head_invariant_ = probe && row_count_invariant(graph_model().output, { { 4, 1 }, { 4, 2 }, { 1, 7 } }, /*head =*/true);
     pad_            = params_.batch_invariant && !(blocks_invariant && head_invariant_);
+    if (probe && pad_) {
+        // A padding row mends only one row against several. Where ggml's kernels also round two
+        // rows differently from many (seen on arm64 under emulation: its NEON f16 and f32 matmuls),
+        // batch invariance does not hold on this CPU: model.info says so, and a warning names it.
+        invariance_holds_ = blocks_row_count_invariant(k_two_or_more) &&
+            (head_invariant_ || row_count_invariant(graph_model().output, { { 4, 2 }, { 1, 7 } }, /*head =*/true));
+        if (!invariance_holds_) {
+            log_write(log_level::warn, "gpt2-node",
+                      "batch invariance does not hold on this CPU for these weights: ggml's matmuls round a row differently "
+                      "with different numbers of rows beside it, which a padding row cannot mend; a request's numbers may "
+                      "depend on its neighbours (model.info.batchInvariant is false)\n");
+        }
+    }
     log_write(log_level::debug, "gpt2-node",
               std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") + ", blocks " +
                   (blocks_invariant ? "yes" : "no") + (cpu_ops_.own_lone_rows ? " (a lone row through our kernel)" : "") +

@@ -428,7 +428,8 @@ test.serial('batch invariance: the same request gives the same tokens and logpro
         for (let i = 0; i < 32; i++) alone.push(numbers(await m.complete(prompts[i]!, opts(i))));
         const together = await Promise.all(prompts.map(async (p, i) => numbers(await m.complete(p, opts(i)))));
         const differing = together.map((x, i) => (x === alone[i] ? -1 : i)).filter((i) => i >= 0);
-        t.log(`${type} (${[probes.at(-1) ?? 'no probe logged', ...layout].join('; ')}): ${differing.length} of 32 requests differ between alone and together`);
+        t.log(`${type} (${[probes.at(-1) ?? 'no probe logged', ...layout].join('; ')}): ${differing.length} of 32 requests differ between alone and together; info.batchInvariant ${m.info.batchInvariant}`);
+        t.true(m.info.batchInvariant, `${type}: the load-time probes found that batch invariance holds here`);
         t.deepEqual(differing, []);
       } finally {
         await m.dispose();
