@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { Gpt2Error, type Gpt2ErrorCode } from './errors.js';
@@ -238,7 +238,8 @@ export function realLoaderHost(): LoaderHost {
       try { return require.resolve(`${name}/package.json`); } catch { return undefined; }
     },
     readJson: (path) => JSON.parse(readFileSync(path, 'utf8')),
-    load: (path) => require(path),
+    // resolved first: require() reads a relative path without ./ as a package name
+    load: (path) => require(resolve(path)),
   };
 }
 

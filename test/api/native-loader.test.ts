@@ -168,6 +168,20 @@ test.serial('a damaged file named by GPT2_NODE_BINARY gives ERR_NO_BINARY with d
   }
 });
 
+test.serial('GPT2_NODE_BINARY may be relative to the working directory', (t) => {
+  const rel = join('build', 'Release', 'gpt2_node.node');
+  const abs = join(root, rel);
+  const cwd = process.cwd();
+  process.chdir(root);
+  try {
+    const r = loadNative<NativeBinding>({ ...realLoaderHost(), env: { GPT2_NODE_BINARY: rel } });
+    t.is(r.info.path, rel);
+    t.is(r.binding, require(abs) as NativeBinding, 'the same module as by its absolute path');
+  } finally {
+    process.chdir(cwd);
+  }
+});
+
 test.serial('an Electron-style app.asar: the binaries land in app.asar.unpacked and load from there, and the model generates', async (t) => {
   const built = join(root, 'build', 'Release');
   const dir = await mkdtemp(join(tmpdir(), 'gpt2-asar-'));
