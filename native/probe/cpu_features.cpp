@@ -86,6 +86,7 @@ std::vector<std::string> features() {
     add(os_avx512 && bit(l7.c, 1), "avx512vbmi");
     add(os_avx512 && bit(l7.c, 11), "avx512_vnni");
     add(os_avx512 && bit(l7s1.a, 5), "avx512_bf16");
+    add(os_avx512 && bit(l7.d, 23), "avx512_fp16");
     return out;
 }
 #elif defined(__aarch64__)
