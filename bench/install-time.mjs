@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { runAsync } from '../scripts/lib/check-helpers.mjs';
 import { startRegistry } from '../scripts/lib/local-registry.mjs';
 import { packAll } from '../scripts/pack.mjs';
 
@@ -32,13 +33,9 @@ async function install(name, round, cache, warm) {
   mkdirSync(app, { recursive: true });
   writeFileSync(join(app, 'package.json'), '{ "name": "app", "version": "1.0.0", "private": true }\n');
   const t0 = process.hrtime.bigint();
-  // async spawn: the loopback registry runs in this process
-  const status = await new Promise((resolve) => {
-    const { spawn } = process.getBuiltinModule('node:child_process');
-    const c = spawn('npm', ['install', sides[name].spec, '--no-audit', '--no-fund', `--registry=${sides[name].registry}`, `--cache=${cache}`,
-      ...(warm ? ['--prefer-offline'] : [])], { cwd: app, stdio: 'ignore' });
-    c.on('close', resolve);
-  });
+  // not spawnSync: the loopback registry runs in this process
+  const { status } = await runAsync('npm', ['install', sides[name].spec, '--no-audit', '--no-fund', `--registry=${sides[name].registry}`,
+    `--cache=${cache}`, ...(warm ? ['--prefer-offline'] : [])], { cwd: app });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   if (status !== 0) throw new Error(`npm install ${sides[name].spec} failed (${status})`);
   const du = spawnSync('du', ['-sm', join(app, 'node_modules')], { encoding: 'utf8' }).stdout.split('\t')[0];

@@ -203,16 +203,22 @@ export interface NativeBinding extends NativeTokenizerExports {
   shutdown(): void;
 }
 
-/** The folder of gpt2-node's package.json (a clone, or node_modules/gpt2-node). */
-export function packageRoot(): string {
+/** gpt2-node's own package.json, found upward from this file: its folder and its version. */
+function ownPackage(): { root: string; version: string } {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'gpt2-node') return dir;
+    const file = join(dir, 'package.json');
+    const pkg = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string }) : undefined;
+    if (pkg?.name === 'gpt2-node') return { root: dir, version: pkg.version ?? '' };
     const parent = dirname(dir);
     if (parent === dir) throw new Gpt2Error('ERR_NO_BINARY', 'cannot find the gpt2-node package root');
     dir = parent;
   }
+}
+
+/** The folder of gpt2-node's package.json (a clone, or node_modules/gpt2-node). */
+export function packageRoot(): string {
+  return ownPackage().root;
 }
 
 function libc(): string | undefined {
@@ -223,7 +229,7 @@ function libc(): string | undefined {
 
 /** This process as the loader sees it (lib/native-loader.ts decides). */
 export function realLoaderHost(): LoaderHost {
-  const root = packageRoot();
+  const { root, version } = ownPackage();
   const require = createRequire(join(root, 'package.json'));
   return {
     env: process.env,
@@ -232,7 +238,7 @@ export function realLoaderHost(): LoaderHost {
     libc: libc(),
     cpuModel: cpus()[0]?.model.trim() || 'unknown',
     root,
-    version: (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version,
+    version,
     exists: existsSync,
     resolvePackage(name) {
       try { return require.resolve(`${name}/package.json`); } catch { return undefined; }

