@@ -54,7 +54,7 @@ export interface NativeModelInfo {
    * The path our own CPU kernels took at load: 'avx512', 'avx2' or 'portable' (chosen by what the
    * CPU has and what ggml's CPU backend is built for); 'none' where ggml's ops run throughout (a GPU).
    */
-  cpuKernels: 'avx512' | 'avx2' | 'portable' | 'none';
+  cpuKernels: 'avx512' | 'avx2' | 'neon' | 'portable' | 'none';
   /** Whether a lone decoding row gets a padding row for batch invariance (the probes found no kernel that spares it). */
   padsLoneRow: boolean;
   /** The device the model runs on: 'cpu', 'cuda:0', 'metal:0', 'vulkan:0'. */

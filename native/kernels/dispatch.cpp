@@ -4,7 +4,7 @@
 #include "kernels/gelu.h"
 #include "kernels/q4k_interleaved.h"
 #include "kernels/quant_matmul.h"
-#include "kernels/simd_x86.h"
+#include "kernels/simd.h"
 
 #include "util/log.h"
 
@@ -22,7 +22,7 @@ void note_kernel_path(cpu_op_state * cpu) {
     std::string text   = "CPU kernels: ";
     if (path != simd::isa::portable) text += std::string("ours, ") + simd::path_name(path);
     else if (simd::path_cap()) text += "portable (GPT2_NODE_KERNELS=portable)";
-    else text += "portable (no AVX2 on this CPU, or ggml built without it)";
+    else text += "portable (no AVX2 or NEON on this CPU, or ggml built without it)";
     log_write(log_level::debug, "gpt2-node", text + "\n");
 }
 
@@ -35,9 +35,16 @@ constexpr int64_t k_prompt_rows = 64;
 // tinyBLAS multiplies q8_0 and q4_0 prompt chunks faster than our AVX2 kernel, with the same bits
 // (the same integer sums; the load-time probe checks). Decoding steps stay ours: tinyBLAS splits
 // the work up front, and a many-stream step then waits at its barriers (quant_matmul.h).
-bool ggml_takes_quant_prompts(const ggml_tensor * w, const ggml_tensor * x) {
+// On arm64 ours only takes the lone row, which ggml multiplies otherwise than two or more; from
+// two rows ggml's tinyBLAS_Q0_ARM gives the same sums (quant_matmul.h), tuned for those cores.
+bool ggml_takes_quant_rows(const ggml_tensor * w, const ggml_tensor * x) {
+#if defined(__aarch64__)
+    (void) w;
+    return x->ne[1] >= 2;
+#else
     static const bool vnni = ggml_cpu_has_avx512_vnni() || ggml_cpu_has_avx_vnni();
     return vnni && x->ne[1] >= k_prompt_rows && (w->type == GGML_TYPE_Q8_0 || w->type == GGML_TYPE_Q4_0);
+#endif
 }
 
 }   // namespace
@@ -48,10 +55,10 @@ ggml_tensor * block_matmul(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x,
     // Interleaved q4_K (the decoder makes them on the CPU path only, where `cpu` is given): no
     // kernel but ours can read them.
     if (cpu && q4k_is_interleaved(w)) return quant_matmul(ctx, w, x, cpu->matmul);
-    if (cpu && cpu->own_lone_rows && x->ne[1] == 1 && dense_matmul_supports(w, x)) {
-        return dense_matmul(ctx, w, x, cpu->matmul, /*round_x =*/w->type == GGML_TYPE_F16);
+    if (cpu && cpu->own_few_rows && x->ne[1] < ggml_tinyblas_min_rows(w->type) && dense_matmul_supports(w, x)) {
+        return dense_matmul(ctx, w, x, cpu->matmul, ggml_tinyblas_rounds_x(w->type));
     }
-    if (cpu && cpu->own_quant_blocks && quant_matmul_supports(w, x) && !ggml_takes_quant_prompts(w, x)) {
+    if (cpu && cpu->own_quant_blocks && quant_matmul_supports(w, x) && !ggml_takes_quant_rows(w, x)) {
         return quant_matmul(ctx, w, x, cpu->matmul);
     }
     return ggml_mul_mat(ctx, w, x);

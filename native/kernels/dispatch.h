@@ -18,9 +18,10 @@ namespace gpt2 {
 struct cpu_op_state {
     work_queue             matmul;   // dense_matmul's and quant_matmul's
     decode_attention_state attention;
-    // A block matmul of one row goes through dense_matmul (same bits as ggml's kernel for
-    // several rows, where the decoder's probe found so): no padding row for batch invariance.
-    bool own_lone_rows = false;
+    // A block matmul of fewer rows than ggml's tinyBLAS takes (one on x86, up to 3 or 7 on NEON)
+    // goes through dense_matmul (same bits as tinyBLAS for many rows, where the decoder's probe
+    // found so): no padding row for batch invariance.
+    bool own_few_rows = false;
     // Quantized block matmuls go through quant_matmul where it applies (decoding steps; every row
     // count for q4_K as stored). Turned off by the decoder if its probe finds that ours and
     // ggml's kernel for many rows disagree on this machine.

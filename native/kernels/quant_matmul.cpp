@@ -2,6 +2,7 @@
 
 #include "kernels/q4k_interleaved.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/simd_arm.h"
 #include "kernels/simd_x86.h"
 
 #include "ggml-cpu.h"
@@ -278,6 +279,49 @@ template <typename WB, typename XB> operands<WB, XB> operands_of(const ggml_tens
              x->ne[1] };
 }
 
+#ifdef GPT2_NODE_ARM
+// The 16 low and 16 high signed weights of a block, as ggml's NEON kernels see them: q8_0's bytes;
+// q4_0's nibbles (low ones weights 0-15, high ones 16-31) minus 8.
+inline int8x16_t weights_lo(const q8_block & b) { return vld1q_s8(b.qs); }
+inline int8x16_t weights_hi(const q8_block & b) { return vld1q_s8(b.qs + 16); }
+inline int8x16_t weights_lo(const q4_block & b) {
+    return vsubq_s8(vreinterpretq_s8_u8(vandq_u8(vld1q_u8(b.qs), vdupq_n_u8(0x0F))), vdupq_n_s8(8));
+}
+inline int8x16_t weights_hi(const q4_block & b) { return vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(vld1q_u8(b.qs), 4)), vdupq_n_s8(8)); }
+inline float     half(uint16_t h) { return static_cast<float>(*reinterpret_cast<const __fp16 *>(&h)); }
+
+// Weights of 32-blocks (q8_0, q4_0) times q8_0 activations on NEON with the int8 dot product. Per
+// output and block: the low and the high halves' dot products into four int32 lanes, converted to
+// float and accumulated with the scales' product d_w · d_x (vmlaq_n_f32), in block order; then
+// vaddvq_f32. That is llamafile's tinyBLAS_Q0_ARM, which ggml takes from two rows up; for one
+// row ggml takes its dot product, which sums otherwise (one ulp apart, measured under emulation),
+// so ours gives a lone row the numbers it gets among others. Rows four at a time, one column.
+template <int RM, typename WB> GPT2_DOTPROD void q8x_tile_neon(const operands<WB, q8_block> & o, int64_t i, int64_t j) {
+    float32x4_t acc[RM];
+    for (int r = 0; r < RM; ++r) acc[r] = vdupq_n_f32(0.0f);
+    const WB *       w = o.w + i * o.nb;
+    const q8_block * x = o.x + j * o.nb;
+    for (int64_t b = 0; b < o.nb; ++b) {
+        const int8x16_t xl = vld1q_s8(x[b].qs), xh = vld1q_s8(x[b].qs + 16);
+        const float     dx = half(x[b].d);
+        for (int r = 0; r < RM; ++r) {
+            const WB &      blk = w[r * o.nb + b];
+            const int32x4_t dot = vdotq_s32(vdotq_s32(vdupq_n_s32(0), weights_lo(blk), xl), weights_hi(blk), xh);
+            acc[r]              = vmlaq_n_f32(acc[r], vcvtq_f32_s32(dot), half(blk.d) * dx);
+        }
+    }
+    for (int r = 0; r < RM; ++r) o.c[j * o.M + i + r] = vaddvq_f32(acc[r]);
+}
+
+template <typename WB> GPT2_DOTPROD void q8x_rows_neon(const operands<WB, q8_block> & o, int64_t i0, int64_t i1) {
+    for (int64_t j = 0; j < o.n; ++j) {
+        int64_t i = i0;
+        for (; i + 4 <= i1; i += 4) q8x_tile_neon<4, WB>(o, i, j);
+        for (; i < i1; ++i) q8x_tile_neon<1, WB>(o, i, j);
+    }
+}
+#endif
+
 // Blocks of k_block_rows weight rows, taken from the queue until none are left, each through `rows`.
 template <typename O> void take_row_blocks(const O & o, work_queue & queue, void (*rows)(const O &, int64_t, int64_t)) {
     const int64_t n_items = (o.M + k_block_rows - 1) / k_block_rows;
@@ -317,8 +361,11 @@ void compute(ggml_tensor * dst, int /*ith*/, int nth, void * userdata) {
     case GGML_TYPE_Q4_0: take_q8x_row_blocks<q4_block>(dst, queue); break;
     default: take_row_blocks(operands_of<q4k_block, q8k_block>(dst), queue, q4k_rows); break;   // Q4_K
     }
+#elif defined(GPT2_NODE_ARM)
+    if (dst->src[0]->type == GGML_TYPE_Q8_0) take_row_blocks(operands_of<q8_block, q8_block>(dst), queue, q8x_rows_neon<q8_block>);
+    else take_row_blocks(operands_of<q4_block, q8_block>(dst), queue, q8x_rows_neon<q4_block>);   // Q4_0
 #else
-    (void) dst;   // not reached: quant_matmul_supports() is false off x86
+    (void) dst;   // not reached: quant_matmul_supports() is false off x86 and arm64
 #endif
     queue.finish(nth);
 }
@@ -356,6 +403,13 @@ bool quant_matmul_supports(const ggml_tensor * w, const ggml_tensor * x) {
         ggml_type_size(GGML_TYPE_Q4_K) == sizeof(q4k_block) && ggml_blck_size(GGML_TYPE_Q8_K) == 256 &&
         ggml_type_size(GGML_TYPE_Q8_K) == sizeof(q8k_block);
     return (q8 || q4 || q4k) && w->ne[0] % ggml_blck_size(w->type) == 0 && ggml_is_contiguous(w) && x_ok;
+#elif defined(GPT2_NODE_ARM)
+    // q8_0 and q4_0 as stored, where ggml is built with the int8 dot product (its tinyBLAS_Q0_ARM)
+    if (simd::path() != simd::isa::neon || !ggml_cpu_has_dotprod() || w->extra != nullptr) return false;
+    const bool q8 = w->type == GGML_TYPE_Q8_0 && ggml_blck_size(GGML_TYPE_Q8_0) == 32 && ggml_type_size(GGML_TYPE_Q8_0) == sizeof(q8_block);
+    const bool q4 = w->type == GGML_TYPE_Q4_0 && ggml_blck_size(GGML_TYPE_Q4_0) == 32 &&
+        ggml_type_size(GGML_TYPE_Q4_0) == sizeof(q4_block) && ggml_type_size(GGML_TYPE_Q8_0) == sizeof(q8_block);
+    return (q8 || q4) && w->ne[0] % 32 == 0 && ggml_is_contiguous(w) && x_ok;
 #else
     (void) w;
     (void) x;

@@ -24,8 +24,11 @@
 // - q4_K interleaved four rows at a time (q4k_interleaved.h): a layout of ours, with numbers of
 //   its own (the same for every row count, by construction).
 //
-// AVX2 only, but for interleaved q4_K (which only it can read: a portable reference takes it
-// with GPT2_NODE_KERNELS=portable); elsewhere the graph takes ggml's matmul.
+// AVX2, but for interleaved q4_K (which only it can read: a portable reference takes it with
+// GPT2_NODE_KERNELS=portable). On arm64 with the int8 dot product, q8_0 and q4_0 as stored:
+// the sums of ggml's tinyBLAS_Q0_ARM (which ggml takes from two rows up) for every row count, so
+// that a lone row needs no padding row; ggml's own kernel takes the rest (kernels/dispatch.cpp).
+// Elsewhere the graph takes ggml's matmul.
 #pragma once
 
 #include "kernels/work_queue.h"

@@ -1,5 +1,8 @@
-// Which code path our kernels take (simd_x86.h): what the CPU has, what ggml's CPU backend was
-// built for, and the GPT2_NODE_KERNELS cap.
+// Which code path our kernels take (simd.h): what the CPU has, what ggml's CPU backend was built
+// for, and the GPT2_NODE_KERNELS cap.
+#include "kernels/simd.h"
+
+#include "kernels/simd_arm.h"
 #include "kernels/simd_x86.h"
 
 #include "ggml-cpu.h"
@@ -25,12 +28,15 @@ isa path() {
     if (!cap && cpu_has_avx512() && ggml_cpu_has_avx512()) return isa::avx512;
     if (cpu_has_avx2() && ggml_cpu_has_avx2()) return isa::avx2;
 #endif
+#ifdef GPT2_NODE_ARM
+    if (ggml_cpu_has_neon()) return isa::neon;   // every arm64 CPU; half-precision sums need more (simd_arm.h)
+#endif
     return isa::portable;
 }
 
 // indexed by isa
-static const char * const k_names[] = { "portable", "AVX2", "AVX-512" };
-static const char * const k_ids[]   = { "portable", "avx2", "avx512" };
+static const char * const k_names[] = { "portable", "AVX2", "AVX-512", "NEON" };
+static const char * const k_ids[]   = { "portable", "avx2", "avx512", "neon" };
 
 const char * path_name(isa i) { return k_names[static_cast<int>(i)]; }
 const char * path_id(isa i) { return k_ids[static_cast<int>(i)]; }

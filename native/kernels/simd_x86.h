@@ -1,7 +1,9 @@
 // x86 helpers for our own CPU kernels (decode_attention.cpp, dense_matmul.cpp, ...). Our sources
 // are built without -mavx2 (the .node must load on any x86-64): each kernel carries a target
-// attribute and is chosen at run time (path(), below).
+// attribute and is chosen at run time (simd.h, path()).
 #pragma once
+
+#include "kernels/simd.h"
 
 #include <cstdlib>
 
@@ -44,29 +46,3 @@ inline bool cpu_has_avx512() {
 
 }   // namespace gpt2::simd
 #endif
-
-namespace gpt2::simd {
-
-// The code path our kernels take, widest last.
-enum class isa { portable, avx2, avx512 };
-
-// The widest path this CPU runs, capped by GPT2_NODE_KERNELS=portable|avx2 (read per call: the
-// tests compare the paths in one process). A path is taken only where ggml's CPU backend was
-// built for it too, so that a prebuilt variant's kernels and its ggml agree: our kernels must
-// round as ggml's do, and its tinyBLAS sums f16 and f32 in 16 lanes where it is built for
-// AVX-512, in 8 where for AVX2.
-isa path();
-
-// The path the cap names (its name in GPT2_NODE_KERNELS), or nullptr when none is set.
-const char * path_cap();
-
-// "portable", "AVX2", "AVX-512"
-const char * path_name(isa i);
-
-// "portable", "avx2", "avx512": the names GPT2_NODE_KERNELS and model.info use
-const char * path_id(isa i);
-
-// Whether our kernels take a SIMD path (AVX2 or wider).
-inline bool enabled() { return path() != isa::portable; }
-
-}   // namespace gpt2::simd

@@ -236,7 +236,7 @@ decode_status decoder::decode(const batch & b_in, std::vector<float> & logits) {
     // some weight types (f16) the two round differently, yet a sequence's numbers must not depend
     // on whether it runs alone or among others. So, unless the load-time probes found every
     // matmul row-count invariant (for f16 and f32 they do once a lone row goes through our
-    // kernel, cpu_op_state::own_lone_rows), every matmul gets at least two rows (pad_): a batch of one
+    // kernel, cpu_op_state::own_few_rows), every matmul gets at least two rows (pad_): a batch of one
     // token gets a padding row (a token in the scratch cell), and a batch with
     // fewer than two output rows gets extra ones (the last layer's MLP and the LM head run on
     // output rows only). The extra rows are computed and dropped.

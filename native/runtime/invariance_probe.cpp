@@ -5,7 +5,7 @@
 #include "runtime/decoder.h"
 
 #include "kernels/dispatch.h"
-#include "kernels/simd_x86.h"
+#include "kernels/simd.h"
 #include "util/log.h"
 
 #include "ggml-alloc.h"
@@ -53,11 +53,11 @@ void decoder::choose_kernels() {
         if (!blocks_invariant) cpu_ops_.own_quant_blocks = true;
     }
     if (probe && !blocks_invariant && cpu_ops()) {
-        // ggml multiplies one row with another kernel than several (f16, f32): try ours for the
-        // lone row, which sums as llamafile's tinyBLAS does, in place of a padding row.
-        cpu_ops_.own_lone_rows = true;
-        blocks_invariant       = blocks_row_count_invariant(k_any_rows);
-        if (!blocks_invariant) cpu_ops_.own_lone_rows = false;
+        // ggml multiplies a few rows with another kernel than many (f16, f32): try ours for them,
+        // which sums as llamafile's tinyBLAS does, in place of a padding row.
+        cpu_ops_.own_few_rows = true;
+        blocks_invariant      = blocks_row_count_invariant(k_any_rows);
+        if (!blocks_invariant) cpu_ops_.own_few_rows = false;
     }
     head_invariant_ = probe && row_count_invariant(graph_model().output, { { 4, 1 }, { 4, 2 }, { 1, 7 } }, /*head =*/true);
     pad_            = params_.batch_invariant && !(blocks_invariant && head_invariant_);
@@ -76,7 +76,7 @@ void decoder::choose_kernels() {
     }
     log_write(log_level::debug, "gpt2-node",
               std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") + ", blocks " +
-                  (blocks_invariant ? "yes" : "no") + (cpu_ops_.own_lone_rows ? " (a lone row through our kernel)" : "") +
+                  (blocks_invariant ? "yes" : "no") + (cpu_ops_.own_few_rows ? " (few rows through our kernel)" : "") +
                   (cpu_ops_.own_quant_blocks ? "" : " (quantized blocks through ggml's kernels only)") + "\n");
     if (!repacked_slots_.empty()) {
         log_write(log_level::debug, "gpt2-node",

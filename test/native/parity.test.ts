@@ -10,13 +10,22 @@
 //   KV cache and flash attention off (matmul + softmax: a different attention code path). This is
 //   the pairing the tolerances below are for.
 // - default: ours as users run it (f16 KV cache, flash attention, 128-token prefill chunks)
-//   against llama.cpp configured the same way (--kv-type f16 --flash-attn on --ubatch 128).
+//   against llama.cpp configured the same way (--kv-type f16 --flash-attn on --ubatch 128, and
+//   --repack off where ours multiplies the block weights as stored: its load-time probe drops
+//   ggml's repacked copies where they are not batch invariant, as arm64's q8_0 copies are not,
+//   and llama.cpp's repacked q8_0 kernels give other sums than the stored layout's, measured
+//   3.2e-3 apart at n = 300 under qemu).
 //   For q8_0 and q4_0 weights this pairing must be identical to the bit (maxdiff === 0): GELU,
 //   the q8_0 matmuls and the q4_0 LM head are ops of ours that reproduce ggml's arithmetic
 //   (native/kernels/gelu.cpp, quant_matmul.cpp; test/native/exact-kernels.test.ts), and
 //   everything else is ggml's own. Measured 0 for tiny and 124M at n = 1, 7, 64 and 300 (AVX2,
 //   2026-11-28; AVX-512 + VNNI on Sapphire Rapids, ggml without AMX, 2026-12-07). A change of
-//   kernel order that breaks this is a change of the promise, not noise. For f32 and f16 it is
+//   kernel order that breaks this is a change of the promise, not noise. One exception, arm64
+//   at n = 1 (held to the independent pairing's tolerance there): ggml's NEON q8_0 and q4_0
+//   matmuls sum one row otherwise than two or more (its dot product against llamafile's
+//   tinyBLAS_Q0_ARM, from two rows; measured one ulp apart under qemu on armv8.2 with dotprod),
+//   so llama.cpp is not batch invariant there, and ours, which is, gives a lone row the numbers
+//   of two or more (native/kernels/quant_matmul.h). For f32 and f16 it is
 //   held to the tolerances below: since session 4, f16 and f32 LM heads run our own kernel
 //   (native/kernels/dense_matmul.cpp: f32 activations, where ggml rounds them to f16) and a
 //   one-token prompt attends through our decode_attention op: default measured 6.7e-4 (f16) and
@@ -76,9 +85,10 @@ const PAIRINGS: readonly Pairing[] = [
   { name: 'default', kvCacheType: 'f16', ref: { kvType: 'f16', flashAttn: 'on', ubatch: 128 } },
 ];
 
-/** The largest |Δlogit| allowed for this weight type and pairing (the header says why). */
-function tolerance(type: WeightType, pairing: Pairing, maxAbsLogit: number): number {
-  if (pairing.name === 'default' && (type === 'q8_0' || type === 'q4_0')) return 0;
+/** The largest |Δlogit| allowed for this weight type, pairing and prompt length (the header says why). */
+function tolerance(type: WeightType, pairing: Pairing, maxAbsLogit: number, n: number): number {
+  const quantized = type === 'q8_0' || type === 'q4_0';
+  if (pairing.name === 'default' && quantized && !(n === 1 && process.arch === 'arm64')) return 0;
   switch (type) {
     case 'f32': return 1e-3;
     case 'f16': return 1e-3 + 2 ** -9 * maxAbsLogit;
@@ -122,14 +132,17 @@ async function logitParity(t: ExecutionContext, shape: Shape, type: WeightType):
       const nVocab = model.info.vocabSize;
       for (const n of PROMPT_LENGTHS) {
         const ids = promptIds(n, 1000 + n);
-        const ref = await refLogits(path, ids, { allLogits: true, threads: 2, ...pairing.ref });
+        // configured the same way, down to ggml's repacked weight layouts: ours keeps them only
+        // where they are batch invariant (not arm64's q8_0), llama.cpp then without them too
+        const repack = pairing.name === 'default' ? { repack: model.info.repackedWeights > 0 } : {};
+        const ref = await refLogits(path, ids, { allLogits: true, threads: 2, ...pairing.ref, ...repack });
         t.is(ref.nVocab, nVocab, 'vocabulary size');
         t.is(ref.nRows, n);
 
         const ours = await model.evaluate(ids, { allPositions: true });
         t.is(ours.length, n * nVocab, `${n} rows of logits`);
         const d = compare(ours, ref.logits, nVocab);
-        const tol = tolerance(type, pairing, d.maxAbs);
+        const tol = tolerance(type, pairing, d.maxAbs, n);
         const label = `${shape} ${type} ${pairing.name} n=${n}`;
         t.log(`${label}: maxdiff = ${d.maxDiff.toExponential(2)} (tolerance ${tol.toExponential(2)}, max|logit| ${d.maxAbs.toFixed(3)}, at row ${d.row} token ${d.col})`);
         t.log(`  row 0 ours [${fmt(ours, 0)}] ref [${fmt(ref.logits, 0)}]`);
