@@ -5,23 +5,33 @@
 #include "kernels/q4k_interleaved.h"
 #include "kernels/quant_matmul.h"
 #include "kernels/simd.h"
+#include "kernels/simd_x86.h"
 
 #include "util/log.h"
 
 #include "ggml-cpu.h"
 #include "ggml.h"
 
+#include <cstring>
 #include <string>
 
 namespace gpt2 {
 
 void note_kernel_path(cpu_op_state * cpu) {
     const simd::isa path = simd::path();
+#ifdef GPT2_NODE_X86
+    const simd::int8_dot_isa dot = simd::int8_dot();
+    if (path != simd::isa::portable && cpu->reported_int8 != static_cast<int>(dot)) {
+        cpu->reported_int8                = static_cast<int>(dot);
+        static const char * const names[] = { "AVX2 (maddubs + madd)", "AVX-VNNI", "AVX-512 VNNI" };   // by int8_dot_isa
+        log_write(log_level::debug, "gpt2-node", std::string("CPU int8 dot products: ") + names[static_cast<int>(dot)] + "\n");
+    }
+#endif
     if (cpu->reported_path == static_cast<int>(path)) return;
     cpu->reported_path = static_cast<int>(path);
     std::string text   = "CPU kernels: ";
     if (path != simd::isa::portable) text += std::string("ours, ") + simd::path_name(path);
-    else if (simd::path_cap()) text += "portable (GPT2_NODE_KERNELS=portable)";
+    else if (simd::path_cap() && std::strcmp(simd::path_cap(), "portable") == 0) text += "portable (GPT2_NODE_KERNELS=portable)";
     else text += "portable (no AVX2 or NEON on this CPU, or ggml built without it)";
     log_write(log_level::debug, "gpt2-node", text + "\n");
 }

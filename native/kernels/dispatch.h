@@ -26,14 +26,17 @@ struct cpu_op_state {
     // count for q4_K as stored). Turned off by the decoder if its probe finds that ours and
     // ggml's kernel for many rows disagree on this machine.
     bool own_quant_blocks = true;
-    // The kernel path last reported by note_kernel_path(): -1 none yet, else a simd::isa.
+    // The kernel path and int8 dot product last reported by note_kernel_path(): -1 none yet, else
+    // a simd::isa, a simd::int8_dot_isa.
     int reported_path = -1;
+    int reported_int8 = -1;
 };
 
 // Called by the graph builder once per graph: writes a debug log line when the path our kernels
 // take (their AVX-512 or AVX2 code, or the portable one: no AVX2, or GPT2_NODE_KERNELS=portable,
 // which also gives ggml's ops back) differs from the one last reported for this state, so a test
-// can see which path a computation took.
+// can see which path a computation took; likewise for the int8 dot product of our quantized
+// kernels on x86 ("CPU int8 dot products: ...").
 void note_kernel_path(cpu_op_state * cpu);
 
 // A block weight's product w·x ([n_out, n]): ggml's, or ours (above).

@@ -44,7 +44,8 @@ template <typename WB> struct q8x_operands : operands<WB, q8_block> {
 };
 
 // Weights of 32-blocks (q8_0, q4_0) times q8_0 activations. Per output and block: the integer
-// dot product in eight int32 lanes (maddubs of |w| and a with w's signs, then pairs summed),
+// dot product in eight int32 lanes (maddubs of |w| and a with w's signs, then pairs summed; or
+// VNNI's dpbusd, the same sums, in the tile for many columns below),
 // converted to float and accumulated with the scales' product d_w · d_x by FMA, in block order;
 // then the horizontal sum. ggml's order and ggml's product.
 //
@@ -82,68 +83,49 @@ template <int RM, int RN, typename WB> GPT2_AVX2 void q8x_tile(const q8x_operand
         for (int c = 0; c < RN; ++c) o.c[(j + c) * o.M + i + r] = simd::hsum(acc[r][c]);
 }
 
-// One block of one column against two weight rows' (signed wq, absolute wa): two outputs'
-// accumulators, their scales' products at d[0] and d[4].
-GPT2_AVX2 inline __attribute__((always_inline)) void q8x_block_2x1(__m256 & acc0, __m256 & acc1, const q8_block & x, __m256i wq0,
-                                                                   __m256i wa0, __m256i wq1, __m256i wa1, __m256i ones, const float * d) {
-    const __m256i xq   = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.qs));
-    const __m256i dot0 = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(wa0, _mm256_sign_epi8(xq, wq0)));
-    acc0               = _mm256_fmadd_ps(_mm256_broadcast_ss(d), _mm256_cvtepi32_ps(dot0), acc0);
-    const __m256i dot1 = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(wa1, _mm256_sign_epi8(xq, wq1)));
-    acc1               = _mm256_fmadd_ps(_mm256_broadcast_ss(d + 4), _mm256_cvtepi32_ps(dot1), acc1);
+// The 2 x 4 tile, once per int8 dot product: AVX2's two instructions, AVX-VNNI's and AVX-512
+// VNNI's one (q8x_tile_2x4.inc).
+#define Q8X_TARGET      GPT2_AVX2
+#define Q8X_DOT(wa, sx) _mm256_madd_epi16(_mm256_set1_epi16(1), _mm256_maddubs_epi16(wa, sx))
+namespace madd_dot {
+#include "kernels/q8x_tile_2x4.inc"
 }
+#undef Q8X_TARGET
+#undef Q8X_DOT
+#define Q8X_TARGET      __attribute__((target("avxvnni,avx2,fma,f16c")))
+#define Q8X_DOT(wa, sx) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), wa, sx)
+namespace avx_vnni_dot {
+#include "kernels/q8x_tile_2x4.inc"
+}
+#undef Q8X_TARGET
+#undef Q8X_DOT
+#define Q8X_TARGET      GPT2_AVX512_VNNI
+#define Q8X_DOT(wa, sx) _mm256_dpbusd_epi32(_mm256_setzero_si256(), wa, sx)
+namespace avx512_vnni_dot {
+#include "kernels/q8x_tile_2x4.inc"
+}
+#undef Q8X_TARGET
+#undef Q8X_DOT
 
-// C[i, i+1] x [j .. j+4): every output but the edges. The scales' products come from a table,
-// eight to a multiply, filled for a run of blocks before the run (ws: the two rows' weight
-// scales in f32, ws[r·nb + b]); the FMAs read them by broadcast loads, which take no vector ALU
-// slot. The blocks are reached by pointers that step, which leaves the registers to the eight
-// accumulators. The tile above, on the same outputs, is slower (bench/RESULTS.md, ninth run).
-template <typename WB> GPT2_AVX2 void q8x_tile_2x4(const q8x_operands<WB> & o, int64_t i, int64_t j, const float * ws) {
-    constexpr int64_t k_run = 64;        // blocks per run of the table: 2 KiB, in L1
-    alignas(32) float prod[k_run * 8];   // prod[b·8 + r·4 + c] = d_w(row r) · d_x(column c)
-    __m256            a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-    const __m256i     ones = _mm256_set1_epi16(1);
-    const WB *        w0   = o.w + i * o.nb;
-    const WB *        w1   = w0 + o.nb;
-    const q8_block *  x0   = o.x + j * o.nb;
-    const q8_block *  x1   = x0 + o.nb;
-    const q8_block *  x2   = x1 + o.nb;
-    const q8_block *  x3   = x2 + o.nb;
-    for (int64_t b0 = 0; b0 < o.nb; b0 += k_run) {
-        const int64_t n_run = std::min(k_run, o.nb - b0);
-        for (int64_t b = 0; b < n_run; ++b) {
-            const __m256 wd = _mm256_set_m128(_mm_broadcast_ss(ws + o.nb + b0 + b), _mm_broadcast_ss(ws + b0 + b));
-            const __m256 xd = _mm256_broadcast_ps(reinterpret_cast<const __m128 *>(o.xs + (b0 + b) * o.n + j));
-            _mm256_store_ps(prod + b * 8, _mm256_mul_ps(wd, xd));
-        }
-        const float * d = prod;
-        for (int64_t b = 0; b < n_run; ++b, d += 8) {
-            const __m256i wq0 = block_weights(*w0++), wq1 = block_weights(*w1++);
-            const __m256i wa0 = _mm256_sign_epi8(wq0, wq0), wa1 = _mm256_sign_epi8(wq1, wq1);
-            q8x_block_2x1(a00, a10, *x0++, wq0, wa0, wq1, wa1, ones, d + 0);
-            q8x_block_2x1(a01, a11, *x1++, wq0, wa0, wq1, wa1, ones, d + 1);
-            q8x_block_2x1(a02, a12, *x2++, wq0, wa0, wq1, wa1, ones, d + 2);
-            q8x_block_2x1(a03, a13, *x3++, wq0, wa0, wq1, wa1, ones, d + 3);
-        }
+template <typename WB> using q8x_tile_2x4_fn = void (*)(const q8x_operands<WB> &, int64_t, int64_t, const float *);
+
+// The copy for the int8 dot product our kernels take on this CPU (simd::int8_dot()).
+template <typename WB> q8x_tile_2x4_fn<WB> q8x_tile_2x4_here() {
+    switch (simd::int8_dot()) {
+    case simd::int8_dot_isa::avx512_vnni: return avx512_vnni_dot::q8x_tile_2x4<WB>;
+    case simd::int8_dot_isa::avx_vnni: return avx_vnni_dot::q8x_tile_2x4<WB>;
+    default: return madd_dot::q8x_tile_2x4<WB>;
     }
-    float * c      = o.c + j * o.M + i;
-    c[0]           = simd::hsum(a00);
-    c[1]           = simd::hsum(a10);
-    c[o.M]         = simd::hsum(a01);
-    c[o.M + 1]     = simd::hsum(a11);
-    c[2 * o.M]     = simd::hsum(a02);
-    c[2 * o.M + 1] = simd::hsum(a12);
-    c[3 * o.M]     = simd::hsum(a03);
-    c[3 * o.M + 1] = simd::hsum(a13);
 }
 
 // Rows i .. i+RM against columns j0 .. j1, four at a time (two weight rows by four columns
 // measured best on Zen 3 among 1-4 x 1-8, for q8_0).
 template <int RM, typename WB>
-GPT2_AVX2 void q8x_row_group(const q8x_operands<WB> & o, int64_t i, int64_t j0, int64_t j1, const float * ws) {
+GPT2_AVX2 void q8x_row_group(const q8x_operands<WB> & o, int64_t i, int64_t j0, int64_t j1, const float * ws,
+                             q8x_tile_2x4_fn<WB> tile_2x4) {
     int64_t j = j0;
     for (; j + 4 <= j1; j += 4) {
-        if constexpr (RM == 2) q8x_tile_2x4(o, i, j, ws);
+        if constexpr (RM == 2) tile_2x4(o, i, j, ws);
         else q8x_tile<RM, 4>(o, i, j);
     }
     switch (j1 - j) {
@@ -160,6 +142,7 @@ template <typename WB> GPT2_AVX2 void q8x_rows(const q8x_operands<WB> & o, int64
     constexpr int64_t               k_cols = 64;
     thread_local std::vector<float> ws;   // a row pair's weight scales in f32, for q8x_tile_2x4
     ws.resize(static_cast<size_t>(2 * o.nb));
+    const q8x_tile_2x4_fn<WB> tile_2x4 = q8x_tile_2x4_here<WB>();
     for (int64_t j0 = 0; j0 < o.n; j0 += k_cols) {
         const int64_t j1 = std::min(o.n, j0 + k_cols);
         int64_t       i  = i0;
@@ -167,9 +150,9 @@ template <typename WB> GPT2_AVX2 void q8x_rows(const q8x_operands<WB> & o, int64
             if (j1 - j0 >= 4) {
                 for (int64_t b = 0; b < 2 * o.nb; ++b) ws[b] = _cvtsh_ss(o.w[i * o.nb + b].d);
             }
-            q8x_row_group<2>(o, i, j0, j1, ws.data());
+            q8x_row_group<2>(o, i, j0, j1, ws.data(), tile_2x4);
         }
-        for (; i < i1; ++i) q8x_row_group<1>(o, i, j0, j1, nullptr);
+        for (; i < i1; ++i) q8x_row_group<1>(o, i, j0, j1, nullptr, tile_2x4);
     }
 }
 

@@ -14,7 +14,8 @@ namespace gpt2::simd {
 
 const char * path_cap() {
     const char * cap = std::getenv("GPT2_NODE_KERNELS");
-    return cap && (std::strcmp(cap, "portable") == 0 || std::strcmp(cap, "avx2") == 0) ? cap : nullptr;
+    return cap && (std::strcmp(cap, "portable") == 0 || std::strcmp(cap, "avx2") == 0 || std::strcmp(cap, "avx2-vnni") == 0) ? cap
+                                                                                                                             : nullptr;
 }
 
 isa path() {
@@ -32,6 +33,16 @@ isa path() {
     if (ggml_cpu_has_neon()) return isa::neon;   // every arm64 CPU; half-precision sums need more (simd_arm.h)
 #endif
     return isa::portable;
+}
+
+int8_dot_isa int8_dot() {
+#ifdef GPT2_NODE_X86
+    const isa p = path();
+    if (p == isa::avx512 && cpu_has_avx512_vnni()) return int8_dot_isa::avx512_vnni;
+    const char * cap = path_cap();
+    if (p != isa::portable && (!cap || std::strcmp(cap, "avx2-vnni") == 0) && cpu_has_avx_vnni()) return int8_dot_isa::avx_vnni;
+#endif
+    return int8_dot_isa::madd;
 }
 
 // indexed by isa

@@ -13,8 +13,9 @@
 
 #include "ggml.h"
 
-#define GPT2_AVX2   __attribute__((target("avx2,fma,f16c")))
-#define GPT2_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#define GPT2_AVX2        __attribute__((target("avx2,fma,f16c")))
+#define GPT2_AVX512      __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#define GPT2_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 namespace gpt2::simd {
 
@@ -41,6 +42,16 @@ inline bool cpu_has_avx2() {
 inline bool cpu_has_avx512() {
     static const bool yes = cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl");
+    return yes;
+}
+
+inline bool cpu_has_avx512_vnni() {
+    static const bool yes = cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+    return yes;
+}
+
+inline bool cpu_has_avx_vnni() {
+    static const bool yes = cpu_has_avx2() && __builtin_cpu_supports("avxvnni");
     return yes;
 }
 

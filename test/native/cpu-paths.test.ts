@@ -11,21 +11,10 @@
 // mends: only our NEON path (tinyBLAS's 4-lane or half-precision sums) makes batch invariance hold.
 import test from 'ava';
 
-import { readFileSync } from 'node:fs';
-
 import { loadModel, setLogger, type Completion, type ModelInfo } from '../../lib/index.js';
+import { cpuFlags } from '../support/cpu-flags.js';
 import { testModel } from '../support/models.js';
 import { until } from '../support/until.js';
-
-/** The CPU's feature flags (Linux), or null where /proc/cpuinfo cannot say. */
-function cpuFlags(): Set<string> | null {
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
-    return line ? new Set(line.split(':')[1]!.trim().split(/\s+/)) : null;
-  } catch {
-    return null;
-  }
-}
 
 const flags = cpuFlags();
 const lines: string[] = [];

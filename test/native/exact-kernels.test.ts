@@ -34,6 +34,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { loadModel, quantize, setLogger } from '../../lib/index.js';
+import { cpuFlags } from '../support/cpu-flags.js';
 import { testModel } from '../support/models.js';
 import { until } from '../support/until.js';
 
@@ -43,7 +44,12 @@ const PORTABLE = 'CPU kernels: portable (GPT2_NODE_KERNELS=portable)';
 
 // The kernel path lines since the last take().
 const pathLines: string[] = [];
-setLogger((_level, _source, text) => { if (text.startsWith('CPU kernels:')) pathLines.push(text); }, 'debug');
+// The int8 dot product lines ("CPU int8 dot products: ...", logged on x86 when it changes).
+const int8Lines: string[] = [];
+setLogger((_level, _source, text) => {
+  if (text.startsWith('CPU kernels:')) pathLines.push(text);
+  if (text.startsWith('CPU int8 dot products:')) int8Lines.push(text.trim());
+}, 'debug');
 
 /** The path lines logged since the last call, waiting up to 5 s for `want` (they come through a queue). */
 async function takePathLines(want: string): Promise<string[]> {
@@ -80,21 +86,21 @@ const withPortableKernels = <T>(f: () => Promise<T>) => withEnv('GPT2_NODE_KERNE
  * change, made by the second run (a path change in the first run would have logged a line saying
  * why, and the variable is set only for the second).
  */
-async function bothPaths<T>(t: ExecutionContext, ours: () => Promise<T>, portable: () => Promise<T>): Promise<[T, T]> {
+async function bothPaths<T>(t: ExecutionContext, ours: () => Promise<T>, portable: () => Promise<T>, oursLine = OURS): Promise<[T, T]> {
   const a = await ours();
   const b = await withPortableKernels(portable);
   const lines = await takePathLines(PORTABLE);
   t.true(lines.length >= 2, `path lines: ${lines.join('; ')}`);
   t.is(lines.at(-1), PORTABLE, 'the second run took the portable path');
-  t.deepEqual(lines.slice(0, -1), lines.slice(0, -1).map(() => OURS), `the models loaded, and the first run ran, on our SIMD path (${OURS})`);
+  t.deepEqual(lines.slice(0, -1), lines.slice(0, -1).map(() => oursLine), `the models loaded, and the first run ran, on our SIMD path (${oursLine})`);
   return [a, b];
 }
 
-async function samePromptLogits(t: ExecutionContext, path: string): Promise<void> {
+async function samePromptLogits(t: ExecutionContext, path: string, oursLine = OURS): Promise<void> {
   const m = await loadModel(path, { threads: 2 });
   try {
     const prompt = Array.from({ length: 300 }, (_, i) => (i * 7919 + 5) % 50000);
-    const [ours, ggml] = await bothPaths(t, () => m.evaluate(prompt, { allPositions: true }), () => m.evaluate(prompt, { allPositions: true }));
+    const [ours, ggml] = await bothPaths(t, () => m.evaluate(prompt, { allPositions: true }), () => m.evaluate(prompt, { allPositions: true }), oursLine);
     t.is(ours.length, 300 * 50257);
     let differ = 0;
     for (let i = 0; i < ours.length; i++) if (!Object.is(ours[i], ggml[i])) differ++;
@@ -113,6 +119,39 @@ simdTest('our q4_0 LM head gives ggml\'s numbers to the bit (every logit of a 30
   // the block weights are repacked by ggml and multiplied by its kernels; the head is ours
   await samePromptLogits(t, await testModel('124M', 'q4_0', { initScale: 4 }));
 });
+
+// The q8_0 kernel's tile for many columns (the prompt's last 44-row chunk, the LM head's 128-row
+// ones), once per int8 dot product it has: AVX2's maddubs + madd, AVX-VNNI's and AVX-512 VNNI's
+// dpbusd (native/kernels/q8x_tile_2x4.inc). Each must give ggml's numbers to the bit, where this
+// CPU has it; where not, skipped with the missing feature named.
+const flags = cpuFlags();
+const INT8_DOTS = [
+  { name: 'AVX2 (maddubs + madd)', cap: 'avx2', needs: ['avx2'], line: 'CPU kernels: ours, AVX2' },
+  { name: 'AVX-VNNI', cap: 'avx2-vnni', needs: ['avx2', 'avx_vnni'], line: 'CPU kernels: ours, AVX2' },
+  { name: 'AVX-512 VNNI', cap: undefined, needs: ['avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni'], line: 'CPU kernels: ours, AVX-512' },
+];
+for (const d of INT8_DOTS) {
+  const title = `our q8_0 matmul with ${d.name} int8 dot products gives ggml's numbers to the bit (every logit of a 300-token prompt, 124M q8_0)`;
+  const absent = flags ? d.needs.filter((f) => !flags.has(f)) : d.needs;
+  const why = process.arch !== 'x64' ? `not an x86-64 CPU (${process.arch})`
+    : !flags ? 'no /proc/cpuinfo to read the CPU features from'
+      : absent.length > 0 ? `this CPU lacks ${absent.join(', ')}`
+        : d.cap === undefined && defaultPath !== d.line ? `ggml's CPU backend is not built for AVX-512 here ("${defaultPath}")`
+          : !OURS_PATHS.includes(defaultPath) ? `this CPU reports "${defaultPath}"` : null;
+  if (why) {
+    test.serial.skip(title, () => {});
+    console.log(`exact-kernels: ${d.name} int8 dot products not run: ${why}`);
+    continue;
+  }
+  simdTest(title, async (t) => {
+    const model = await testModel('124M', 'q8_0', { initScale: 4 });
+    int8Lines.length = 0;
+    if (d.cap === undefined) await samePromptLogits(t, model, d.line);
+    else await withEnv('GPT2_NODE_KERNELS', () => samePromptLogits(t, model, d.line), d.cap);
+    // the model's load logged the dot product its first graph took (the portable run logs none)
+    t.is(int8Lines[0], `CPU int8 dot products: ${d.name}`);
+  });
+}
 
 async function q4KModel(dir: string): Promise<string> {
   const path = join(dir, 'q4_K.gguf');
