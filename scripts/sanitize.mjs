@@ -18,9 +18,9 @@ import { cmakeJs, materializeVendor, root } from './lib/native-build.mjs';
 
 const buildDir = join(root, 'build', 'asan');
 // Two checks recover (report, then go on), for vendor code the fuzz tests reach: enum, whose one
-// suppression (sanitize.supp) lets execution go on, and signed-integer-overflow, reported in
-// ggml's GGUF parser (docs/reliability.md), so that the rest of the suite still runs under the
-// sanitizers. Every report still fails the run (below); every other check stops the process.
+// suppression (sanitize.supp) lets execution go on, and signed-integer-overflow (once reported in
+// ggml's GGUF parser, now kept from it by our reader: docs/reliability.md), so that the rest of
+// the suite still runs under the sanitizers. Every report still fails the run (below); every other check stops the process.
 const sanitize = '-fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize-recover=enum,signed-integer-overflow -fno-omit-frame-pointer';
 // NDEBUG as in release builds: ggml's debug asserts reject what it computes on purpose (its GELU
 // table's entries for the f16 codes of inf, which our table copies, native/kernels/gelu.cpp)

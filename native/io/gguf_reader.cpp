@@ -39,12 +39,103 @@ std::string ggml_log_take_last_error() {
     return s;
 }
 
+namespace {
+
+// A bounds-checked cursor over the mapped file: every read fails (false) past the end.
+struct cursor {
+    const uint8_t *            p;
+    size_t                     left;
+    template <typename T> bool read(T & v) {
+        if (left < sizeof(T)) return false;
+        std::memcpy(&v, p, sizeof(T));
+        p += sizeof(T);
+        left -= sizeof(T);
+        return true;
+    }
+    bool skip(uint64_t n) {
+        if (left < n) return false;
+        p += n;
+        left -= n;
+        return true;
+    }
+    bool skip_string() {
+        uint64_t n = 0;
+        return read(n) && skip(n);
+    }
+};
+
+// Bytes of one GGUF metadata value of a fixed-size type; 0 for strings, arrays and unknown types.
+uint64_t fixed_size(uint32_t type) {
+    switch (type) {
+    case 0:
+    case 1:
+    case 7: return 1;   // u8, i8, bool
+    case 2:
+    case 3: return 2;   // u16, i16
+    case 4:
+    case 5:
+    case 6: return 4;   // u32, i32, f32
+    case 10:
+    case 11:
+    case 12: return 8;   // u64, i64, f64
+    default: return 0;
+    }
+}
+
+bool skip_value(cursor & c, uint32_t type) {
+    if (const uint64_t n = fixed_size(type)) return c.skip(n);
+    if (type == 8) return c.skip_string();
+    if (type != 9) return false;   // unknown: ggml names it
+    uint32_t elem  = 0;
+    uint64_t count = 0;
+    if (!c.read(elem) || !c.read(count)) return false;
+    if (const uint64_t n = fixed_size(elem)) return count <= c.left / n && c.skip(count * n);
+    if (elem != 8) return false;
+    for (uint64_t i = 0; i < count; ++i)
+        if (!c.skip_string()) return false;
+    return true;
+}
+
+}   // namespace
+
+std::string gguf_reader::shape_overflow() const {
+    // ggml's parser checks that a tensor's element count fits in 64 bits only after computing it
+    // (signed overflow: undefined behaviour on untrusted input, found by the sanitizer run,
+    // docs/reliability.md). So the tensor infos are checked here first. Anything else malformed
+    // ends this scan without a verdict: ggml's parser then rejects it with its own message.
+    cursor   c{ static_cast<const uint8_t *>(file_->data()) + 4, file_->size() - 4 };
+    uint32_t version   = 0;
+    int64_t  n_tensors = 0, n_kv = 0;
+    if (!c.read(version) || (version != 2 && version != 3) || !c.read(n_tensors) || !c.read(n_kv) || n_tensors < 0 || n_kv < 0) return {};
+    for (int64_t i = 0; i < n_kv; ++i) {
+        uint32_t type = 0;
+        if (!c.skip_string() || !c.read(type) || !skip_value(c, type)) return {};
+    }
+    for (int64_t i = 0; i < n_tensors; ++i) {
+        uint32_t n_dims = 0;
+        if (!c.skip_string() || !c.read(n_dims) || n_dims > GGML_MAX_DIMS) return {};
+        int64_t     count = 1;
+        std::string dims;
+        bool        overflow = false;
+        for (uint32_t d = 0; d < n_dims; ++d) {
+            int64_t ne = 0;
+            if (!c.read(ne) || ne < 0) return {};
+            dims += (d ? ", " : "") + std::to_string(ne);
+            overflow = overflow || __builtin_mul_overflow(count, ne, &count);
+        }
+        if (overflow) return "tensor " + std::to_string(i) + " has shape (" + dims + "), more elements than 64 bits can count";
+        if (!c.skip(4 + 8)) return {};   // type, offset
+    }
+    return {};
+}
+
 gguf_reader::gguf_reader(const std::string & path) : path_(path) {
     ggml_log_capture_install();
     // Open it ourselves first: a missing file is ERR_NOT_FOUND, not a parse error, and a file
     // too short to be GGUF gets a clear message instead of ggml's.
     file_ = std::make_unique<mapped_file>(path);
     if (file_->size() < 4 || std::memcmp(file_->data(), "GGUF", 4) != 0) { fail("not a GGUF file (the first 4 bytes are not \"GGUF\")"); }
+    if (const std::string why = shape_overflow(); !why.empty()) fail("invalid GGUF (" + why + ")");
     ggml_log_take_last_error();
     gguf_init_params params = { /*no_alloc =*/true, /*ctx =*/&meta_ };
     gguf_                   = gguf_init_from_file(path.c_str(), params);

@@ -55,7 +55,9 @@ public:
     }
 
 private:
-    [[noreturn]] void    fail(const std::string & what) const;
+    [[noreturn]] void fail(const std::string & what) const;
+    // Why a tensor's shape cannot be counted in 64 bits, or "" (checked before ggml parses).
+    std::string          shape_overflow() const;
     const gguf_context * parsed() const;
 
     std::string                  path_;

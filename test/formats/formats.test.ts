@@ -183,6 +183,19 @@ test('files by content: pickle, pre-GGUF llama files, unknown bytes, a missing p
   await rejects(t, join(dir, 'nothing-here'), 'ERR_NOT_FOUND', /nothing-here: no such file or folder/);
 });
 
+test('a GGUF tensor whose element count overflows 64 bits is refused before ggml parses it', async (t) => {
+  // ggml's own check computes the count first (signed overflow, found by scripts/sanitize.sh)
+  const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; };
+  const u64 = (v: bigint) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(v); return b; };
+  const tensor = (name: string, dims: bigint[]) =>
+    Buffer.concat([u64(BigInt(name.length)), Buffer.from(name), u32(dims.length), ...dims.map(u64), u32(0), u64(0n)]);
+  const kv = Buffer.concat([u64(20n), Buffer.from('general.architecture'), u32(8), u64(4n), Buffer.from('gpt2')]);
+  const file = fresh('overflow.gguf');
+  await writeFile(file, Buffer.concat([Buffer.from('GGUF'), u32(3), u64(2n), u64(1n), kv,
+    tensor('ok', [768n, 4n]), tensor('huge', [1n << 40n, 1n << 30n]), Buffer.alloc(64)]));
+  await rejects(t, file, 'ERR_BAD_MODEL', /overflow\.gguf/, /tensor 1 has shape \(1099511627776, 1073741824\), more elements than 64 bits can count/);
+});
+
 test('legacy .bin errors: truncation, unknown tensor, wrong shape, unknown type, bad hyperparameters', async (t) => {
   const gguf = await testModel('tiny', 'f32');
   const good = fresh('good.bin');
