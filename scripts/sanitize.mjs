@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-// The addon built with AddressSanitizer + UndefinedBehaviorSanitizer (ggml's sources and ours,
-// -fno-sanitize-recover=undefined: the first UB report ends the process), then the whole test
-// suite against that build: Node is not instrumented, so the ASan runtime is preloaded into every
-// process the suite starts (ava's workers, the CLI and server tests' children). Leak detection is
-// off (Node itself does not free everything at exit; a LeakSanitizer run of load/dispose loops is
-// not written yet). The memory tests are left out (ASan inflates resident memory by design).
+// The addon built with AddressSanitizer + UndefinedBehaviorSanitizer (ggml's sources and ours),
+// then the whole test suite against that build: Node is not instrumented, so the sanitizer's
+// runtime is preloaded into every process the suite starts (ava's workers, the CLI and server
+// tests' children). Leak detection is off during the suite (Node itself does not free everything
+// at exit); a load/dispose loop runs after it with LeakSanitizer on. The memory tests are left out
+// (ASan inflates resident memory by design).
 //
 //   bash scripts/sanitize.sh [ava arguments: files, --match ...]
-// Builds into build/asan (ccache keeps rebuilds short). Ends with the suite's
-// "sanitize: N passed, N failed" line; every sanitizer finding counts as a failure.
+//   bash scripts/sanitize.sh --tsan [ava arguments]   the engine tests under ThreadSanitizer
+// Builds into build/asan or build/tsan (ccache keeps rebuilds short). Ends with
+// "sanitize: N passed, N failed", where every sanitizer report counts as a failure.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,58 +17,106 @@ import { join } from 'node:path';
 
 import { cmakeJs, materializeVendor, root } from './lib/native-build.mjs';
 
-const buildDir = join(root, 'build', 'asan');
-// Two checks recover (report, then go on), for vendor code the fuzz tests reach: enum, whose one
-// suppression (sanitize.supp) lets execution go on, and signed-integer-overflow (once reported in
-// ggml's GGUF parser, now kept from it by our reader: docs/reliability.md), so that the rest of
-// the suite still runs under the sanitizers. Every report still fails the run (below); every other check stops the process.
-const sanitize = '-fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize-recover=enum,signed-integer-overflow -fno-omit-frame-pointer';
+// --tsan: the engine tests under ThreadSanitizer instead (below).
+const tsan = process.argv[2] === '--tsan';
+const avaArgs = process.argv.slice(tsan ? 3 : 2);
+const mode = tsan ? {
+  name: 'tsan',
+  // ggml knows TSan (GGML_SANITIZE_THREAD: its thread pool then uses atomics TSan can follow
+  // instead of fences it cannot)
+  sanitize: '-fsanitize=thread -fno-omit-frame-pointer',
+  cmake: ['--CDGGML_SANITIZE_THREAD=ON'],
+  runtime: 'libtsan.so',
+  options: (logDir) => ({
+    TSAN_OPTIONS: `halt_on_error=0:second_deadlock_stack=1:history_size=4:suppressions=${join(root, 'scripts', 'tsan.supp')}:log_path=${join(logDir, 'tsan')}`,
+  }),
+  // where the threads are: the engine thread and its thread-safe functions, dispose, workers, the server
+  files: ['test/api/lifecycle.test.ts', 'test/api/engine-features.test.ts', 'test/api/model.test.ts', 'test/api/teardown.test.ts', 'test/server/concurrency.test.ts']
+    .filter((f) => existsSync(join(root, f))),
+} : {
+  name: 'asan',
+  // Two checks recover (report, then go on) so that the rest of the suite still runs after a
+  // report in vendor code; every report still fails the run (below), every other check stops
+  // the process.
+  sanitize: '-fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize-recover=enum,signed-integer-overflow -fno-omit-frame-pointer',
+  cmake: ['--CDGGML_SANITIZE_ADDRESS=ON', '--CDGGML_SANITIZE_UNDEFINED=ON'],
+  runtime: 'libasan.so',
+  options: (logDir) => ({
+    // each process writes its reports to a file of its own; the run fails if any is written
+    ASAN_OPTIONS: `detect_leaks=0:abort_on_error=1:log_path=${join(logDir, 'asan')}`,
+    UBSAN_OPTIONS: `print_stacktrace=1:halt_on_error=0:log_path=${join(logDir, 'ubsan')}`,
+  }),
+  // The whole suite, but the memory tests: they measure resident memory, which ASan's redzones
+  // and quarantine inflate by design.
+  files: testFiles(join(root, 'test')).filter((f) => !f.endsWith('memory.test.ts')),
+};
+
+const buildDir = join(root, 'build', mode.name);
 // NDEBUG as in release builds: ggml's debug asserts reject what it computes on purpose (its GELU
 // table's entries for the f16 codes of inf, which our table copies, native/kernels/gelu.cpp)
-const flags = `-O2 -g1 -DNDEBUG ${sanitize}`;
+const flags = `-O2 -g1 -DNDEBUG ${mode.sanitize}`;
 materializeVendor();
 // configure every time, so that a change of these flags takes effect (then an incremental build)
 cmakeJs('configure', [
-  '-O', buildDir,
-  '--CDGGML_SANITIZE_ADDRESS=ON', '--CDGGML_SANITIZE_UNDEFINED=ON',
+  '-O', buildDir, ...mode.cmake,
   `--CDCMAKE_C_FLAGS_RELEASE=${flags}`, `--CDCMAKE_CXX_FLAGS_RELEASE=${flags}`,
-  `--CDCMAKE_SHARED_LINKER_FLAGS=${sanitize}`,
+  `--CDCMAKE_SHARED_LINKER_FLAGS=${mode.sanitize}`,
   '--CDGPT2_NODE_REF_TOOL=OFF',   // the parity tests' reference is the regular build's
 ]);
 cmakeJs('build', ['-O', buildDir]);
 const binary = join(buildDir, 'Release', 'gpt2_node.node');
 if (!existsSync(binary)) throw new Error(`no ${binary} after the build`);
 
-const libasan = execFileSync('gcc', ['-print-file-name=libasan.so'], { encoding: 'utf8' }).trim();
-const logDir = mkdtempSync(join(tmpdir(), 'gpt2-node-sanitize-'));
-const env = {
-  ...process.env,
-  GPT2_NODE_BINARY: binary,
-  LD_PRELOAD: libasan,
-  // each process writes its reports to a file of its own; the run fails if any is written
-  ASAN_OPTIONS: `detect_leaks=0:abort_on_error=1:log_path=${join(logDir, 'asan')}`,
-  UBSAN_OPTIONS: `print_stacktrace=1:halt_on_error=0:suppressions=${join(root, 'scripts', 'sanitize.supp')}:log_path=${join(logDir, 'ubsan')}`,
-};
-// The whole suite, but the memory tests: they measure resident memory, which ASan's redzones and
-// quarantine inflate by design.
-const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : testFiles(join(root, 'test')).filter((f) => !f.endsWith('memory.test.ts'));
+const runtime = execFileSync('gcc', [`-print-file-name=${mode.runtime}`], { encoding: 'utf8' }).trim();
+const logDir = mkdtempSync(join(tmpdir(), `gpt2-node-${mode.name}-`));
+const env = { ...process.env, GPT2_NODE_BINARY: binary, LD_PRELOAD: runtime, ...mode.options(logDir) };
+const files = avaArgs.length > 0 ? avaArgs : mode.files;
 const ava = join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
 const r = spawnSync(process.execPath, [ava, '--tap', '--timeout', '20m', ...files], { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 30 });
 process.stdout.write(r.stdout);
 process.stderr.write(r.stderr);
-// a report goes to its process's file under logDir; one written to stderr instead counts too
-const files_ = readdirSync(logDir);
-for (const f of files_) console.log(`\n== sanitizer report ${f}\n${readFileSync(join(logDir, f), 'utf8')}`);
-const inline = (r.stdout + r.stderr).match(/runtime error:|ERROR: (Address|Leak|Thread)Sanitizer/g) ?? [];
-const findings = files_.length + inline.length;
 // TAP, as .ci/run counts it: "ok N - title [# SKIP]" / "not ok N - title"
 const lines = r.stdout.split('\n');
 const passed = lines.filter((l) => /^ok \d+/.test(l) && !/# (SKIP|TODO)/.test(l)).length;
 let failed = lines.filter((l) => /^not ok \d+/.test(l) && !/# (SKIP|TODO)/.test(l)).length;
 if (r.status !== 0 && failed === 0) failed = 1;   // a worker that died outside any test
+
+// The ASan run ends with LeakSanitizer over load/dispose loops (test/native/leak-loop.ts).
+let leakFailed = 0;
+if (!tsan && avaArgs.length === 0) leakFailed = leakLoop();
+
+// a report goes to its process's file under logDir; one written to stderr instead counts too
+const reports = readdirSync(logDir);
+for (const f of reports) console.log(`\n== sanitizer report ${f}\n${readFileSync(join(logDir, f), 'utf8')}`);
+const inline = (r.stdout + r.stderr).match(/runtime error:|ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer/g) ?? [];
+const findings = reports.length + inline.length;
 console.log(`sanitizer findings: ${findings} (reports in ${logDir})`);
-console.log(`sanitize: ${passed} passed, ${failed + findings} failed`);
-process.exit(failed + findings === 0 ? 0 : 1);
+console.log(`sanitize: ${passed} passed, ${failed + leakFailed + findings} failed`);
+process.exit(failed + leakFailed + findings === 0 ? 0 : 1);
+
+/**
+ * Loads, generates with and disposes models (and tokenizers, sessions, workers) in a loop with
+ * leak detection on. Node itself does not free everything at exit, so a leak report counts only
+ * when its allocation stack passes through the addon (our code or ggml linked into it); the
+ * others are counted and printed, not failed. Returns 1 on a leak of ours, else 0.
+ */
+function leakLoop() {
+  const leakLog = mkdtempSync(join(tmpdir(), 'gpt2-node-lsan-'));
+  const tsx = join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
+  const run = spawnSync(process.execPath, ['--expose-gc', tsx, join(root, 'test', 'native', 'leak-loop.ts')], {
+    cwd: root, encoding: 'utf8', maxBuffer: 1 << 28,
+    env: { ...env, ASAN_OPTIONS: `detect_leaks=1:abort_on_error=0:fast_unwind_on_malloc=0:malloc_context_size=30:log_path=${join(leakLog, 'lsan')}` },
+  });
+  process.stdout.write(run.stdout);
+  process.stderr.write(run.stderr);
+  const text = readdirSync(leakLog).map((f) => readFileSync(join(leakLog, f), 'utf8')).join('\n');
+  // one report per leaked allocation site: "Direct leak of N byte(s) in M object(s) allocated from:" + frames
+  const leaks = text.split(/\n(?=(?:Direct|Indirect) leak of )/).filter((b) => /^(Direct|Indirect) leak of /.test(b));
+  const ours = leaks.filter((b) => b.includes('gpt2_node.node'));
+  for (const b of ours) console.log(`\n== leak in the addon\n${b}`);
+  console.log(`leak loop: exit ${run.status}; ${leaks.length} leak reports at exit, ${ours.length} with the addon on the allocation stack (${leaks.length - ours.length} are Node's own)`);
+  return run.status === 0 && ours.length === 0 ? 0 : 1;
+}
 
 function testFiles(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

@@ -82,49 +82,75 @@ uint64_t fixed_size(uint32_t type) {
     }
 }
 
-bool skip_value(cursor & c, uint32_t type) {
-    if (const uint64_t n = fixed_size(type)) return c.skip(n);
-    if (type == 8) return c.skip_string();
-    if (type != 9) return false;   // unknown: ggml names it
+// GGUF's value types are 0..12; ggml's parser stores the file's number in its enum before it
+// checks the range (undefined behaviour for a number the enum cannot hold).
+constexpr uint32_t gguf_type_count = 13;
+
+enum class scan { ok, past_end, unknown_type, other };
+
+// Skips one metadata value: `past_end` when the file ends inside it (a length that runs past
+// the end included), `unknown_type` for a type number outside GGUF's, `other` for what ggml's
+// parser rejects by itself with its own message (an array of arrays).
+scan skip_value(cursor & c, uint32_t type) {
+    if (type >= gguf_type_count) return scan::unknown_type;
+    if (const uint64_t n = fixed_size(type)) return c.skip(n) ? scan::ok : scan::past_end;
+    if (type == 8) return c.skip_string() ? scan::ok : scan::past_end;
     uint32_t elem  = 0;
     uint64_t count = 0;
-    if (!c.read(elem) || !c.read(count)) return false;
-    if (const uint64_t n = fixed_size(elem)) return count <= c.left / n && c.skip(count * n);
-    if (elem != 8) return false;
+    if (!c.read(elem)) return scan::past_end;
+    if (elem >= gguf_type_count) return scan::unknown_type;
+    if (!c.read(count)) return scan::past_end;
+    if (const uint64_t n = fixed_size(elem)) return count <= c.left / n && c.skip(count * n) ? scan::ok : scan::past_end;
+    if (elem != 8) return scan::other;
     for (uint64_t i = 0; i < count; ++i)
-        if (!c.skip_string()) return false;
-    return true;
+        if (!c.skip_string()) return scan::past_end;
+    return scan::ok;
 }
 
 }   // namespace
 
-std::string gguf_reader::shape_overflow() const {
-    // ggml's parser checks that a tensor's element count fits in 64 bits only after computing it
-    // (signed overflow: undefined behaviour on untrusted input, found by the sanitizer run,
-    // docs/reliability.md). So the tensor infos are checked here first. Anything else malformed
-    // ends this scan without a verdict: ggml's parser then rejects it with its own message.
+std::string gguf_reader::header_problem() const {
+    // ggml's parser meets three things in a header before it checks them: a tensor's element
+    // count (computed, then checked against 64 bits: signed overflow, found by the sanitizer run,
+    // docs/reliability.md), type numbers (stored into its enums, then range-checked) and the end
+    // of the file inside a type field (it then tests its own out-of-range sentinel; found by the
+    // GGUF fuzzer). So the metadata and tensor infos are scanned here first and those are
+    // refused. What else is malformed (a dimension count over 4, a negative dimension, an array
+    // of arrays) ends this scan without a verdict: ggml's parser rejects it with its own message.
     cursor   c{ static_cast<const uint8_t *>(file_->data()) + 4, file_->size() - 4 };
     uint32_t version   = 0;
     int64_t  n_tensors = 0, n_kv = 0;
     if (!c.read(version) || (version != 2 && version != 3) || !c.read(n_tensors) || !c.read(n_kv) || n_tensors < 0 || n_kv < 0) return {};
+    const auto past_end = [](const char * what, int64_t i) { return std::string("the file ends inside ") + what + " " + std::to_string(i) + " (truncated, or a length past its end)"; };
     for (int64_t i = 0; i < n_kv; ++i) {
         uint32_t type = 0;
-        if (!c.skip_string() || !c.read(type) || !skip_value(c, type)) return {};
+        if (!c.skip_string() || !c.read(type)) return past_end("metadata key", i);
+        switch (skip_value(c, type)) {
+        case scan::ok: break;
+        case scan::past_end: return past_end("metadata value", i);
+        case scan::unknown_type: return "metadata value " + std::to_string(i) + " has an unknown type";
+        case scan::other: return {};
+        }
     }
     for (int64_t i = 0; i < n_tensors; ++i) {
         uint32_t n_dims = 0;
-        if (!c.skip_string() || !c.read(n_dims) || n_dims > GGML_MAX_DIMS) return {};
+        if (!c.skip_string() || !c.read(n_dims)) return past_end("tensor info", i);
+        if (n_dims > GGML_MAX_DIMS) return {};
         int64_t     count = 1;
         std::string dims;
         bool        overflow = false;
         for (uint32_t d = 0; d < n_dims; ++d) {
             int64_t ne = 0;
-            if (!c.read(ne) || ne < 0) return {};
+            if (!c.read(ne)) return past_end("tensor info", i);
+            if (ne < 0) return {};
             dims += (d ? ", " : "") + std::to_string(ne);
             overflow = overflow || __builtin_mul_overflow(count, ne, &count);
         }
         if (overflow) return "tensor " + std::to_string(i) + " has shape (" + dims + "), more elements than 64 bits can count";
-        if (!c.skip(4 + 8)) return {};   // type, offset
+        uint32_t type = 0;
+        if (!c.read(type)) return past_end("tensor info", i);
+        if (type >= GGML_TYPE_COUNT) return "tensor " + std::to_string(i) + " has unknown type " + std::to_string(type);
+        if (!c.skip(8)) return past_end("tensor info", i);   // offset
     }
     return {};
 }
@@ -135,7 +161,7 @@ gguf_reader::gguf_reader(const std::string & path) : path_(path) {
     // too short to be GGUF gets a clear message instead of ggml's.
     file_ = std::make_unique<mapped_file>(path);
     if (file_->size() < 4 || std::memcmp(file_->data(), "GGUF", 4) != 0) { fail("not a GGUF file (the first 4 bytes are not \"GGUF\")"); }
-    if (const std::string why = shape_overflow(); !why.empty()) fail("invalid GGUF (" + why + ")");
+    if (const std::string why = header_problem(); !why.empty()) fail("invalid GGUF (" + why + ")");
     ggml_log_take_last_error();
     gguf_init_params params = { /*no_alloc =*/true, /*ctx =*/&meta_ };
     gguf_                   = gguf_init_from_file(path.c_str(), params);

@@ -56,8 +56,9 @@ public:
 
 private:
     [[noreturn]] void fail(const std::string & what) const;
-    // Why a tensor's shape cannot be counted in 64 bits, or "" (checked before ggml parses).
-    std::string          shape_overflow() const;
+    // What in the header ggml's parser would meet unchecked (an element count past 64 bits, a
+    // type number outside its enums), or "": scanned before ggml parses.
+    std::string          header_problem() const;
     const gguf_context * parsed() const;
 
     std::string                  path_;

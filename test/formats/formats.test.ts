@@ -183,17 +183,34 @@ test('files by content: pickle, pre-GGUF llama files, unknown bytes, a missing p
   await rejects(t, join(dir, 'nothing-here'), 'ERR_NOT_FOUND', /nothing-here: no such file or folder/);
 });
 
-test('a GGUF tensor whose element count overflows 64 bits is refused before ggml parses it', async (t) => {
-  // ggml's own check computes the count first (signed overflow, found by scripts/sanitize.sh)
+test('GGUF header fields ggml would meet unchecked are refused before ggml parses the file', async (t) => {
+  // ggml's parser computes a tensor's element count before checking it against 64 bits (signed
+  // overflow, found by scripts/sanitize.sh) and stores type numbers into its enums before the
+  // range check: our reader scans the header first (gguf_reader::header_problem)
   const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; };
   const u64 = (v: bigint) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(v); return b; };
-  const tensor = (name: string, dims: bigint[]) =>
-    Buffer.concat([u64(BigInt(name.length)), Buffer.from(name), u32(dims.length), ...dims.map(u64), u32(0), u64(0n)]);
-  const kv = Buffer.concat([u64(20n), Buffer.from('general.architecture'), u32(8), u64(4n), Buffer.from('gpt2')]);
-  const file = fresh('overflow.gguf');
-  await writeFile(file, Buffer.concat([Buffer.from('GGUF'), u32(3), u64(2n), u64(1n), kv,
-    tensor('ok', [768n, 4n]), tensor('huge', [1n << 40n, 1n << 30n]), Buffer.alloc(64)]));
-  await rejects(t, file, 'ERR_BAD_MODEL', /overflow\.gguf/, /tensor 1 has shape \(1099511627776, 1073741824\), more elements than 64 bits can count/);
+  const tensor = (name: string, dims: bigint[], type = 0) =>
+    Buffer.concat([u64(BigInt(name.length)), Buffer.from(name), u32(dims.length), ...dims.map(u64), u32(type), u64(0n)]);
+  const arch = Buffer.concat([u64(20n), Buffer.from('general.architecture'), u32(8), u64(4n), Buffer.from('gpt2')]);
+  const gguf = async (name: string, kvs: Buffer[], tensors: Buffer[]) => {
+    const file = fresh(name);
+    await writeFile(file, Buffer.concat([Buffer.from('GGUF'), u32(3), u64(BigInt(tensors.length)), u64(BigInt(kvs.length)), ...kvs, ...tensors, Buffer.alloc(64)]));
+    return file;
+  };
+  await rejects(t, await gguf('overflow.gguf', [arch], [tensor('ok', [768n, 4n]), tensor('huge', [1n << 40n, 1n << 30n])]),
+    'ERR_BAD_MODEL', /overflow\.gguf/, /tensor 1 has shape \(1099511627776, 1073741824\), more elements than 64 bits can count/);
+  await rejects(t, await gguf('tensor-type.gguf', [arch], [tensor('ok', [768n, 4n]), tensor('odd', [4n], 0x7fffffff)]),
+    'ERR_BAD_MODEL', /tensor-type\.gguf/, /tensor 1 has unknown type 2147483647/);
+  const key = (name: string) => Buffer.concat([u64(BigInt(name.length)), Buffer.from(name)]);
+  await rejects(t, await gguf('kv-type.gguf', [arch, Buffer.concat([key('x'), u32(13), u32(0)])], []),
+    'ERR_BAD_MODEL', /kv-type\.gguf/, /metadata value 1 has an unknown type/);
+  await rejects(t, await gguf('array-type.gguf', [arch, Buffer.concat([key('x'), u32(9), u32(0xffffffff), u64(1n)])], []),
+    'ERR_BAD_MODEL', /array-type\.gguf/, /metadata value 1 has an unknown type/);
+  // the file ends inside a type field: ggml then tests its own out-of-range sentinel (the GGUF fuzzer's find)
+  const full = await readFile(await gguf('whole.gguf', [arch, Buffer.concat([key('x'), u32(4), u32(7)])], [tensor('ok', [768n, 4n])]));
+  const cut = fresh('cut.gguf');
+  await writeFile(cut, full.subarray(0, 24 + arch.length + key('x').length + 2));
+  await rejects(t, cut, 'ERR_BAD_MODEL', /cut\.gguf/, /the file ends inside metadata key 1 \(truncated, or a length past its end\)/);
 });
 
 test('legacy .bin errors: truncation, unknown tensor, wrong shape, unknown type, bad hyperparameters', async (t) => {
