@@ -164,7 +164,8 @@ gguf_reader::gguf_reader(const std::string & path) : path_(path) {
     if (const std::string why = header_problem(); !why.empty()) fail("invalid GGUF (" + why + ")");
     ggml_log_take_last_error();
     gguf_init_params params = { /*no_alloc =*/true, /*ctx =*/&meta_ };
-    gguf_                   = gguf_init_from_file(path.c_str(), params);
+    // ggml parses the mapped bytes the scan saw (not the file again: it may change in between)
+    gguf_                   = gguf_init_from_buffer(file_->data(), file_->size(), params);
     if (!gguf_) {
         std::string why = ggml_log_take_last_error();
         fail("invalid GGUF" + (why.empty() ? std::string() : " (" + why + ")"));

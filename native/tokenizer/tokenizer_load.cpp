@@ -4,6 +4,7 @@
 #include "tokenizer.h"
 
 #include "gguf.h"
+#include "io/gguf_reader.h"
 #include "nlohmann/json.hpp"
 #include "util/error.h"
 #include "util/files.h"
@@ -215,19 +216,11 @@ std::shared_ptr<const tokenizer> load_tokenizer_json(const std::string & path, c
 }
 
 std::shared_ptr<const tokenizer> load_gguf_file(const std::string & path) {
-    gguf_init_params params{};
-    params.no_alloc    = true;
-    params.ctx         = nullptr;
-    gguf_context * ctx = gguf_init_from_file(path.c_str(), params);
-    if (ctx == nullptr) { fail(path, "not a readable GGUF file"); }
+    // through our reader: its header scan keeps what ggml's parser meets unchecked from it
+    const gguf_reader file(path);
     try {
-        auto tok = tokenizer::from_gguf(ctx);
-        gguf_free(ctx);
-        return tok;
-    } catch (const std::exception & e) {
-        gguf_free(ctx);
-        fail(path, e.what());
-    }
+        return tokenizer::from_gguf(file.gguf());
+    } catch (const std::exception & e) { fail(path, e.what()); }
 }
 
 bool has_gguf_magic(const std::string & path) {

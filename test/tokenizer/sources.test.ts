@@ -95,7 +95,7 @@ test('GGUF: not GGUF, truncated', async (t) => {
   await rejects(t, p, 'not a GGUF file (bad magic)');
   const q = tmp('trunc.gguf');
   writeFileSync(q, readFileSync(gpt2VocabGgufPath()).subarray(0, 5000));
-  await rejects(t, q, 'not a readable GGUF file');
+  await rejects(t, q, 'trunc.gguf: invalid GGUF (the file ends inside metadata value');
 });
 
 const ggufCases: Array<[string, Record<string, unknown>, string]> = [
