@@ -128,7 +128,14 @@ export function optionalLogitBias(name: string, value: unknown, vocabSize: numbe
   return out;
 }
 
-/** generate's `stop`: a string or an array of up to `max` non-empty strings. */
+/**
+ * Longest stop string, in characters (UTF-16 code units, JS string length). Matching a stop
+ * string costs up to its length squared per token (the engine's filter_stop), so it is bounded;
+ * the addon refuses more than 1024 UTF-8 bytes, which 256 units never exceed (768 at most).
+ */
+export const MAX_STOP_LENGTH = 256;
+
+/** generate's `stop`: a string or an array of up to `max` non-empty strings of at most MAX_STOP_LENGTH characters. */
 export function optionalStopStrings(name: string, value: unknown, max: number): string[] | undefined {
   if (value === undefined) return undefined;
   const list: unknown = typeof value === 'string' ? [value] : value;
@@ -137,5 +144,9 @@ export function optionalStopStrings(name: string, value: unknown, max: number): 
   }
   if (list.some((x) => x.length === 0)) throw new RangeError(`Expected non-empty strings for ${name} but received ""`);
   if (list.length > max) throw new RangeError(`Expected at most ${max} ${name} strings but received ${list.length}`);
+  const long = list.find((x) => x.length > MAX_STOP_LENGTH);
+  if (long !== undefined) {
+    throw new RangeError(`Expected ${name} strings of at most ${MAX_STOP_LENGTH} characters but received one of ${long.length}`);
+  }
   return list;
 }

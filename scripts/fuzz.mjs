@@ -15,29 +15,35 @@
 // (an allocation sized by a corrupt field).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { materializeVendor, root } from './lib/native-build.mjs';
 
-const HARNESSES = ['gguf', 'safetensors', 'legacy', 'tokenizer', 'stream-decoder'];
+// native harnesses (test/fuzz/<name>.cpp) and JavaScript ones (test/fuzz/<name>.target.ts, run by
+// js-fuzz.ts under libFuzzer through js_driver.node)
+const NATIVE = ['gguf', 'safetensors', 'legacy', 'tokenizer', 'stream-decoder'];
+const JS = ['server-params'];
+const HARNESSES = [...NATIVE, ...JS];
 const [harness, secondsArg, ...extra] = process.argv.slice(2);
 const seconds = Number(secondsArg);
 if (!HARNESSES.includes(harness) || !Number.isInteger(seconds) || seconds < 1) {
   console.error(`usage: bash scripts/fuzz.sh <${HARNESSES.join('|')}> <seconds> [libFuzzer flags]`);
   process.exit(2);
 }
-const target = `fuzz-${harness.replace('-', '_')}`;
+const js = JS.includes(harness);
+const target = js ? 'js_driver' : `fuzz-${harness.replace('-', '_')}`;
 const buildDir = join(root, 'build', 'fuzz');
 
 const clang = ensureClang();
 materializeVendor();
 const env = { ...process.env, CCACHE_BASEDIR: process.env.CCACHE_BASEDIR ?? root, CC: clang.cc, CXX: clang.cxx };
 const generator = hasCommand('ninja') ? ['-G', 'Ninja'] : [];
-if (!existsSync(join(buildDir, 'CMakeCache.txt'))) run('cmake', ['-S', join(root, 'test', 'fuzz'), '-B', buildDir, ...generator], env);
+const nodeInclude = join(dirname(dirname(process.execPath)), 'include', 'node');
+run('cmake', ['-S', join(root, 'test', 'fuzz'), '-B', buildDir, ...(existsSync(join(buildDir, 'CMakeCache.txt')) ? [] : generator), `-DNODE_INCLUDE_DIR=${nodeInclude}`], env);
 run('cmake', ['--build', buildDir, '--target', target, '--parallel', '2'], env);
 
 const seeds = join(buildDir, 'seeds');
-if (!existsSync(join(seeds, 'hf-folder'))) run(process.execPath, [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(root, 'test', 'fuzz', 'seeds.ts'), seeds], env);
+if (!existsSync(join(seeds, 'server_params.dict'))) run(process.execPath, [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(root, 'test', 'fuzz', 'seeds.ts'), seeds], env);
 const corpus = join(buildDir, 'corpus', harness);
 const artifacts = join(buildDir, 'artifacts', harness);
 mkdirSync(corpus, { recursive: true });
@@ -46,7 +52,11 @@ const before = new Set(readdirSync(artifacts));
 
 const args = [
   `-max_total_time=${seconds}`, '-timeout=10', '-rss_limit_mb=2560', '-malloc_limit_mb=2048',
-  '-print_final_stats=1', `-artifact_prefix=${artifacts}/`, ...extra,
+  '-print_final_stats=1', `-artifact_prefix=${artifacts}/`,
+  // longer texts only repeat what the pre-tokenizer splits into words anyway
+  ...(harness === 'tokenizer' ? ['-max_len=1024'] : harness === 'stream-decoder' ? ['-max_len=2048'] : []),
+  ...extra,
+  ...(js ? [`-dict=${join(seeds, `${harness.replace('-', '_')}.dict`)}`] : []),
   corpus, join(seeds, harness.replace('-', '_')),
 ];
 const fuzzEnv = {
@@ -55,9 +65,12 @@ const fuzzEnv = {
   ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1',
   UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
 };
-const bin = join(buildDir, target);
-console.log(`fuzz ${harness}: ${bin} ${args.join(' ')}`);
-const child = spawn(bin, args, { env: fuzzEnv, stdio: ['ignore', 'inherit', 'pipe'] });
+const [bin, binArgs] = js
+  ? [process.execPath, [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(root, 'test', 'fuzz', 'js-fuzz.ts'),
+    join(root, 'test', 'fuzz', `${harness}.target.ts`), join(buildDir, 'js_driver.node'), ...args]]
+  : [join(buildDir, target), args];
+console.log(`fuzz ${harness}: ${bin} ${binArgs.join(' ')}`);
+const child = spawn(bin, binArgs, { env: fuzzEnv, stdio: ['ignore', 'inherit', 'pipe'] });
 let log = '';
 child.stderr.on('data', (d) => { log += d; process.stderr.write(d); });
 const status = await new Promise((resolve) => child.on('close', (code, signal) => resolve(code ?? signal)));
@@ -70,8 +83,9 @@ const fresh = readdirSync(artifacts).filter((f) => !before.has(f));
 const crashes = fresh.filter((f) => /^(crash|oom|leak)-/.test(f)).length + (status !== 0 && fresh.length === 0 ? 1 : 0);
 const timeouts = fresh.filter((f) => /^timeout-/.test(f)).length;
 const rss = stat('peak_rss_mb');
+const elapsed = Number((log.match(/Done \d+ runs in (\d+) second/) ?? [])[1] ?? seconds) || seconds;
 const cpu = (readFileSafe('/proc/cpuinfo').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? process.arch;
-console.log(`\nfuzz ${harness}: ${seconds} s on ${cpu}, corpus ${readdirSync(corpus).length} inputs, peak RSS ${rss} MiB, ${Math.round(executions / seconds)} executions/s`);
+console.log(`\nfuzz ${harness}: ${elapsed} s on ${cpu}, corpus ${readdirSync(corpus).length} inputs, peak RSS ${rss} MiB, ${Math.round(executions / elapsed)} executions/s`);
 for (const f of fresh) console.log(`  failing input: ${join(artifacts, f)}`);
 console.log(`${executions} executions, ${crashes} crashes, ${timeouts} timeouts`);
 process.exit(crashes + timeouts === 0 ? 0 : 1);

@@ -11,8 +11,9 @@
 //   string = u64 byte length + UTF-8 bytes; array = u32 item type + u64 count + items.
 //
 // Every length and count is checked against the bytes left in the file before anything is
-// allocated for it, so a corrupt or hostile file gives a Gpt2Error ERR_BAD_MODEL, never an
-// out-of-memory. Nested arrays are rejected (ggml does not read them either).
+// allocated for it, and array items against GGUF_MAX_ARRAY_ITEMS (a JS value each), so a
+// corrupt or hostile file gives a Gpt2Error ERR_BAD_MODEL, never an out-of-memory. Nested arrays
+// are rejected (ggml does not read them either).
 import { open, type FileHandle } from 'node:fs/promises';
 import { Gpt2Error } from '../errors.js';
 
@@ -202,7 +203,14 @@ async function readType(c: Cursor, path: string, what: string): Promise<GgufType
   return name;
 }
 
-async function readValue(c: Cursor, path: string, key: string): Promise<GgufValue> {
+/**
+ * Most array items a file's metadata may hold, all arrays together. Each becomes a JS value (8
+ * bytes or more of heap for one byte of file), so what fits the file could still exhaust the heap;
+ * a vocabulary needs a few hundred thousand (GPT-2: 3 arrays of ~50k).
+ */
+export const GGUF_MAX_ARRAY_ITEMS = 1 << 24;
+
+async function readValue(c: Cursor, path: string, key: string, budget: { read: number }): Promise<GgufValue> {
   const type = await readType(c, path, `key '${key}'`);
   if (type !== 'array') {
     return { type, value: await c.scalar(type, `value of '${key}'`) } as GgufValue;
@@ -210,6 +218,11 @@ async function readValue(c: Cursor, path: string, key: string): Promise<GgufValu
   const itemType = await readType(c, path, `items of '${key}'`);
   if (itemType === 'array') bad(path, `key '${key}' is a nested array, which is not supported`);
   const n = await c.length(`item count of '${key}'`, Math.floor((c.remaining - 8) / GGUF_SCALAR_SIZE[itemType]));
+  if (n > GGUF_MAX_ARRAY_ITEMS - budget.read) {
+    const left = budget.read === 0 ? '' : `the ${GGUF_MAX_ARRAY_ITEMS - budget.read} left of `;
+    bad(path, `item count of '${key}' is ${n}, more than ${left}the limit of ${GGUF_MAX_ARRAY_ITEMS} array items per file`);
+  }
+  budget.read += n;
   const items: unknown[] = new Array(n);
   for (let i = 0; i < n; i++) items[i] = await c.scalar(itemType, `item ${i} of '${key}'`);
   return { type: 'array', itemType, value: items } as GgufValue;
@@ -242,11 +255,12 @@ export async function readGgufMetadata(path: string): Promise<GgufMetadata> {
     const nTensors = Number(nTensorsBig);
 
     const kv = new Map<string, GgufValue>();
+    const budget = { read: 0 };
     for (let i = 0; i < nKv; i++) {
       const key = await c.string(`key ${i}`);
       if (key.length === 0) bad(path, `key ${i} is empty`);
       if (kv.has(key)) bad(path, `duplicate key '${key}'`);
-      kv.set(key, await readValue(c, path, key));
+      kv.set(key, await readValue(c, path, key, budget));
     }
 
     let alignment = GGUF_DEFAULT_ALIGNMENT;

@@ -214,10 +214,28 @@ async function transfer(
     res.body.destroy();
     throw new Gpt2Error('ERR_CHECKSUM', `${what}: size mismatch: the hub says ${meta.size} bytes, ${redactUrl(res.url)} serves ${total} (the download was removed)`);
   }
-  const fh = await open(incomplete, flags);
+  // Bytes past the announced size (the hub's, else this answer's) are refused before they are
+  // written: a broken or hostile server cannot fill the disk.
+  const limit = meta.size ?? total;
+  // A failed write is this machine's (a full disk, a quota, a file size limit), not the
+  // network's: ERR_IO at once, not retried like a dropped connection (fetchBlob removes the file).
+  const fh = await open(incomplete, flags).catch((e: unknown) => {
+    res.body.destroy();
+    throw writeError(incomplete, e);
+  });
   try {
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      await fh.write(chunk);
+      if (limit !== undefined && chunk.length > limit - state.bytes) {
+        res.body.destroy();
+        throw new Gpt2Error('ERR_CHECKSUM', `${what}: size mismatch: ${meta.size !== undefined ? 'the hub says' : `${redactUrl(res.url)} announced`} ${limit} bytes, ` +
+          `${redactUrl(res.url)} sent more (the download was removed)`);
+      }
+      try {
+        await fh.write(chunk);
+      } catch (e) {
+        res.body.destroy();
+        throw writeError(incomplete, e);
+      }
       state.hash?.update(chunk);
       state.bytes += chunk.length;
       onBytes(state.bytes);
@@ -226,6 +244,12 @@ async function transfer(
     await fh.close();
   }
   return total;
+}
+
+/** A failed write of the download (ENOSPC, EDQUOT, EFBIG, ...): ERR_IO. */
+function writeError(path: string, e: unknown): Gpt2Error {
+  const text = e instanceof Error ? e.message : String(e);
+  return new Gpt2Error('ERR_IO', `${path}: cannot write the download: ${text} (the download was removed)`, { cause: e });
 }
 
 /**
@@ -272,7 +296,8 @@ export async function fetchBlob(ctx: HubContext, file: string, meta: FileMeta, w
         } catch (e) {
           if (ctx.signal?.aborted) throw aborted(ctx.signal, 'download');
           if (e instanceof Gpt2Error) {
-            if (e.code === 'ERR_CHECKSUM') await rm(incomplete, { force: true });
+            // A failed write removes the partial file too: on a full disk it is what fills it.
+            if (e.code === 'ERR_CHECKSUM' || e.code === 'ERR_IO') await rm(incomplete, { force: true });
             throw e;
           }
           if (e instanceof Restart) {

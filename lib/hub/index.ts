@@ -103,8 +103,19 @@ export async function resolveSpecifier(specifier: unknown, options: unknown, pro
     if (e instanceof Gpt2Error && e.code === 'ERR_NOT_FOUND' && revision.includes('/') && e.message.includes(': revision not found')) {
       throw new Gpt2Error(e.code, `${e.message}; everything after @ is the revision, a file goes before it: hf:${spec.repo}/<file>@<revision>`, { cause: e.cause });
     }
-    throw e;
+    throw cacheIoError(e);
   }
+}
+
+const FILE_SYSCALLS = new Set(['open', 'write', 'close', 'mkdir', 'rename', 'symlink', 'copyfile', 'unlink', 'rmdir', 'utime', 'futime', 'fsync']);
+
+/** A file operation of the cache that failed (a full disk, a read-only folder): ERR_IO, like every library error a Gpt2Error. */
+function cacheIoError(e: unknown): unknown {
+  const syscall = (e as NodeJS.ErrnoException | undefined)?.syscall;
+  if (e instanceof Error && !(e instanceof Gpt2Error) && syscall !== undefined && FILE_SYSCALLS.has(syscall)) {
+    return new Gpt2Error('ERR_IO', `the hub cache: ${e.message}`, { cause: e });
+  }
+  return e;
 }
 
 async function fetchFile(ctx: HubContext, file: string, revision: string): Promise<string> {

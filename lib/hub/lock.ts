@@ -40,9 +40,13 @@ async function acquire(path: string, signal: AbortSignal | undefined): Promise<(
       const fh = await open(path, 'wx');
       try {
         await fh.writeFile(`${hostname()}\n${process.pid}\n`);
-      } finally {
-        await fh.close();
+      } catch (e) {
+        // (a full disk) an empty lock left behind would make the next call wait for it to go stale
+        await fh.close().catch(() => {});
+        await rm(path, { force: true });
+        throw e;
       }
+      await fh.close();
       const timer = setInterval(() => { const now = new Date(); utimes(path, now, now).catch(() => {}); }, TOUCH_MS);
       timer.unref();
       return async () => {

@@ -45,6 +45,10 @@ export class ChatTemplate {
     const eos = model.info.eosTokenId;
     const isEos = this.#separator.length === 1 && this.#separator[0] === eos;
     this.stop = isEos || separator === '' ? [] : [separator.replaceAll('<|endoftext|>', '')].filter((s) => s !== '');
+    const long = this.stop.find((s) => s.length > v.MAX_STOP_LENGTH);
+    if (long !== undefined) {
+      throw new RangeError(`Expected at most ${v.MAX_STOP_LENGTH} characters for chatFormat.turnSeparator (it also stops the reply) but received ${long.length}`);
+    }
   }
 
   /** The prompt for the reply that follows these messages. */

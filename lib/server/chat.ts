@@ -7,7 +7,7 @@ import { invalidParam, missingParam, toApiError, unsupported } from './errors.js
 import { sendJson } from './http.js';
 import { chatLogprobs, type ChatTokenLogprob } from './logprobs.js';
 import { Fields, typeError } from './params.js';
-import { readSampling, rejectUnsupported } from './sampling.js';
+import { readSampling, rejectUnsupported, type Sampling } from './sampling.js';
 import { EventStream } from './sse.js';
 
 const ROLES: Readonly<Record<string, ChatRole>> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant' };
@@ -15,28 +15,8 @@ const ROLES: Readonly<Record<string, ChatRole>> = { system: 'system', developer:
 export async function chatCompletions(ctx: RequestContext, body: Record<string, unknown>): Promise<void> {
   const { model, pieces } = ctx;
   const { vocabSize, contextSize } = model.info;
-  const f = new Fields(body);
-  f.string('model');
-  f.ignored({
-    user: 'string', metadata: 'object', store: 'boolean', service_tier: 'string', parallel_tool_calls: 'boolean',
-    modalities: 'array', reasoning_effort: 'string', prompt_cache_key: 'string', safety_identifier: 'string', verbosity: 'string',
-  });
-  rejectUnsupported(f, ['tools', 'functions', 'audio', 'prediction', 'web_search_options']);
-  for (const name of ['tool_choice', 'function_call']) {
-    const value = f.body[name];
-    if (value !== undefined && value !== null && value !== 'none' && value !== 'auto') {
-      throw unsupported(name, `Unsupported parameter: '${name}' is not supported by this server`);
-    }
-  }
-  const format = f.object('response_format');
-  if (format && format.type !== 'text') {
-    throw unsupported('response_format', `Unsupported value: response_format of type ${JSON.stringify(format.type)} is not supported by this server; only "text" is`);
-  }
-  const logprobs = f.boolean('logprobs') ?? false;
-  const topLogprobs = f.integer('top_logprobs', 0, 20);
-  if (topLogprobs !== undefined && !logprobs) throw invalidParam('top_logprobs', 'top_logprobs requires logprobs to be true');
-  const s = readSampling(f, vocabSize, ['max_completion_tokens', 'max_tokens']);
-  const messages = readMessages(f.required('messages'));
+  const { sampling: s, messages, logprobs, topLogprobs } = readChatRequest(body, vocabSize);
+  ctx.checkAdmit(s.n);   // before tokenizing, as completions
   const prompt = await ctx.chat.prompt(messages);
   checkContext(contextSize, prompt.length, s.maxTokens, 'messages');
 
@@ -101,6 +81,36 @@ export async function chatCompletions(ctx: RequestContext, body: Record<string, 
   } catch (e) {
     stream.fail(toApiError(e).body());
   }
+}
+
+/**
+ * A chat request's fields, checked (every type and range; 400 otherwise): what the handler
+ * needs before it touches the model. Pure, so that the fuzzer (test/fuzz/server-params) runs it.
+ */
+export function readChatRequest(body: Record<string, unknown>, vocabSize: number): { sampling: Sampling; messages: ChatMessage[]; logprobs: boolean; topLogprobs: number | undefined } {
+  const f = new Fields(body);
+  f.string('model');
+  f.ignored({
+    user: 'string', metadata: 'object', store: 'boolean', service_tier: 'string', parallel_tool_calls: 'boolean',
+    modalities: 'array', reasoning_effort: 'string', prompt_cache_key: 'string', safety_identifier: 'string', verbosity: 'string',
+  });
+  rejectUnsupported(f, ['tools', 'functions', 'audio', 'prediction', 'web_search_options']);
+  for (const name of ['tool_choice', 'function_call']) {
+    const value = f.body[name];
+    if (value !== undefined && value !== null && value !== 'none' && value !== 'auto') {
+      throw unsupported(name, `Unsupported parameter: '${name}' is not supported by this server`);
+    }
+  }
+  const format = f.object('response_format');
+  if (format && format.type !== 'text') {
+    throw unsupported('response_format', `Unsupported value: response_format of type ${JSON.stringify(format.type)} is not supported by this server; only "text" is`);
+  }
+  const logprobs = f.boolean('logprobs') ?? false;
+  const topLogprobs = f.integer('top_logprobs', 0, 20);
+  if (topLogprobs !== undefined && !logprobs) throw invalidParam('top_logprobs', 'top_logprobs requires logprobs to be true');
+  const s = readSampling(f, vocabSize, ['max_completion_tokens', 'max_tokens']);
+  const messages = readMessages(f.required('messages'));
+  return { sampling: s, messages, logprobs, topLogprobs };
 }
 
 function readMessages(value: unknown): ChatMessage[] {

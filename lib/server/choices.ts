@@ -22,6 +22,8 @@ export interface RequestContext {
   readonly res: ServerResponse;
   /** Aborted when the client disconnects or the server shuts down. */
   readonly signal: AbortSignal;
+  /** Throws what admit() would for `sequences` now (400 when they could never fit, 503 when the queue is full), taking nothing. */
+  checkAdmit(sequences: number): void;
   /** Takes `sequences` places in the bounded queue (503 when full); the returned function gives one back. */
   admit(sequences: number): () => void;
 }

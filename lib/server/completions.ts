@@ -6,11 +6,20 @@ import { invalidParam, toApiError, unsupported } from './errors.js';
 import { sendJson } from './http.js';
 import { appendCompletionLogprobs, emptyCompletionLogprobs, type CompletionLogprobs } from './logprobs.js';
 import { Fields, tokenIds, typeError } from './params.js';
-import { MAX_N, readSampling } from './sampling.js';
+import { MAX_N, readSampling, type Sampling } from './sampling.js';
 import { EventStream } from './sse.js';
 
 /** OpenAI's default max_tokens for completions. */
 const DEFAULT_MAX_TOKENS = 16;
+
+/** Most prompts in one request (each is tokenized before it is generated from). */
+export const MAX_PROMPTS = 1024;
+
+/** One prompt as the request gives it (a string or token ids, unchecked past the top level), and its name in messages. */
+interface PromptSource {
+  value: unknown;
+  param: string;
+}
 
 interface PromptInput {
   ids: Uint32Array;
@@ -21,17 +30,10 @@ interface PromptInput {
 export async function completions(ctx: RequestContext, body: Record<string, unknown>): Promise<void> {
   const { model, pieces } = ctx;
   const { vocabSize, contextSize } = model.info;
-  const f = new Fields(body);
-  f.string('model');
-  f.ignored({ user: 'string', metadata: 'object', store: 'boolean', service_tier: 'string' });
-  if (f.string('suffix')) throw unsupported('suffix', "Unsupported parameter: 'suffix' is not supported by this server");
-  const echo = f.boolean('echo') ?? false;
-  const logprobs = f.integer('logprobs', 0, 20);
-  const s = readSampling(f, vocabSize, ['max_tokens']);
-  const bestOf = f.integer('best_of', 1, MAX_N);
-  if (bestOf !== undefined && bestOf !== s.n) throw unsupported('best_of', "Unsupported parameter: 'best_of' other than n is not supported by this server");
-  if (echo && logprobs !== undefined) throw unsupported('echo', "Unsupported parameter: 'echo' together with 'logprobs' is not supported by this server");
-  const prompts = await readPrompts(model, f.required('prompt'));
+  const { sampling: s, echo, logprobs, inputs } = readCompletionRequest(body, vocabSize);
+  // count before tokenizing: a request the queue would refuse costs no tokenizer work
+  ctx.checkAdmit(inputs.length * s.n);
+  const prompts = await readPrompts(model, inputs);
   for (const p of prompts) checkContext(contextSize, p.ids.length, s.maxTokens, 'prompt');
 
   const specs: ChoiceSpec[] = [];
@@ -98,7 +100,39 @@ export async function completions(ctx: RequestContext, body: Record<string, unkn
   }
 }
 
-async function readPrompts(model: Model, value: unknown): Promise<PromptInput[]> {
+/**
+ * A completion request's fields, checked (every type and range; 400 otherwise) up to the prompts,
+ * which are listed but not yet tokenized: what the handler needs before it touches the model.
+ * Pure, so that the fuzzer (test/fuzz/server-params) runs it.
+ */
+export function readCompletionRequest(body: Record<string, unknown>, vocabSize: number): { sampling: Sampling; echo: boolean; logprobs: number | undefined; inputs: PromptSource[] } {
+  const f = new Fields(body);
+  f.string('model');
+  f.ignored({ user: 'string', metadata: 'object', store: 'boolean', service_tier: 'string' });
+  if (f.string('suffix')) throw unsupported('suffix', "Unsupported parameter: 'suffix' is not supported by this server");
+  const echo = f.boolean('echo') ?? false;
+  const logprobs = f.integer('logprobs', 0, 20);
+  const s = readSampling(f, vocabSize, ['max_tokens']);
+  const bestOf = f.integer('best_of', 1, MAX_N);
+  if (bestOf !== undefined && bestOf !== s.n) throw unsupported('best_of', "Unsupported parameter: 'best_of' other than n is not supported by this server");
+  if (echo && logprobs !== undefined) throw unsupported('echo', "Unsupported parameter: 'echo' together with 'logprobs' is not supported by this server");
+  const inputs = promptInputs(f.required('prompt'));
+  return { sampling: s, echo, logprobs, inputs };
+}
+
+/** `prompt` as a list of prompts (a string or an array of token ids each), with their names in messages; types checked at the top level only. */
+function promptInputs(value: unknown): PromptSource[] {
+  const expected = 'string, array of strings, array of token ids, or array of arrays of token ids';
+  if (typeof value === 'string') return [{ value, param: 'prompt' }];
+  if (!Array.isArray(value)) typeError('prompt', expected, value);
+  if (value.length === 0) throw invalidParam('prompt', 'Expected at least 1 prompt for prompt but received an empty array');
+  if (value.every((x) => typeof x === 'number')) return [{ value, param: 'prompt' }];
+  if (!value.every((x) => typeof x === 'string' || Array.isArray(x))) typeError('prompt', expected, value);
+  if (value.length > MAX_PROMPTS) throw invalidParam('prompt', `Expected at most ${MAX_PROMPTS} prompts for prompt but received ${value.length}`);
+  return value.map((x, i) => ({ value: x, param: `prompt[${i}]` }));
+}
+
+async function readPrompts(model: Model, inputs: PromptSource[]): Promise<PromptInput[]> {
   const { vocabSize, eosTokenId } = model.info;
   const one = async (x: unknown, param: string): Promise<PromptInput> => {
     let ids: Uint32Array;
@@ -114,11 +148,5 @@ async function readPrompts(model: Model, value: unknown): Promise<PromptInput[]>
     // an empty prompt starts from <|endoftext|> (the model does the same)
     return { ids: ids.length > 0 ? ids : Uint32Array.of(eosTokenId), text };
   };
-  const expected = 'string, array of strings, array of token ids, or array of arrays of token ids';
-  if (typeof value === 'string') return [await one(value, 'prompt')];
-  if (!Array.isArray(value)) typeError('prompt', expected, value);
-  if (value.length === 0) throw invalidParam('prompt', 'Expected at least 1 prompt for prompt but received an empty array');
-  if (value.every((x) => typeof x === 'number')) return [await one(value, 'prompt')];
-  if (!value.every((x) => typeof x === 'string' || Array.isArray(x))) typeError('prompt', expected, value);
-  return Promise.all(value.map((x, i) => one(x, `prompt[${i}]`)));
+  return Promise.all(inputs.map((p) => one(p.value, p.param)));
 }

@@ -18,7 +18,7 @@ import { ChatTemplate, type ChatFormat } from './chat-format.js';
 import type { RequestContext } from './choices.js';
 import { completions } from './completions.js';
 import { ApiError, invalidParam, overloaded, shuttingDown, toApiError } from './errors.js';
-import { apiKeyDigest, checkApiKey, readJson, sendError, sendJson } from './http.js';
+import { apiKeyDigest, checkApiKey, checkHost, isLoopbackAddress, normalizeHostName, readJson, sendError, sendJson } from './http.js';
 import { Pieces } from './logprobs.js';
 import { Metrics } from './metrics.js';
 import { detokenize, tokenize } from './tokenize.js';
@@ -38,6 +38,13 @@ export interface ServerOptions {
   modelId?: string;
   /** How chat messages become a prompt. Default: DialoGPT's (each turn ends with <|endoftext|>, no roles). */
   chatFormat?: ChatFormat;
+  /**
+   * While the server listens on a loopback address, requests must name it in their Host header
+   * as localhost, 127.0.0.1, [::1] or the address itself (any port), else 403: a defence against
+   * DNS rebinding. More host names (without port) to accept, e.g. a proxy's public name; '*'
+   * accepts any. Not used on other addresses.
+   */
+  allowedHosts?: readonly string[];
 }
 
 export interface CloseOptions {
@@ -57,6 +64,9 @@ interface Route {
 /** At close(), how long responses that ended may take to reach their clients before connections are cut. */
 const FLUSH_MS = 1000;
 
+/** Host names a server on a loopback address always answers to (with any port). */
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
+
 /** The reason of a request's signal when its client went away. */
 const DISCONNECTED = new Error('client disconnected');
 
@@ -71,6 +81,9 @@ export class ApiServer implements AsyncDisposable {
   readonly #maxQueue: number;
   readonly #maxBody: number;
   readonly #slots: number;
+  readonly #allowedHosts: readonly string[] | '*';
+  /** The Host names accepted for the address listened on (null: no check), cached by that address. */
+  #hostCheck: { address: string; allowed: ReadonlySet<string> | null } | undefined;
   readonly #chat: ChatTemplate;
   readonly #pieces: Pieces;
   readonly #metrics = new Metrics();
@@ -97,6 +110,7 @@ export class ApiServer implements AsyncDisposable {
     this.#maxBody = v.optionalInteger('maxBodyBytes', o.maxBodyBytes, 1, 2 ** 31 - 1) ?? 1 << 20;
     this.#modelId = o.modelId === undefined ? basename(model.info.path).replace(/\.gguf$/i, '') : v.string('modelId', o.modelId);
     this.#slots = model.info.maxSequences;
+    this.#allowedHosts = readAllowedHosts(o.allowedHosts);
     this.#chat = new ChatTemplate(model, o.chatFormat as ChatFormat | undefined);
     this.#pieces = new Pieces(model.tokenizer);
     this.#routes = {
@@ -232,6 +246,8 @@ export class ApiServer implements AsyncDisposable {
     res.on('finish', () => { if (this.#closing) res.socket?.end(); });
     if (route?.generates) this.#generating++;
     try {
+      const allowedHosts = this.#allowedHostsNow();
+      if (allowedHosts) checkHost(req, allowedHosts);
       if (this.#closing) {
         res.setHeader('Connection', 'close');
         throw shuttingDown();
@@ -251,6 +267,7 @@ export class ApiServer implements AsyncDisposable {
         metrics: this.#metrics,
         res,
         signal: controller.signal,
+        checkAdmit: (sequences) => this.#checkAdmit(sequences),
         admit: (sequences) => {
           const release = this.#admit(sequences);
           releaseAll = () => { for (let i = 0; i < sequences; i++) release(); };
@@ -271,8 +288,8 @@ export class ApiServer implements AsyncDisposable {
     }
   }
 
-  /** Takes places for `sequences` generations or throws 503; the returned function frees one (extra calls do nothing). */
-  #admit(sequences: number): () => void {
+  /** Throws what #admit would for `sequences` generations now (400 never fits, 503 not now), taking nothing. */
+  #checkAdmit(sequences: number): void {
     const limit = this.#slots + this.#maxQueue;
     if (sequences > limit) {
       throw invalidParam('n', `This request needs ${sequences} generations (prompts × n) but the server runs ${this.#slots} at once and queues at most ${this.#maxQueue}`);
@@ -282,6 +299,11 @@ export class ApiServer implements AsyncDisposable {
       throw overloaded(`The server is overloaded: ${Math.max(0, this.#sequences - this.#slots)} generations are waiting for a slot ` +
         `and the queue holds ${this.#maxQueue}; try again later`);
     }
+  }
+
+  /** Takes places for `sequences` generations or throws 503; the returned function frees one (extra calls do nothing). */
+  #admit(sequences: number): () => void {
+    this.#checkAdmit(sequences);
     this.#sequences += sequences;
     let left = sequences;
     return () => {
@@ -289,6 +311,19 @@ export class ApiServer implements AsyncDisposable {
       left--;
       this.#sequences--;
     };
+  }
+
+  /** The Host names to accept while listening on a loopback address; null on other addresses, a Unix socket, or with '*'. */
+  #allowedHostsNow(): ReadonlySet<string> | null {
+    const a = this.http.address();
+    const address = a === null ? '' : typeof a === 'string' ? `unix:${a}` : a.address;
+    if (this.#hostCheck?.address !== address) {
+      const loopback = a !== null && typeof a !== 'string' && isLoopbackAddress(a.address);
+      const allowed = !loopback || this.#allowedHosts === '*' ? null
+        : new Set([...LOOPBACK_HOSTS, normalizeHostName((a as AddressInfo).address), ...this.#allowedHosts]);
+      this.#hostCheck = { address, allowed };
+    }
+    return this.#hostCheck.allowed;
   }
 
   #modelObject(): Record<string, unknown> {
@@ -314,6 +349,28 @@ export class ApiServer implements AsyncDisposable {
     res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
     res.end(text);
   }
+}
+
+/** A host name or address without port: a name or IPv4 address (no ':'), an IPv6 address with or without brackets. */
+function isHostName(h: string): boolean {
+  if (h === '' || /[\s/@?#]/.test(h)) return false;
+  if (h.startsWith('[')) return /^\[[0-9a-f:.]+\]$/i.test(h);
+  const colons = h.split(':').length - 1;
+  return colons === 0 || (colons >= 2 && /^[0-9a-f:.]+$/i.test(h));
+}
+
+/** ServerOptions.allowedHosts: names normalized as Host headers write them, or '*' for any. */
+function readAllowedHosts(value: unknown): readonly string[] | '*' {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((x) => typeof x === 'string')) {
+    throw new TypeError(`Expected array of strings for allowedHosts but received ${v.describe(value, true)}`);
+  }
+  if (value.includes('*')) return '*';
+  const bad = value.find((x) => !isHostName(x.trim()));
+  if (bad !== undefined) {
+    throw new RangeError(`Expected host names without port (or '*') for allowedHosts but received ${v.describe(bad)}`);
+  }
+  return value.map(normalizeHostName);
 }
 
 /** An OpenAI-compatible server for `model`, not listening yet: call `await server.listen()`. */

@@ -2,6 +2,7 @@
 // model's GenerateOptions. OpenAI's names and ranges; llama.cpp's server names for what OpenAI
 // lacks (top_k, min_p, repeat_penalty, repeat_last_n, ignore_eos).
 import type { GenerateOptions } from '../model.js';
+import { MAX_STOP_LENGTH } from '../validate.js';
 import { invalidParam, unsupported } from './errors.js';
 import { Fields, typeError } from './params.js';
 
@@ -82,6 +83,10 @@ function stop(f: Fields): string[] | undefined {
   if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) typeError('stop', 'string or array of strings', value);
   if (list.length > 16) throw invalidParam('stop', `Expected at most 16 stop strings but received ${list.length}`);
   if (list.some((x) => x === '')) throw invalidParam('stop', 'Expected non-empty strings for stop but received ""');
+  const long = list.find((x) => x.length > MAX_STOP_LENGTH);
+  if (long !== undefined) {
+    throw invalidParam('stop', `Expected stop strings of at most ${MAX_STOP_LENGTH} characters but received one of ${long.length}`);
+  }
   return list.length > 0 ? list : undefined;
 }
 

@@ -25,28 +25,32 @@ public:
     }
 
     void OnOK() override {
-        Napi::Env env = Env();
-        if (!code_.empty()) {
-            deferred_.Reject(to_js_error(env, code_, message_).Value());
-            return;
-        }
-        Napi::Array a = Napi::Array::New(env, devices_.size());
-        for (size_t i = 0; i < devices_.size(); ++i) {
-            const device_info & d = devices_[i];
-            Napi::Object        o = Napi::Object::New(env);
-            o.Set("id", d.id);
-            o.Set("name", d.name);
-            o.Set("description", d.description);
-            o.Set("backend", d.backend);
-            o.Set("type", d.type);
-            o.Set("memoryFree", (double) d.memory_free);
-            o.Set("memoryTotal", (double) d.memory_total);
-            a.Set((uint32_t) i, o);
-        }
-        deferred_.Resolve(a);
+        settle(deferred_, [&] {
+            Napi::Env env = Env();
+            if (!code_.empty()) {
+                deferred_.Reject(to_js_error(env, code_, message_).Value());
+                return;
+            }
+            Napi::Array a = Napi::Array::New(env, devices_.size());
+            for (size_t i = 0; i < devices_.size(); ++i) {
+                const device_info & d = devices_[i];
+                Napi::Object        o = Napi::Object::New(env);
+                o.Set("id", d.id);
+                o.Set("name", d.name);
+                o.Set("description", d.description);
+                o.Set("backend", d.backend);
+                o.Set("type", d.type);
+                o.Set("memoryFree", (double) d.memory_free);
+                o.Set("memoryTotal", (double) d.memory_total);
+                a.Set((uint32_t) i, o);
+            }
+            deferred_.Resolve(a);
+        });
     }
 
-    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
+    void OnError(const Napi::Error & e) override {
+        settle(deferred_, [&] { deferred_.Reject(e.Value()); });
+    }
 
 private:
     Napi::Promise::Deferred  deferred_;

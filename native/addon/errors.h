@@ -18,6 +18,21 @@ Napi::Error to_js_error(Napi::Env env, const std::exception & e);
 bool throw_type(Napi::Env env, const std::string & message);
 bool throw_range(Napi::Env env, const std::string & message);
 
+// Runs an async worker's completion (its OnOK / OnError body), which settles `deferred`. While
+// the environment is being torn down (a worker thread terminated while the job ran), calls into
+// JS fail and node-addon-api throws; thrown out of a completion, it is thrown again from a C
+// callback and std::terminate ends the whole process. Here a throw rejects the promise instead,
+// and where even that fails (nobody can await the promise any more) it is dropped.
+template <typename F> void settle(Napi::Promise::Deferred & deferred, F && body) noexcept {
+    try {
+        body();
+    } catch (const Napi::Error & e) {
+        try {
+            deferred.Reject(e.Value());
+        } catch (...) {}   // the environment is going away
+    } catch (...) {}
+}
+
 }   // namespace gpt2::addon
 
 // Throw a JS TypeError / RangeError / coded Error and return from the calling N-API method.

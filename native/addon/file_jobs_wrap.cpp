@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <new>
 
 namespace gpt2::addon {
 
@@ -40,6 +41,9 @@ public:
             code_    = e.code();
             message_ = e.what();
             kind_    = e.kind();
+        } catch (const std::bad_alloc &) {
+            code_    = codes::out_of_memory;
+            message_ = "out of memory";
         } catch (const std::exception & e) {
             code_    = codes::internal;
             message_ = e.what();
@@ -57,12 +61,16 @@ public:
     }
 
     void OnOK() override {
-        Napi::Env env = Env();
-        if (!code_.empty()) deferred_.Reject(to_js_error(env, code_, message_, kind_).Value());
-        else deferred_.Resolve(result_(env));
+        settle(deferred_, [&] {
+            Napi::Env env = Env();
+            if (!code_.empty()) deferred_.Reject(to_js_error(env, code_, message_, kind_).Value());
+            else deferred_.Resolve(result_(env));
+        });
     }
 
-    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
+    void OnError(const Napi::Error & e) override {
+        settle(deferred_, [&] { deferred_.Reject(e.Value()); });
+    }
 
 private:
     Napi::Promise::Deferred            deferred_;

@@ -8,6 +8,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <new>
+#include <system_error>
 
 namespace gpt2::addon {
 
@@ -169,6 +171,14 @@ public:
             code_    = e.code();
             message_ = e.what();
             kind_    = e.kind();
+        } catch (const std::bad_alloc &) {
+            code_    = codes::out_of_memory;
+            message_ = path_ + ": out of memory while loading the model";
+        } catch (const std::system_error & e) {
+            // std::thread's EAGAIN: no memory (or no thread) left for the engine thread's stack
+            const bool no_room = e.code() == std::errc::resource_unavailable_try_again || e.code() == std::errc::not_enough_memory;
+            code_              = no_room ? codes::out_of_memory : codes::internal;
+            message_           = no_room ? std::string("cannot start the engine thread (") + e.what() + ")" : e.what();
         } catch (const std::exception & e) {
             code_    = codes::internal;
             message_ = e.what();
@@ -176,27 +186,33 @@ public:
         gpt2::pages::release_free_heap();   // the parse's temporaries, freed on this pool thread
     }
 
+    // Settled through settle(): while a terminated worker's environment goes away, a throw here
+    // would abort the process. The model is then freed with this worker (its engine stopped).
     void OnOK() override {
-        Napi::Env env = Env();
-        if (!code_.empty()) {
-            deferred_.Reject(to_js_error(env, code_, message_, kind_).Value());
-            return;
-        }
-        Napi::Object obj  = data_of(env).model_ctor.New({});
-        ModelWrap *  wrap = ModelWrap::Unwrap(obj);
-        wrap->state_      = state_;
-        wrap->on_events_  = std::move(on_events_);
-        state_->tsfn  = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}), "gpt2-node:events",
-                                                      0, 1, [](Napi::Env) {});
-        state_->owner = wrap;
-        state_->tsfn.Unref(env);
-        wrap->Ref();   // alive until dispose() or teardown
-        data_of(env).live_models.insert(wrap);
-        state_->ready.store(true);
-        deferred_.Resolve(obj);
+        settle(deferred_, [&] {
+            Napi::Env env = Env();
+            if (!code_.empty()) {
+                deferred_.Reject(to_js_error(env, code_, message_, kind_).Value());
+                return;
+            }
+            Napi::Object obj  = data_of(env).model_ctor.New({});
+            ModelWrap *  wrap = ModelWrap::Unwrap(obj);
+            wrap->state_      = state_;
+            wrap->on_events_  = std::move(on_events_);
+            state_->tsfn      = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}),
+                                                              "gpt2-node:events", 0, 1, [](Napi::Env) {});
+            state_->owner     = wrap;
+            state_->tsfn.Unref(env);
+            wrap->Ref();   // alive until dispose() or teardown
+            data_of(env).live_models.insert(wrap);
+            state_->ready.store(true);
+            deferred_.Resolve(obj);
+        });
     }
 
-    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
+    void OnError(const Napi::Error & e) override {
+        settle(deferred_, [&] { deferred_.Reject(e.Value()); });
+    }
 
 private:
     Napi::Promise::Deferred      deferred_;
@@ -304,6 +320,8 @@ void ModelWrap::shutdown() {
     if (!state_) return;
     state_->ready.store(false);
     state_->owner = nullptr;
+    // With a dispose() in flight, this waits for its pool thread's join (engine::stop() is safe
+    // from two threads), and that worker keeps its own reference to the engine it is stopping.
     if (state_->eng) state_->eng->stop();
     state_->eng.reset();
     state_->mdl.reset();
@@ -427,15 +445,28 @@ Napi::Value ModelWrap::Submit(const Napi::CallbackInfo & info) {
             s.logit_bias.emplace_back((uint32_t) id, (float) v);
         }
     }
-    // stop: array of strings
+    // stop: array of strings. engine::filter_stop costs up to (count × length²) per token, so both
+    // are bounded (lib/ allows 16 strings of 256 UTF-16 units, at most 768 UTF-8 bytes each).
     Napi::Value stop = o.Get("stop");
     if (!stop.IsUndefined()) {
+        constexpr uint32_t max_stops      = 16;
+        constexpr size_t   max_stop_bytes = 1024;
         if (!stop.IsArray()) GPT2_THROW_TYPE(env, "Expected array of strings for stop but received " + describe(stop, true));
         Napi::Array a = stop.As<Napi::Array>();
+        if (a.Length() > max_stops) {
+            GPT2_THROW_RANGE(env,
+                             "Expected at most " + std::to_string(max_stops) + " stop strings but received " + std::to_string(a.Length()));
+        }
         for (uint32_t i = 0; i < a.Length(); ++i) {
-            Napi::Value sv = a.Get(i);
-            if (!sv.IsString())
+            Napi::Value sv    = a.Get(i);
+            size_t      bytes = 0;   // the UTF-8 length, measured before anything is copied
+            if (!sv.IsString() || napi_get_value_string_utf8(env, sv, nullptr, 0, &bytes) != napi_ok)
                 GPT2_THROW_TYPE(env, "Expected string for stop[" + std::to_string(i) + "] but received " + describe(sv, true));
+            if (bytes > max_stop_bytes) {
+                GPT2_THROW_RANGE(env,
+                                 "Expected at most " + std::to_string(max_stop_bytes) + " UTF-8 bytes for stop[" + std::to_string(i) +
+                                     "] but received " + std::to_string(bytes));
+            }
             r->stop.push_back(sv.As<Napi::String>().Utf8Value());
         }
     }
@@ -508,29 +539,36 @@ Napi::Value ModelWrap::Stats(const Napi::CallbackInfo & info) {
 class dispose_worker : public Napi::AsyncWorker {
 public:
     dispose_worker(Napi::Env env, ModelWrap * wrap)
-        : Napi::AsyncWorker(env, "gpt2-node:dispose"), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap), state_(wrap->state_) {}
+        : Napi::AsyncWorker(env, "gpt2-node:dispose"), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap), state_(wrap->state_),
+          eng_(wrap->state_->eng) {}
     Napi::Promise promise() { return deferred_.Promise(); }
 
+    // Its own reference to the engine: process.exit()'s shutdown() may reset state_->eng while
+    // this runs (it stops the engine too, and waits for this join).
     void Execute() override {
-        state_->eng->stop();   // joins the engine thread; in-flight requests end with ERR_DISPOSED
+        eng_->stop();   // joins the engine thread; in-flight requests end with ERR_DISPOSED
     }
 
     void OnOK() override {
-        Napi::Env env = Env();
-        wrap_->deliver(env);   // the final events, before anything is freed
-        state_->ready.store(false);
-        state_->eng.reset();
-        state_->mdl.reset();
-        state_->tsfn.Release();
-        data_of(env).live_models.erase(wrap_);
-        wrap_->Unref();
-        deferred_.Resolve(env.Undefined());
+        settle(deferred_, [&] {
+            Napi::Env env = Env();
+            wrap_->deliver(env);   // the final events, before anything is freed
+            state_->ready.store(false);
+            state_->eng.reset();
+            eng_.reset();
+            state_->mdl.reset();
+            state_->tsfn.Release();
+            data_of(env).live_models.erase(wrap_);
+            wrap_->Unref();
+            deferred_.Resolve(env.Undefined());
+        });
     }
 
 private:
     Napi::Promise::Deferred      deferred_;
     ModelWrap *                  wrap_;
     std::shared_ptr<model_state> state_;
+    std::shared_ptr<engine>      eng_;
 };
 
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo & info) {

@@ -20,7 +20,7 @@ class ModelWrap;
 
 struct model_state : std::enable_shared_from_this<model_state> {
     std::shared_ptr<const model> mdl;
-    std::unique_ptr<engine>      eng;
+    std::shared_ptr<engine>      eng;   // shared with a dispose() in flight (see dispose_worker)
     Napi::ThreadSafeFunction     tsfn;
     std::atomic<bool>            ready{ false };
     std::atomic<bool>            poke_pending{ false };

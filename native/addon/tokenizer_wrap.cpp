@@ -52,15 +52,19 @@ public:
     }
 
     void OnOK() override {
-        Napi::Env env = Env();
-        if (!fail_.code.empty()) {
-            deferred_.Reject(to_js_error(env, fail_.code, fail_.message, fail_.kind).Value());
-            return;
-        }
-        deferred_.Resolve(TokenizerWrap::NewInstance(env, tok_));
+        settle(deferred_, [&] {
+            Napi::Env env = Env();
+            if (!fail_.code.empty()) {
+                deferred_.Reject(to_js_error(env, fail_.code, fail_.message, fail_.kind).Value());
+                return;
+            }
+            deferred_.Resolve(TokenizerWrap::NewInstance(env, tok_));
+        });
     }
 
-    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
+    void OnError(const Napi::Error & e) override {
+        settle(deferred_, [&] { deferred_.Reject(e.Value()); });
+    }
 
 private:
     Napi::Promise::Deferred deferred_;
@@ -90,15 +94,19 @@ public:
     }
 
     void OnOK() override {
-        Napi::Env env = Env();
-        if (!fail_.code.empty()) {
-            deferred_.Reject(to_js_error(env, fail_.code, fail_.message, fail_.kind).Value());
-            return;
-        }
-        deferred_.Resolve(ids_to_js(env, ids_));
+        settle(deferred_, [&] {
+            Napi::Env env = Env();
+            if (!fail_.code.empty()) {
+                deferred_.Reject(to_js_error(env, fail_.code, fail_.message, fail_.kind).Value());
+                return;
+            }
+            deferred_.Resolve(ids_to_js(env, ids_));
+        });
     }
 
-    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
+    void OnError(const Napi::Error & e) override {
+        settle(deferred_, [&] { deferred_.Reject(e.Value()); });
+    }
 
 private:
     Napi::Promise::Deferred deferred_;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <new>
 
 namespace gpt2 {
 
@@ -124,11 +125,14 @@ std::vector<event> engine::take_events() {
 void engine::stop() {
     {
         std::lock_guard<std::mutex> lock(mu_);
-        if (stop_ && !thread_.joinable()) return;
         stop_ = true;
         abort_step_.store(true);
     }
     cv_.notify_one();
+    // A dispose()'s pool thread and process.exit()'s shutdown (or an environment's cleanup hook)
+    // may stop the engine at once: joining one thread from two is undefined (seen: a hang in
+    // pthread_join), so the second waits here for the first's join, then finds nothing to join.
+    std::lock_guard<std::mutex> join_lock(join_mu_);
     if (thread_.joinable()) thread_.join();
 }
 
@@ -415,7 +419,17 @@ double engine::run_step() {
     if (!err_code.empty()) {
         for (auto & e : step_) finish(*e.s, finish_reason::error, err_code, err_msg);
     } else if (st == decode_status::ok) {
-        apply_step();
+        // An allocation that fails while sampling or detokenizing (memory exhausted) ends this
+        // step's requests with an error; thrown out of the engine thread it would end the process.
+        try {
+            apply_step();
+        } catch (const std::exception & e) {
+            const bool oom = dynamic_cast<const std::bad_alloc *>(&e) != nullptr;
+            for (auto & x : step_) {
+                if (x.s->req)
+                    finish(*x.s, finish_reason::error, oom ? codes::out_of_memory : codes::internal, oom ? "out of memory" : e.what());
+            }
+        }
     }   // aborted: nothing advanced; cancelled sequences finish in the next round, others retry
     return dt;
 }

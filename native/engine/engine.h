@@ -137,6 +137,7 @@ private:
     // stats (guarded by mu_)
     engine_stats stats_;
     std::thread  thread_;
+    std::mutex   join_mu_;   // stop() from two threads at once: one joins, the other waits for it
 };
 
 }   // namespace gpt2

@@ -232,7 +232,9 @@ std::shared_ptr<const model> model_load_hf(const std::string & folder, const std
         for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
             if (!it->is_string()) throw bad_model(index_path, "weight_map[\"" + it.key() + "\"] is not a file name");
             const std::string shard = it->get<std::string>();
-            if (shard.empty() || shard.find_first_of("/\\") != std::string::npos || shard == "." || shard == "..") {
+            // a plain name in the folder: no separator, no drive prefix (std::filesystem would let
+            // "D:x" leave the folder on Windows), no NUL (the path would end there)
+            if (shard.empty() || shard.find_first_of(std::string_view("/\\:\0", 4)) != std::string::npos || shard == "." || shard == "..") {
                 throw bad_model(index_path, "weight_map names \"" + shard + "\", which is not a file in the folder");
             }
             shards.insert(shard);

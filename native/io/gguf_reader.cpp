@@ -121,7 +121,9 @@ std::string gguf_reader::header_problem() const {
     uint32_t version   = 0;
     int64_t  n_tensors = 0, n_kv = 0;
     if (!c.read(version) || (version != 2 && version != 3) || !c.read(n_tensors) || !c.read(n_kv) || n_tensors < 0 || n_kv < 0) return {};
-    const auto past_end = [](const char * what, int64_t i) { return std::string("the file ends inside ") + what + " " + std::to_string(i) + " (truncated, or a length past its end)"; };
+    const auto past_end = [](const char * what, int64_t i) {
+        return std::string("the file ends inside ") + what + " " + std::to_string(i) + " (truncated, or a length past its end)";
+    };
     for (int64_t i = 0; i < n_kv; ++i) {
         uint32_t type = 0;
         if (!c.skip_string() || !c.read(type)) return past_end("metadata key", i);
@@ -165,7 +167,7 @@ gguf_reader::gguf_reader(const std::string & path) : path_(path) {
     ggml_log_take_last_error();
     gguf_init_params params = { /*no_alloc =*/true, /*ctx =*/&meta_ };
     // ggml parses the mapped bytes the scan saw (not the file again: it may change in between)
-    gguf_                   = gguf_init_from_buffer(file_->data(), file_->size(), params);
+    gguf_ = gguf_init_from_buffer(file_->data(), file_->size(), params);
     if (!gguf_) {
         std::string why = ggml_log_take_last_error();
         fail("invalid GGUF" + (why.empty() ? std::string() : " (" + why + ")"));

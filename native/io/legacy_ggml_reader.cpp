@@ -95,9 +95,13 @@ legacy_ggml_file::legacy_ggml_file(const std::string & path) : file_(path) {
             c.fail("tensor " + t.name + ": row of " + std::to_string(t.ne[0]) + " is not a multiple of " + ggml_type_name(type) +
                    "'s block size");
         }
-        // ne ≤ 2^31 each, so the row size and the product fit in 64 bits
-        t.nbytes = (uint64_t) ggml_row_size(type, t.ne[0]) * (uint64_t) t.ne[1];
-        t.data   = c.take(t.nbytes, ("the data of tensor " + t.name).c_str());
+        // ne < 2^31 each: the row size fits (< 2^34 for 8-byte types), but row size × ne1 can pass
+        // 2^64 (f64, i64) and wrap to a small count, so the product is checked
+        if (__builtin_mul_overflow((uint64_t) ggml_row_size(type, t.ne[0]), (uint64_t) t.ne[1], &t.nbytes)) {
+            c.fail("tensor " + t.name + ": " + std::to_string(t.ne[0]) + " × " + std::to_string(t.ne[1]) + " " + ggml_type_name(type) +
+                   " elements need more bytes than 64 bits can count");
+        }
+        t.data = c.take(t.nbytes, ("the data of tensor " + t.name).c_str());
         if (!index_.emplace(t.name, tensors_.size()).second) c.fail("tensor " + t.name + " appears twice");
         tensors_.push_back(std::move(t));
     }

@@ -76,7 +76,8 @@ mapped_file::mapped_file(const std::string & path) : path_(path) {
         if (p == MAP_FAILED) {
             int e = errno;
             ::close(fd);
-            throw error(codes::io, path + ": cannot map file (" + std::strerror(e) + ")");
+            // ENOMEM: no address space left for the mapping (a memory limit), not a file problem
+            throw error(e == ENOMEM ? codes::out_of_memory : codes::io, path + ": cannot map file (" + std::strerror(e) + ")");
         }
         data_ = (uint8_t *) p;
     }

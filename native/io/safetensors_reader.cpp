@@ -5,6 +5,7 @@
 #include "nlohmann/json.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace gpt2 {
@@ -87,6 +88,9 @@ safetensors_file::safetensors_file(const std::string & path) : file_(path) {
         for (const json & d : v["shape"]) {
             if (!d.is_number_unsigned()) fail(where + ": shape holds a value that is not a non-negative integer");
             const uint64_t k = d.get<uint64_t>();
+            // every dimension, also after a zero (which makes the product pass anything), must fit
+            // the int64_t it is stored in
+            if (k > (uint64_t) INT64_MAX) fail(where + ": shape holds " + std::to_string(k) + ", more than 2^63 - 1");
             // the element count must fit the file; checked per factor so the product cannot overflow
             if (k != 0 && n_elements > data_size / k) fail(where + ": shape is larger than the file");
             n_elements *= k;

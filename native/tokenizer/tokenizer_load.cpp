@@ -3,6 +3,7 @@
 // and the problem (never a GGML_ASSERT: types are checked before gguf_get_* is called).
 #include "tokenizer.h"
 
+#include "bpe.h"
 #include "gguf.h"
 #include "io/gguf_reader.h"
 #include "nlohmann/json.hpp"
@@ -180,8 +181,13 @@ std::shared_ptr<const tokenizer> load_tokenizer_json(const std::string & path, c
                 !t["content"].is_string()) {
                 fail(path, "added_tokens entry " + t.dump() + " lacks an integer id or a string content");
             }
+            // the largest id sizes the token table below: bound it before allocating (from_vocab
+            // refuses a vocabulary of k_max_ids tokens or more later anyway)
             const auto id = t["id"].get<uint64_t>();
-            if (id > 0x7FFFFFFF) { fail(path, "added token id " + std::to_string(id) + " is too large"); }
+            if (id >= pair_table::k_max_ids) {
+                fail(path,
+                     "added token id " + std::to_string(id) + " is too large (at most " + std::to_string(pair_table::k_max_ids - 1) + ")");
+            }
             added.emplace_back(static_cast<uint32_t>(id), t["content"].get<std::string>());
             min_size = std::max<size_t>(min_size, id + 1);
         }

@@ -324,6 +324,25 @@ test('a file of another size than the hub says: ERR_CHECKSUM before anything is 
   t.deepEqual(await tree(join(repoDir(cacheDir, 't/size'), 'blobs')), []);
 });
 
+test('a body that runs past the size the hub says (no Content-Length): ERR_CHECKSUM at once, the partial file removed', async (t) => {
+  const content = randomBytes(20_000);
+  const served = Buffer.concat([content, randomBytes(1_000_000)]);
+  hub.addRepo('t/endless', { 'm.gguf': { content, lfs: true, serve: served } });
+  // chunked, and everything past 100 kB held back: the download must fail without waiting for it
+  hub.fault(sha256(content), { noLength: true, holdAfter: 100_000 });
+  const cacheDir = await newCache();
+  try {
+    const err = await t.throwsAsync(downloadModel('hf:t/endless/m.gguf', opts(cacheDir)), { instanceOf: Gpt2Error });
+    t.is(err.code, 'ERR_CHECKSUM');
+    t.regex(err.message, /^file m\.gguf of t\/endless at main: size mismatch: the hub says 20000 bytes, http:\/\/127\.0\.0\.1:\d+\/cdn\/[0-9a-f]{64} sent more \(the download was removed\)$/);
+    t.false(err.message.includes('secret-signature'));
+    t.deepEqual(await tree(join(repoDir(cacheDir, 't/endless'), 'blobs')), [], 'no blob, no .incomplete, no lock');
+    t.is(hub.requests('GET', 'cdn', sha256(content)).length, 1, 'not tried again');
+  } finally {
+    hub.dropHeld(sha256(content));
+  }
+});
+
 test('a partial file from an earlier run that does not match is fetched again from zero', async (t) => {
   const content = randomBytes(100_000);
   hub.addRepo('t/bad-partial', { 'm.gguf': { content, lfs: true } });

@@ -77,6 +77,9 @@ test('through lib: logitBias, stop and device keep their messages', async (t) =>
   t.throws(() => model.generate('x', { logitBias: null as never }), { instanceOf: TypeError, message: 'Expected object or Map of token id to bias for logitBias but received null' });
   t.throws(() => model.generate('x', { stop: ['a', 2] as never }), { instanceOf: TypeError, message: 'Expected string or array of strings for stop but received an array' });
   t.throws(() => model.generate('x', { stop: Array.from({ length: 17 }, (_, i) => `s${i}`) }), { instanceOf: RangeError, message: 'Expected at most 16 stop strings but received 17' });
+  t.throws(() => model.generate('x', { stop: ['ok', 'x'.repeat(257)] }), { instanceOf: RangeError, message: 'Expected stop strings of at most 256 characters but received one of 257' });
+  t.throws(() => model.generate('x', { stop: '🙂'.repeat(129) }), { instanceOf: RangeError, message: 'Expected stop strings of at most 256 characters but received one of 258' });
+  t.is((await model.complete('x', { maxTokens: 2, ignoreEos: true, stop: ['y'.repeat(256), '🙂'.repeat(128)] })).tokens.length, 2, 'the longest stop strings are taken');
   await t.throwsAsync(loadModel(path, { device: 'cuda:x' }), { instanceOf: RangeError, message: `Expected 'auto', 'cpu', 'cuda', 'cuda:N', 'metal' or 'vulkan' for device but received "cuda:x" of type string` });
 });
 
@@ -136,6 +139,10 @@ test('binding: values that would not fit their C++ fields, or poison the sampler
     [{ repetitionPenalty: Number.POSITIVE_INFINITY }, 'Expected finite number for repetitionPenalty but received Infinity'],
     [{ logitBias: Float64Array.of(50257, 1) }, 'Expected integer between 0 and 50256 for logitBias key but received 50257'],
     [{ logitBias: Float64Array.of(2.5, 1) }, 'Expected integer between 0 and 50256 for logitBias key but received 2.5'],
+    // stop strings: matching costs count × length² per token
+    [{ stop: Array.from({ length: 17 }, (_, i) => `s${i}`) }, 'Expected at most 16 stop strings but received 17'],
+    [{ stop: ['a', 'x'.repeat(1025)] }, 'Expected at most 1024 UTF-8 bytes for stop[1] but received 1025'],
+    [{ stop: ['é'.repeat(513)] }, 'Expected at most 1024 UTF-8 bytes for stop[0] but received 1026'],
     // engine::submit: the prompt
     [{ prompt: Uint32Array.of(1, 50257) }, 'Expected integer between 0 and 50256 for prompt[1] but received 50257'],
     [{ prompt: new Uint32Array(0) }, 'the prompt must hold at least one token'],
@@ -194,6 +201,9 @@ test('the addon takes a request at every extreme lib/ accepts', (t) => {
     { maxTokens: 1, temperature: 0, topK: 0, topP: Number.MIN_VALUE, minP: 0, seed: 0, repetitionPenalty: 0.01, presencePenalty: -100, frequencyPenalty: -100, penaltyWindow: 0, logprobs: -1, credit: 0 },
     { maxTokens: 1_000_000, temperature: 100, topK: vocab, topP: 1, minP: 1, seed: Number.MAX_SAFE_INTEGER, repetitionPenalty: 100, presencePenalty: 100, frequencyPenalty: 100, penaltyWindow: 1 << 20, logprobs: 20, credit: 1 << 20 },
     { logitBias: Float64Array.of(0, Number.NEGATIVE_INFINITY, vocab - 1, Number.POSITIVE_INFINITY), stop: Array.from({ length: 16 }, (_, i) => `s${i}`), ignoreEos: true },
+    // the longest stop strings lib/ takes: 256 UTF-16 units, 3 UTF-8 bytes each at most
+    { stop: Array.from({ length: 16 }, (_, i) => `${'✓'.repeat(255)}${i % 10}`) },
+    { stop: ['🙂'.repeat(128), 'x'.repeat(1024)] },
     { kind: 'evaluate', allLogits: true },
     { kind: 'score', scoreFrom: prompt.length - 1 },
   ];

@@ -4,6 +4,7 @@
 // are compared with the library's API on the same model.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -204,7 +205,7 @@ test('generate: stop strings, logit bias, penalties and logprobs', async (t) => 
 });
 
 test('serve: listens, answers, and stops on SIGTERM', async (t) => {
-  const s = start(['serve', '-m', modelPath, '--port', '0', '--parallel', '2', '--threads', '1', '--model-id', 'cli-model'], { GPT2_NODE_API_KEY: 'k' });
+  const s = start(['serve', '-m', modelPath, '--port', '0', '--parallel', '2', '--threads', '1', '--model-id', 'cli-model', '--allowed-host', 'api.example'], { GPT2_NODE_API_KEY: 'k' });
   try {
     t.true(await until(() => /listening on /.test(s.stderr()), 30_000), s.stderr());
     const url = /listening on (http:\/\/127\.0\.0\.1:\d+) /.exec(s.stderr())![1]!;
@@ -219,6 +220,15 @@ test('serve: listens, answers, and stops on SIGTERM', async (t) => {
     t.is(r.status, 200);
     t.is(body.model, 'cli-model');
     t.is(body.choices[0].text, (await model.complete('Served', { maxTokens: 5, temperature: 0, ignoreEos: true })).text);
+    // on 127.0.0.1 the Host must be a loopback name or an --allowed-host one
+    const statusFor = (host: string) => new Promise<number>((resolve, reject) => {
+      const u = new URL('/health', url);
+      const req = httpRequest({ hostname: u.hostname, port: u.port, path: u.pathname, headers: { host }, agent: false }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+      req.on('error', reject);
+      req.end();
+    });
+    t.is(await statusFor('api.example:443'), 200);
+    t.is(await statusFor('evil.example'), 403);
     s.child.kill('SIGTERM');
     t.deepEqual(await s.exit, { code: 0, signal: null });
     t.regex(s.stderr(), /gpt2-node serve: SIGTERM: shutting down .*\ngpt2-node serve: stopped\n$/);

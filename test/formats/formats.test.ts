@@ -133,6 +133,9 @@ test('HF folder errors name the folder or file and the problem', async (t) => {
       [/tensor h\.0\.attn\.c_attn\.weight \(blk\.0\.attn_qkv\.weight\) has shape \[192, 64\], expected \[64, 192\]/]],
     ['unsupported dtype', (f) => editTensors(f, (ts) => { ts.find((x) => x.name === 'transformer.h.0.ln_1.weight')!.dtype = 'I32'; }),
       [/tensor transformer\.h\.0\.ln_1\.weight has dtype I32; GPT-2 weights must be F32, F16 or BF16/]],
+    // a dimension after a zero passes the per-factor size check, but must still fit an int64
+    ['a dimension over 2^63 - 1 after a zero', (f) => editTensors(f, (ts) => { ts.push({ name: 'extra', dtype: 'F32', shape: [0, 2 ** 63], data: Buffer.alloc(0) }); }),
+      [/model\.safetensors: tensor extra: shape holds 9223372036854776000, more than 2\^63 - 1/]],
     ['inconsistent byte count', (f) => editTensors(f, (ts) => { ts.find((x) => x.name === 'transformer.ln_f.bias')!.shape = [65]; }),
       [/tensor transformer\.ln_f\.bias: 256 bytes for 65 F32 elements/]],
     ['truncated', async (f) => { const p = join(f, 'model.safetensors'); const b = await readFile(p); await writeFile(p, b.subarray(0, b.length - 1000)); },
@@ -165,6 +168,15 @@ test('sharded folders: a missing shard and a shard name outside the folder', asy
     await writeFile(p, JSON.stringify(idx));
   }, { shards: 3 });
   await rejects(t, escape, 'ERR_BAD_MODEL', /names "\.\.\/elsewhere\.safetensors", which is not a file in the folder/);
+  // a drive prefix: on Windows, folder / "D:x.safetensors" is a file on drive D
+  const drive = await hfFolder(async (f) => {
+    const p = join(f, 'model.safetensors.index.json');
+    const idx = JSON.parse(await readFile(p, 'utf8')) as { weight_map: Record<string, string> };
+    const shard = idx.weight_map['transformer.wte.weight']!;
+    idx.weight_map['transformer.wte.weight'] = `D:${shard}`;
+    await writeFile(p, JSON.stringify(idx));
+  }, { shards: 3 });
+  await rejects(t, drive, 'ERR_BAD_MODEL', /names "D:model-\d+-of-00003\.safetensors", which is not a file in the folder/);
 });
 
 test('files by content: pickle, pre-GGUF llama files, unknown bytes, a missing path', async (t) => {
@@ -235,6 +247,9 @@ test('legacy .bin errors: truncation, unknown tensor, wrong shape, unknown type,
   await rejects(t, await variant('shape.bin', (b) => { const a = b.readInt32LE(neAt), c = b.readInt32LE(neAt + 4); b.writeInt32LE(c, neAt); b.writeInt32LE(a, neAt + 4); return b; }),
     'ERR_BAD_MODEL', /has shape \[\d+, \d+\], expected/);
   await rejects(t, await variant('type.bin', (b) => { b.writeInt32LE(4, neAt - 4); return b; }), 'ERR_BAD_MODEL', /has unknown type 4/);
+  // f64 rows of 2147352580 × 1073807362 take 2^64 + 64 bytes: a product that wraps to 64 must be refused
+  await rejects(t, await variant('wrap.bin', (b) => { b.writeInt32LE(28, neAt - 4); b.writeInt32LE(2147352580, neAt); b.writeInt32LE(1073807362, neAt + 4); return b; }),
+    'ERR_BAD_MODEL', /wrap\.bin: tensor model\/\S+: 2147352580 × 1073807362 f64 elements need more bytes than 64 bits can count/);
 });
 
 test('a legacy file stores no merges: the ones recovered from its vocabulary order are GPT-2\'s own', async (t) => {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Gpt2Error } from '../../lib/errors.js';
 import {
-  decodeTensor, f16ToF32, readGgufMetadata, readGgufTensorBytes, type GgufValue,
+  decodeTensor, f16ToF32, GGUF_MAX_ARRAY_ITEMS, readGgufMetadata, readGgufTensorBytes, type GgufValue,
 } from '../../lib/gguf/reader.js';
 import {
   encodeQ4_0, encodeQ8_0, f32ToBf16, f32ToF16, writeGguf, type GgufTensorSpec,
@@ -281,6 +281,24 @@ test('reader rejects corrupt files with ERR_BAD_MODEL and a precise message', as
   await throwsBadModel(t, write(ggufBytes(1n, 0n, Buffer.concat([info('w', [16n], 0, 32n), pad]))),
     /: data of tensor 'w' \(64 bytes at offset 96\) runs past the end of the file \(\d+ bytes\)$/);
   await throwsBadModel(t, write(ggufBytes(2n, 0n, Buffer.concat([info('w', [1n], 0, 0n), info('w', [1n], 0, 32n), pad]))), /: duplicate tensor name 'w'$/);
+});
+
+test('reader caps array items (a JS value each) at 2^24 per file, before making them', async (t) => {
+  const write = (b: Buffer): string => { const p = tmp('items.gguf'); writeFileSync(p, b); return p; };
+  const u8Array = (key: string, n: number): Buffer => Buffer.concat([str(key), u32(9), u32(0), u64(BigInt(n)), Buffer.alloc(n)]);
+  const limit = GGUF_MAX_ARRAY_ITEMS;
+  t.is(limit, 2 ** 24);
+  // one array past the limit: its bytes fit the file, its JS values might not fit the heap
+  await throwsBadModel(t, write(ggufBytes(0n, 1n, u8Array('big', limit + 1))),
+    /: item count of 'big' is 16777217, more than the limit of 16777216 array items per file$/);
+  // arrays under the limit each, over it together
+  const half = limit / 2;
+  await throwsBadModel(t, write(ggufBytes(0n, 2n, Buffer.concat([u8Array('a', half), u8Array('b', half + 1)]))),
+    /: item count of 'b' is 8388609, more than the 8388608 left of the limit of 16777216 array items per file$/);
+  // exactly the limit is read
+  const meta = await readGgufMetadata(write(ggufBytes(0n, 2n, Buffer.concat([u8Array('a', half), u8Array('b', half)]))));
+  const b = meta.kv.get('b');
+  t.is(b?.type === 'array' ? b.value.length : -1, half);
 });
 
 // ---- random models ---------------------------------------------------------------------------

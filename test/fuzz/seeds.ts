@@ -13,6 +13,7 @@ import { writeHfFolder, writeLegacyGgml } from '../support/export-formats.js';
 import { writeMicroModel } from '../support/micro-model.js';
 import { VOCAB_GGUF } from '../support/models.js';
 import { generateCorpus } from '../support/tokenizer-corpus.js';
+import { serverParamSeeds, serverParamWords } from './server-params.seeds.js';
 
 const out = process.argv[2];
 if (out === undefined) {
@@ -52,4 +53,8 @@ for (const [i, text] of texts.entries()) {
   await writeFile(join(ids, `ids-${i}`), u16);
 }
 
+const params = await dir('server_params');
+for (const [i, body] of serverParamSeeds().entries()) await writeFile(join(params, `body-${i}`), body);
+// libFuzzer's dictionary for it (-dict): the field names and JSON's punctuation
+await writeFile(join(out, 'server_params.dict'), serverParamWords().map((w) => `${JSON.stringify(w)}\n`).join(''));
 console.log(`seeds in ${out}`);

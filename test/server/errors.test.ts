@@ -106,6 +106,8 @@ test('a value out of range is a 400 invalid_value naming the field', async (t) =
     [{ prompt: 'Hi', logit_bias: { 5: 101 } }, 'logit_bias.5', 'Expected number between -100 and 100 for logit_bias.5 but received 101'],
     [{ prompt: 'Hi', stop: [''] }, 'stop', 'Expected non-empty strings for stop but received ""'],
     [{ prompt: 'Hi', stop: Array.from({ length: 17 }, (_, i) => `s${i}`) }, 'stop', 'Expected at most 16 stop strings but received 17'],
+    [{ prompt: 'Hi', stop: 'x'.repeat(257) }, 'stop', 'Expected stop strings of at most 256 characters but received one of 257'],
+    [{ prompt: 'Hi', stop: ['a', '🙂'.repeat(129)] }, 'stop', 'Expected stop strings of at most 256 characters but received one of 258'],
     [{ prompt: [] }, 'prompt', 'Expected at least 1 prompt for prompt but received an empty array'],
     [{ prompt: [70000] }, 'prompt', 'Expected integer between 0 and 50256 for prompt[0] but received 70000'],
     [{ prompt: 'Hi', stream_options: { include_usage: true } }, 'stream_options', 'stream_options is only allowed when stream is true'],
@@ -121,6 +123,85 @@ test('a value out of range is a 400 invalid_value naming the field', async (t) =
     'This request needs 7 generations (prompts × n) but the server runs 4 at once and queues at most 2', 'n');
   isError(t, await completion({ prompt: ['a', 'b', 'c', 'd'], n: 2 }), 400, 'invalid_request_error', 'invalid_value',
     'This request needs 8 generations (prompts × n) but the server runs 4 at once and queues at most 2', 'n');
+  isError(t, await chat({ messages: user, n: 7 }), 400, 'invalid_request_error', 'invalid_value',
+    'This request needs 7 generations (prompts × n) but the server runs 4 at once and queues at most 2', 'n');
+  t.is((await completion({ prompt: 'Hi', max_tokens: 1, stop: ['x'.repeat(256), '🙂'.repeat(128)] })).status, 200, 'the longest stop strings are taken');
+});
+
+test('prompts are counted before any is tokenized: too many for the queue, or over the limit, is a 400 at once', async (t) => {
+  // the last prompt is bad: tokenizing first would report it; counting first reports the count
+  isError(t, await completion({ prompt: ['a', 'b', 'c', 'd', 'e', 'f', [70000]] }), 400, 'invalid_request_error', 'invalid_value',
+    'This request needs 7 generations (prompts × n) but the server runs 4 at once and queues at most 2', 'n');
+  // ~250k one-letter prompts in 1 MiB: refused before any tokenization, whatever the queue
+  const roomy = await startServer(model, { port: 0, maxQueue: 1_000_000 });
+  try {
+    const many = Array.from({ length: 250_000 }, () => 'a');
+    isError(t, await post({ url: roomy.url }, '/v1/completions', { prompt: many }), 400, 'invalid_request_error', 'invalid_value',
+      'Expected at most 1024 prompts for prompt but received 250000', 'prompt');
+    isError(t, await post({ url: roomy.url }, '/v1/completions', { prompt: many.slice(0, 1025), max_tokens: 1 }), 400, 'invalid_request_error', 'invalid_value',
+      'Expected at most 1024 prompts for prompt but received 1025', 'prompt');
+    const r = await post({ url: roomy.url }, '/v1/completions', { prompt: many.slice(0, 8), max_tokens: 1 });
+    t.is(r.status, 200, r.text);
+    t.is(r.json.choices.length, 8);
+  } finally {
+    await roomy.close();
+  }
+});
+
+test('a POST body must be JSON: another Content-Type is a 415, no Content-Type is read as JSON', async (t) => {
+  const body = JSON.stringify({ prompt: 'Hi', max_tokens: 1 });
+  for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonp', '']) {
+    const r = await post(target, '/v1/completions', body, { 'content-type': type });
+    isError(t, r, 415, 'invalid_request_error', 'unsupported_media_type',
+      `Expected a JSON request body (Content-Type: application/json) but received Content-Type ${JSON.stringify(type)}`);
+    t.is(r.headers.connection, 'close', type);
+  }
+  isError(t, await post(target, '/tokenize', JSON.stringify({ content: 'Hi' }), { 'content-type': 'text/plain' }), 415, 'invalid_request_error', 'unsupported_media_type',
+    'Expected a JSON request body (Content-Type: application/json) but received Content-Type "text/plain"');
+  for (const type of ['application/json', 'application/json; charset=utf-8', 'Application/JSON;charset=UTF-8', ' application/json ']) {
+    t.is((await post(target, '/v1/completions', body, { 'content-type': type })).status, 200, type);
+  }
+  // no Content-Type at all (curl --data-binary without -H, some clients): accepted
+  const { request } = await import('node:http');
+  const status = await new Promise<number>((resolve, reject) => {
+    const u = new URL('/v1/completions', server.url);
+    const req = request({ hostname: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent: false }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+    req.on('error', reject);
+    req.end(body);
+  });
+  t.is(status, 200);
+});
+
+test('on a loopback address, a Host other than localhost, 127.0.0.1 or [::1] is a 403 (DNS rebinding)', async (t) => {
+  const port = new URL(server.url).port;
+  for (const host of ['evil.example', `evil.example:${port}`, 'localhost.evil.example', '127.0.0.1.nip.io', '10.0.0.1']) {
+    isError(t, await get(target, '/v1/models', { host }), 403, 'invalid_request_error', 'host_not_allowed',
+      `The Host header ${JSON.stringify(host)} does not name this server: it listens on a loopback address and answers requests for localhost, 127.0.0.1, [::1] only (the allowedHosts option adds names)`);
+  }
+  isError(t, await post(target, '/v1/completions', { prompt: 'Hi', max_tokens: 1 }, { host: 'rebind.example' }), 403,
+    'invalid_request_error', 'host_not_allowed', /^The Host header "rebind\.example" does not name this server/);
+  isError(t, await get(target, '/health', { host: 'evil.example' }), 403, 'invalid_request_error', 'host_not_allowed', /does not name this server/);
+  for (const host of ['localhost', `localhost:${port}`, 'LOCALHOST:1', '127.0.0.1', `127.0.0.1:${port}`, '[::1]', `[::1]:${port}`]) {
+    t.is((await get(target, '/v1/models', { host })).status, 200, host);
+  }
+
+  const proxied = await startServer(model, { port: 0, allowedHosts: ['api.example.com', '::2'] });
+  const open = await startServer(model, { port: 0, allowedHosts: ['*'] });
+  try {
+    const p = { url: proxied.url };
+    t.is((await get(p, '/v1/models', { host: 'API.example.com:443' })).status, 200);
+    t.is((await get(p, '/v1/models', { host: '[::2]' })).status, 200);
+    t.is((await get(p, '/v1/models', { host: 'localhost' })).status, 200);
+    isError(t, await get(p, '/v1/models', { host: 'other.example.com' }), 403, 'invalid_request_error', 'host_not_allowed',
+      'The Host header "other.example.com" does not name this server: it listens on a loopback address and answers requests for localhost, 127.0.0.1, [::1], api.example.com, [::2] only (the allowedHosts option adds names)');
+    t.is((await get({ url: open.url }, '/v1/models', { host: 'anything.example' })).status, 200);
+  } finally {
+    await proxied.close();
+    await open.close();
+  }
+  t.throws(() => createServer(model, { allowedHosts: 'example.com' as never }), { instanceOf: TypeError, message: 'Expected array of strings for allowedHosts but received "example.com" of type string' });
+  t.throws(() => createServer(model, { allowedHosts: ['example.com:8080'] }), { instanceOf: RangeError, message: `Expected host names without port (or '*') for allowedHosts but received "example.com:8080" of type string` });
+  t.throws(() => createServer(model, { allowedHosts: [''] }), { instanceOf: RangeError, message: `Expected host names without port (or '*') for allowedHosts but received "" of type string` });
 });
 
 test('missing required fields', async (t) => {
@@ -228,6 +309,8 @@ test('server options are validated', (t) => {
   t.throws(() => createServer(model, { maxBodyBytes: 0 }), { instanceOf: RangeError, message: 'Expected integer between 1 and 2147483647 for maxBodyBytes but received 0' });
   t.throws(() => createServer(model, { chatFormat: { turnSeparator: 5 as never } }), { instanceOf: TypeError, message: 'Expected string for chatFormat.turnSeparator but received 5 of type number' });
   t.throws(() => createServer(model, { chatFormat: { rolePrefixes: { user: [] as never } } }), { instanceOf: TypeError, message: 'Expected string for chatFormat.rolePrefixes.user but received an array' });
+  t.throws(() => createServer(model, { chatFormat: { turnSeparator: `\n${'='.repeat(256)}<|endoftext|>` } }), { instanceOf: RangeError,
+    message: 'Expected at most 256 characters for chatFormat.turnSeparator (it also stops the reply) but received 257' });
   t.throws(() => createServer({} as never), { instanceOf: TypeError, message: 'Expected Model for model but received an object of type Object' });
   t.throws(() => createServer(model, 'x' as never), { instanceOf: TypeError, message: 'Expected object for options but received "x" of type string' });
   t.throws(() => createServer(model).url, { instanceOf: Gpt2Error, code: 'ERR_NOT_LISTENING', message: 'the server is not listening' });

@@ -12,7 +12,8 @@
 //   CDN: HEAD/GET /cdn/{sha256}?sig=… with its own (different) ETag, Accept-Ranges and Range (206)
 //
 // Fault injection: drop the connection after N body bytes, serve other bytes than the advertised
-// hash, ignore Range, answer an error status, or hold the body half-sent until released.
+// hash, ignore Range, leave out Content-Length, answer an error status, or hold the body
+// half-sent until released.
 import { createHash } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -54,6 +55,8 @@ export interface Fault {
   status?: number;
   /** Answer 200 with the whole file even when asked for a Range. */
   ignoreRange?: boolean;
+  /** Send the body chunked, without Content-Length (so only the hub's listed size bounds it). */
+  noLength?: boolean;
 }
 
 export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -237,9 +240,9 @@ export class FakeHub {
         return void s.end();
       }
       body = bytes.subarray(start);
-      s.writeHead(206, { ...h, 'content-range': `bytes ${start}-${bytes.length - 1}/${bytes.length}`, 'content-length': String(body.length) });
+      s.writeHead(206, { ...h, 'content-range': `bytes ${start}-${bytes.length - 1}/${bytes.length}`, ...(fault?.noLength ? {} : { 'content-length': String(body.length) }) });
     } else {
-      s.writeHead(200, { ...h, 'content-length': String(bytes.length) });
+      s.writeHead(200, { ...h, ...(fault?.noLength ? {} : { 'content-length': String(bytes.length) }) });
     }
     if (q.method === 'HEAD') return void s.end();
     if (fault?.dropAfter !== undefined) {

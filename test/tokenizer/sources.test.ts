@@ -172,6 +172,11 @@ test('tokenizer.json errors', async (t) => {
     ['a bad added token', { ...good, added_tokens: [{ id: -1, content: 'x' }] }, 'lacks an integer id or a string content'],
     ['an added token that conflicts', { ...good, added_tokens: [{ id: 5, content: 'x', special: true }] }, "added token 5 'x' conflicts with vocab entry '&'"],
     ['a gap in the ids', { ...good, added_tokens: [{ id: 50300, content: '<|x|>', special: true }] }, 'no token has id 50257'],
+    // an added id sizes the token table: refused before it is allocated (2^31 - 1 would ask for 64 GiB)
+    ['a huge added token id', { model: { type: 'BPE', vocab: { a: 0 }, merges: [] }, added_tokens: [{ id: 2 ** 31 - 1, content: 'x' }] },
+      'added token id 2147483647 is too large (at most 2097150)'],
+    ['an added token id past the pair table', { ...good, added_tokens: [{ id: 2 ** 21 - 1, content: '<|x|>', special: true }] },
+      'added token id 2097151 is too large (at most 2097150)'],
   ];
   for (const [name, json, what] of cases) {
     const p = tmp('tokenizer.json');

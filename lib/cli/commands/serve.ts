@@ -2,7 +2,7 @@
 // or SIGTERM; then it stops accepting, lets in-flight requests finish (--shutdown-timeout),
 // aborts the rest, and disposes the model.
 import { UsageError, type Command } from '../command.js';
-import { MODEL_HELP, MODEL_OPTIONS, int, loadOptions, openModel, requireModel, str, unescape } from '../options.js';
+import { MODEL_HELP, MODEL_OPTIONS, int, list, loadOptions, openModel, requireModel, str, unescape } from '../options.js';
 import { onInterrupt } from '../signals.js';
 
 export const command: Command = {
@@ -21,6 +21,8 @@ Options:
 ${MODEL_HELP}
       --host <address>          interface to listen on (default 127.0.0.1; 0.0.0.0 for all)
       --port <n>                port (default 8080; 0 picks a free one)
+      --allowed-host <name>     on a loopback address, also answer requests for this Host (a proxy's
+                                public name; * for any); repeatable. Default: localhost, 127.0.0.1, [::1]
       --parallel <n>            sequences generated at once: KV cache slots, each of --ctx-size positions (default 4)
       --batch-size <n>          tokens per forward pass (default 512)
       --max-queue <n>           generations that may wait for a slot (default 128)
@@ -38,6 +40,7 @@ ${MODEL_HELP}
     ...MODEL_OPTIONS,
     host: { type: 'string' },
     port: { type: 'string' },
+    'allowed-host': { type: 'string', multiple: true },
     parallel: { type: 'string' },
     'batch-size': { type: 'string' },
     'max-queue': { type: 'string' },
@@ -78,6 +81,7 @@ ${MODEL_HELP}
       const server = await startServer(model, {
         host: str(values, 'host') ?? '127.0.0.1',
         port,
+        allowedHosts: list(values, 'allowed-host'),
         maxQueue,
         maxBodyBytes: maxBody,
         ...(apiKey !== undefined ? { apiKey } : {}),
