@@ -74,6 +74,9 @@ if (!existsSync(binary)) throw new Error(`no ${binary} after the build`);
 const runtime = execFileSync('gcc', [`-print-file-name=${mode.runtime}`], { encoding: 'utf8' }).trim();
 const logDir = mkdtempSync(join(tmpdir(), `gpt2-node-${mode.name}-`));
 const env = { ...process.env, GPT2_NODE_BINARY: binary, LD_PRELOAD: runtime, ...mode.options(logDir) };
+// GCC's runtimes name the addon's frames only with llvm-symbolizer's help (clang-14 brings it)
+const symbolizer = ['/usr/bin/llvm-symbolizer', '/usr/bin/llvm-symbolizer-14'].find((p) => existsSync(p));
+if (symbolizer) for (const k of ['TSAN_OPTIONS', 'ASAN_OPTIONS']) if (env[k]) env[k] += `:external_symbolizer_path=${symbolizer}`;
 const files = avaArgs.length > 0 ? avaArgs : mode.files;
 const ava = join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
 const r = spawnSync(process.execPath, [ava, '--tap', '--timeout', '20m', ...files], { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 30 });

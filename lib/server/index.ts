@@ -7,6 +7,7 @@
 // own stream. Errors are OpenAI's {"error": {message, type, param, code}}.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { setMaxListeners } from 'node:events';
 import { basename } from 'node:path';
 
 import { nodeHttp } from '../builtins.js';
@@ -224,6 +225,9 @@ export class ApiServer implements AsyncDisposable {
 
   #request(req: IncomingMessage, res: ServerResponse): void {
     const controller = new AbortController();
+    // one signal for all of a request's choices (n × prompts of them, each listening): past
+    // Node's default of 10 listeners it would warn of a leak that is not one
+    setMaxListeners(0, controller.signal);
     const done = this.#handle(req, res, controller).catch(() => { /* #handle reports its own errors */ });
     this.#inFlight.set(done, controller);
     void done.finally(() => this.#inFlight.delete(done));
