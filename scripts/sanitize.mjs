@@ -104,7 +104,7 @@ if (tsan) {
   reports = all.filter(addonRace);
   const node = all.length - reports.length;
   const where = [...new Set(all.filter((b) => !addonRace(b)).map((b) => (b.match(/^SUMMARY: ThreadSanitizer: .* in (.*)$/m) ?? [])[1] ?? '?'))];
-  console.log(`ThreadSanitizer: ${all.length} reports, ${reports.length} with the addon on a stack; ${node} within Node only${node ? ` (in ${where.join('; ')})` : ''}`);
+  console.log(`ThreadSanitizer: ${all.length} reports, ${reports.length} where a racing access is the addon's; ${node} within Node only${node ? ` (in ${where.join('; ')})` : ''}`);
 }
 for (const text of reports) console.log(`\n== sanitizer report\n${text}`);
 const inline = tsan ? [] : (r.stdout + r.stderr).match(/runtime error:|ERROR: (Address|Leak|Thread)Sanitizer/g) ?? [];

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { TIME_SCALE } from './until.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const LIB_URL = pathToFileURL(join(ROOT, 'lib', 'index.ts')).href;
@@ -17,7 +18,7 @@ export interface ChildResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
-  /** The child outlived timeoutMs and was killed (SIGKILL): a hang. */
+  /** The child outlived timeoutMs (× TIME_SCALE under a sanitizer) and was killed (SIGKILL): a hang. */
   timedOut: boolean;
   ms: number;
 }
@@ -54,7 +55,7 @@ export function runChild(body: string, options: ChildOptions = {}): Promise<Chil
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, options.timeoutMs ?? 30_000);
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, (options.timeoutMs ?? 30_000) * TIME_SCALE);
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     child.on('error', (e) => { clearTimeout(timer); reject(e); });
