@@ -45,15 +45,15 @@
 // The last line is `RSS slope <x> MiB per 1000 generations, <n> leaked slots`.
 //
 // RSS and glibc: glibc's malloc raises its mmap threshold when a large block is freed (up to 32
-// MiB), so after the first dispose a model's compute buffers come from the heap instead of their
-// own mappings, and what the heap keeps after they are freed is not returned. Over the first
-// 10-15 reloads RSS then climbs by some 40 MiB while malloc's bytes in use stay flat (measured
-// with mallinfo2 between models: about 13 MiB throughout), which puts the slope over 1 MiB per
-// 1,000 in runs of a few thousand generations (measured: 14 MiB at 1,500, 7 at 3,000, on that
-// Xeon). Fixed thresholds take the allocator out of the measurement, leaving leaks:
+// MiB), so after the first dispose what a load allocates comes from the heap instead of
+// mappings of its own, and what the heap keeps after a dispose is not returned: RSS climbs over
+// the first reloads while malloc's bytes in use stay flat (about 13 MiB between models, measured
+// with mallinfo2). The KV cache and the compute buffers are mapped by whole pages (util/pages.cpp,
+// runtime/paged_buffer.cpp), which took the slope over 3,000 generations to 3.9 MiB per 1,000;
+// fixed thresholds take the allocator out of the measurement entirely, leaving leaks:
 //   GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072 npx tsx bench/soak.ts
-// (then RSS between models stays within 75-83 MiB over 14 reloads, and within a model's life
-// within ±3 MiB). The summary says which allocator settings a run had.
+// (10,000 generations: 0.3 MiB per 1,000, docs/reliability.md). The summary says which allocator
+// settings a run had.
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -64,6 +64,8 @@ import { testModel } from '../test/support/models.js';
 
 import { cpuLine } from './cpu.js';
 import { rng } from '../test/support/tokenizer-corpus.js';   // mulberry32
+// waits scale under a sanitizer (scripts/sanitize.sh sets GPT2_NODE_TEST_TIME_SCALE)
+import { TIME_SCALE } from '../test/support/until.js';
 
 const { values } = parseArgs({
   options: {
@@ -87,14 +89,14 @@ const MAX_SLOPE = Number(values['max-slope']);
 const DISPOSE_EVERY = values['dispose-every'] === undefined ? Math.max(100, Math.round(N / 20)) : positive('dispose-every');
 const WARMUP = Math.min(Math.max(DISPOSE_EVERY, Math.ceil(N / 10)), Math.floor(N / 2));
 const SAMPLE_EVERY = Math.max(5, Math.floor(N / 200));
-const HANG_MS = 60_000;
+const HANG_MS = 60_000 * TIME_SCALE;
 const MODE_KINDS = ['read', 'slow', 'break', 'abort-after', 'abort-timer', 'abort-before'] as const;
 const MODES = values.modes?.split(',') as (typeof MODE_KINDS[number])[] | undefined;
 if (MODES?.some((m) => !(MODE_KINDS as readonly string[]).includes(m))) {
   console.error(`--modes takes a comma-separated list of ${MODE_KINDS.join(', ')}`);
   process.exit(2);
 }
-const DISPOSE_SETTLE_MS = 10_000;
+const DISPOSE_SETTLE_MS = 10_000 * TIME_SCALE;
 
 function positive(name: keyof typeof values): number {
   const n = Number(values[name]);
@@ -375,7 +377,7 @@ function rotate(): void {
     }
     gc();
     betweenModels.push(rssMiB());
-    current = { model: await deadline(load(), 60_000, 'loading the model again'), disposed: false };
+    current = { model: await deadline(load(), 60_000 * TIME_SCALE, 'loading the model again'), disposed: false };
     rotating = false;
     return current;
   })();

@@ -4,6 +4,7 @@
 #include "runtime/decoder.h"
 
 #include "runtime/devices.h"
+#include "runtime/paged_buffer.h"
 #include "gpt/graph.h"
 #include "kernels/dispatch.h"
 #include "util/error.h"
@@ -92,7 +93,7 @@ void decoder::init() {
         kv_ = std::make_unique<kv_cache>(
             hp, params_.n_ctx, params_.n_seq, params_.kv_f32 ? GGML_TYPE_F32 : GGML_TYPE_F16,
             std::vector<ggml_backend_buffer_type *>(hp.n_layer, ggml_backend_get_default_buffer_type(backend_.get())));
-        galloc_.reset(ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_.get())));
+        galloc_.reset(ggml_gallocr_new(paged_cpu_buffer_type()));   // mapped, returned when freed
     }
 
     if (!sched_) repack_weights();   // weight_layout.cpp

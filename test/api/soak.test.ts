@@ -15,17 +15,19 @@ import { fileURLToPath } from 'node:url';
 
 import test from 'ava';
 
+import { TIME_SCALE } from '../support/until.js';
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 test('the short soak passes: tokens equal to solo runs, no leaked slot, nothing unsettled', async (t) => {
-  t.timeout(240_000);
+  t.timeout(240_000 * TIME_SCALE);
   const child = spawn(process.execPath, ['--import=tsx', join('bench', 'soak.ts'), '--generations', '300', '--max-slope', '200'],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const killer = setTimeout(() => child.kill('SIGKILL'), 220_000);
+  const killer = setTimeout(() => child.kill('SIGKILL'), 220_000 * TIME_SCALE);
   const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
   clearTimeout(killer);
   t.log(stdout.trim());
