@@ -557,6 +557,9 @@ public:
             state_->eng.reset();
             eng_.reset();
             state_->mdl.reset();
+            // what the model's life left free in malloc's heaps (glibc keeps it, its mmap
+            // threshold having risen past our buffer sizes): back to the system, as after a load
+            gpt2::pages::release_free_heap();
             state_->tsfn.Release();
             data_of(env).live_models.erase(wrap_);
             wrap_->Unref();

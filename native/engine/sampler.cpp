@@ -46,8 +46,17 @@ void sampler::apply_bias_and_penalties(float * logits, uint32_t n_vocab) const {
         if (std::isnan(logits[id])) logits[id] = -INFINITY;
 }
 
+// Scratch for the candidates (logit, id): 400 KB for GPT-2's vocabulary. One per thread (the
+// engine's samples every sequence in turn) rather than one per sampler: a request's own would be
+// allocated and freed with each request, churning malloc's heap (docs/reliability.md, soak).
+static std::vector<std::pair<float, uint32_t>> & candidates() {
+    static thread_local std::vector<std::pair<float, uint32_t>> scratch;
+    return scratch;
+}
+
 uint32_t sampler::sample(float * logits, uint32_t n_vocab, token_logprob * lp) {
     apply_bias_and_penalties(logits, n_vocab);
+    std::vector<std::pair<float, uint32_t>> & cand = candidates();
 
     uint32_t chosen;
     if (p_.temperature <= 0.0f || p_.top_k == 1) {
@@ -56,44 +65,44 @@ uint32_t sampler::sample(float * logits, uint32_t n_vocab, token_logprob * lp) {
         // Candidates (scaled logit, id). Only top-p needs them in order, and then only the
         // prefix it keeps: sorting all 50257 every token cost more than the forward pass of a
         // small model, so nothing here sorts more than it must.
-        cand_.resize(n_vocab);
-        for (uint32_t i = 0; i < n_vocab; ++i) cand_[i] = { logits[i] / p_.temperature, i };
+        cand.resize(n_vocab);
+        for (uint32_t i = 0; i < n_vocab; ++i) cand[i] = { logits[i] / p_.temperature, i };
         // descending, ties by ascending id: deterministic
         auto by_value = [](const std::pair<float, uint32_t> & a, const std::pair<float, uint32_t> & b) {
             return a.first > b.first || (a.first == b.first && a.second < b.second);
         };
         size_t n = n_vocab;
         if (p_.top_k > 0 && p_.top_k < n_vocab) {
-            std::nth_element(cand_.begin(), cand_.begin() + (p_.top_k - 1), cand_.end(), by_value);
+            std::nth_element(cand.begin(), cand.begin() + (p_.top_k - 1), cand.end(), by_value);
             n = p_.top_k;
         }
         // softmax over the kept candidates (a banned token's -inf gives probability 0); the
         // candidates' values become their unnormalized probabilities
-        float max_l = cand_[0].first;
-        for (size_t i = 1; i < n; ++i) max_l = std::max(max_l, cand_[i].first);
+        float max_l = cand[0].first;
+        for (size_t i = 1; i < n; ++i) max_l = std::max(max_l, cand[i].first);
         if (!std::isfinite(max_l)) {
             // A bias of +Infinity (or a tiny temperature) left an infinite logit, or -Infinity
             // banned every token: without a finite maximum there is no softmax, so the choice
             // is greedy (the lowest id among the largest; 0 when all are banned), as the one
             // candidate left.
-            cand_[0] = { 0.0f, argmax(logits, n_vocab) };
-            n        = 1;
-            max_l    = 0.0f;
+            cand[0] = { 0.0f, argmax(logits, n_vocab) };
+            n       = 1;
+            max_l   = 0.0f;
         }
         double sum = 0.0;
         for (size_t i = 0; i < n; ++i) {
-            cand_[i].first = std::exp(cand_[i].first - max_l);
-            sum += cand_[i].first;
+            cand[i].first = std::exp(cand[i].first - max_l);
+            sum += cand[i].first;
         }
         if (p_.min_p > 0.0f) {
             // the most likely candidate has value exp(0) = 1, so it is always kept
             const float floor_v = std::min(p_.min_p, 1.0f);
             size_t      keep    = 0;
             for (size_t i = 0; i < n; ++i)
-                if (cand_[i].first >= floor_v) cand_[keep++] = cand_[i];
+                if (cand[i].first >= floor_v) cand[keep++] = cand[i];
             n   = keep;
             sum = 0.0;
-            for (size_t i = 0; i < n; ++i) sum += cand_[i].first;
+            for (size_t i = 0; i < n; ++i) sum += cand[i].first;
         }
         if (p_.top_p < 1.0f) {
             // The smallest most-likely prefix reaching top_p, by quickselect on the mass: halve
@@ -104,20 +113,20 @@ uint32_t sampler::sample(float * logits, uint32_t n_vocab, token_logprob * lp) {
             double       before = 0.0;     // mass of [0, lo)
             while (hi - lo > 64) {
                 const size_t mid = lo + (hi - lo) / 2;
-                std::nth_element(cand_.begin() + lo, cand_.begin() + mid, cand_.begin() + hi, by_value);
+                std::nth_element(cand.begin() + lo, cand.begin() + mid, cand.begin() + hi, by_value);
                 double mass = 0.0;
-                for (size_t i = lo; i < mid; ++i) mass += cand_[i].first;
+                for (size_t i = lo; i < mid; ++i) mass += cand[i].first;
                 if (before + mass >= target) hi = mid;
                 else {
                     before += mass;
                     lo = mid;
                 }
             }
-            std::sort(cand_.begin() + lo, cand_.begin() + hi, by_value);
+            std::sort(cand.begin() + lo, cand.begin() + hi, by_value);
             size_t keep = hi;   // rounding may leave the target unreached: keep what is left
             double cum  = before;
             for (size_t i = lo; i < hi; ++i) {
-                cum += cand_[i].first;
+                cum += cand[i].first;
                 if (cum >= target) {
                     keep = i + 1;
                     break;
@@ -126,14 +135,14 @@ uint32_t sampler::sample(float * logits, uint32_t n_vocab, token_logprob * lp) {
             n = keep;
         }
         double total = 0.0;
-        for (size_t i = 0; i < n; ++i) total += cand_[i].first;
+        for (size_t i = 0; i < n; ++i) total += cand[i].first;
         const double r   = rng_.uniform() * total;
         double       acc = 0.0;
-        chosen           = cand_[n - 1].second;
+        chosen           = cand[n - 1].second;
         for (size_t i = 0; i < n; ++i) {
-            acc += cand_[i].first;
+            acc += cand[i].first;
             if (r < acc) {
-                chosen = cand_[i].second;
+                chosen = cand[i].second;
                 break;
             }
         }
@@ -150,13 +159,13 @@ uint32_t sampler::sample(float * logits, uint32_t n_vocab, token_logprob * lp) {
         lp->top.clear();
         if (p_.logprobs > 0) {
             const uint32_t k = std::min<uint32_t>(p_.logprobs, n_vocab);
-            cand_.resize(n_vocab);
-            for (uint32_t i = 0; i < n_vocab; ++i) cand_[i] = { logits[i], i };
-            std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(),
+            cand.resize(n_vocab);
+            for (uint32_t i = 0; i < n_vocab; ++i) cand[i] = { logits[i], i };
+            std::partial_sort(cand.begin(), cand.begin() + k, cand.end(),
                               [](const std::pair<float, uint32_t> & a, const std::pair<float, uint32_t> & b) {
                                   return a.first > b.first || (a.first == b.first && a.second < b.second);
                               });
-            for (uint32_t i = 0; i < k; ++i) lp->top.emplace_back(cand_[i].second, cand_[i].first - log_z);
+            for (uint32_t i = 0; i < k; ++i) lp->top.emplace_back(cand[i].second, cand[i].first - log_z);
         }
     }
     accept(chosen);

@@ -55,11 +55,10 @@ private:
     void accept(uint32_t id);
     void apply_bias_and_penalties(float * logits, uint32_t n_vocab) const;
 
-    sampler_params                          p_;
-    rng                                     rng_;
-    std::deque<uint32_t>                    window_;   // last penalty_window tokens
-    std::unordered_map<uint32_t, uint32_t>  counts_;   // occurrences in window_
-    std::vector<std::pair<float, uint32_t>> cand_;     // scratch: (logit, id)
+    sampler_params                         p_;
+    rng                                    rng_;
+    std::deque<uint32_t>                   window_;   // last penalty_window tokens
+    std::unordered_map<uint32_t, uint32_t> counts_;   // occurrences in window_
 };
 
 }   // namespace gpt2
