@@ -6,7 +6,8 @@
 #      both sides run the very same ggml;
 #   2. meanwhile writes the benchmark models into bench/.models/ (git-ignored; reused when present)
 #      in the background;
-#   3. runs test/api/devices.test.ts with that build: its GPU tests must run and pass (skipped = failed);
+#   3. runs test/api/devices.test.ts and test/device/ with that build on DEVICE: its device tests must
+#      run and pass (skipped = failed);
 #   4. runs bench/gpu-bench.ts: ours against llama.cpp on the same GPU, single stream (pp512, tg128)
 #      and N concurrent streams (generated tokens / wall time), per model;
 # and writes it all into one markdown file (OUT), with the whole console output in a .log beside it.
@@ -213,7 +214,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     --CDGGML_CUDA=ON "--CDCMAKE_CUDA_ARCHITECTURES=$arch" --CDGPT2_NODE_LLAMA_TOOLS=ON \
     "--CDGGML_CUDA_GRAPHS=$graphs" --CDGGML_CUDA_FA_ALL_QUANTS=OFF
   phase "build"
-  cmake --build "$build" --config Release --parallel "$jobs" --target gpt2_node llama-bench llama-batched-bench
+  cmake --build "$build" --config Release --parallel "$jobs" --target gpt2_node gpt2-llama-ref llama-bench llama-batched-bench
 fi
 for f in "$addon" "$build/bin/llama-bench" "$build/bin/llama-batched-bench"; do
   [ -f "$f" ] || die "$f is missing (build failed, or SKIP_BUILD=1 without a build in ${build#"$root"/})"
@@ -233,15 +234,17 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   phase "GPU tests"
   tap="$tmp/devices.tap"
   ava_rc=0
-  GPT2_NODE_BINARY="$addon" node_modules/.bin/ava --tap test/api/devices.test.ts >"$tap" 2>&1 || ava_rc=$?
+  ref_tool="$build/gpt2-llama-ref"; [ -f "$ref_tool" ] || ref_tool="$build/Release/gpt2-llama-ref"
+  GPT2_NODE_BINARY="$addon" GPT2_NODE_REF_TOOL="$ref_tool" GPT2_NODE_TEST_DEVICE="$device" \
+    node_modules/.bin/ava --tap test/api/devices.test.ts test/device/ >"$tap" 2>&1 || ava_rc=$?
   cat "$tap"
   problems=()
   [ "$ava_rc" -eq 0 ] || problems+=("ava exited with $ava_rc")
   if grep -q '# SKIP' "$tap" || grep -q 'GPU tests: skipped' "$tap"; then problems+=("GPU tests were skipped: the build or the machine has no GPU device"); fi
-  grep -qE '^ok [0-9]+ - GPU logits agree' "$tap" || problems+=("'GPU logits agree with the CPU's' did not pass")
-  grep -qE '^ok [0-9]+ - batch invariance on the GPU' "$tap" || problems+=("'batch invariance on the GPU' did not pass")
+  grep -qE '^ok [0-9]+ - .*f16: device logits agree' "$tap" || problems+=("'f16: device logits agree with the CPU's and with libllama's' did not pass")
+  grep -qE '^ok [0-9]+ - .*batch invariance on the device' "$tap" || problems+=("'batch invariance on the device' did not pass")
   {
-    echo "## GPU tests (\`GPT2_NODE_BINARY=${addon#"$root"/} npx ava --tap test/api/devices.test.ts\`)"
+    echo "## GPU tests (\`GPT2_NODE_BINARY=${addon#"$root"/} GPT2_NODE_TEST_DEVICE=$device npx ava --tap test/api/devices.test.ts test/device/\`)"
     echo
     if [ ${#problems[@]} -eq 0 ]; then
       echo "Passed, GPU tests included (none skipped)."

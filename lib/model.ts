@@ -24,8 +24,9 @@ export interface LoadModelOptions extends HubLoadOptions {
    * Default true: a request gives the same tokens alone or among any others (same seed, same
    * output). ggml's CPU matmul may round one row differently than several, so probes at load
    * pick, for each matmul, kernels that give a row the same bits alone as among others. Only
-   * where none passes (and on a GPU, where nothing is probed) is a lone row padded to two, which
-   * slows a lone stream's decoding (see docs/architecture.md#batch-invariance). false: no probes
+   * where none passes is a lone row padded to two, which slows a lone stream's decoding (see
+   * docs/architecture.md#batch-invariance). CPU only: on a GPU, whose kernels depend on the
+   * batch's size, info.batchInvariant is false and the load logs a warning. false: no probes
    * and no padding; results may vary with the load.
    */
   batchInvariant?: boolean;
@@ -33,6 +34,8 @@ export interface LoadModelOptions extends HubLoadOptions {
    * Where to run: 'auto' (default: the first GPU this build and machine have, else the CPU),
    * 'cpu', 'cuda', 'cuda:N', 'metal', 'vulkan'. A device asked for by name that cannot be used
    * is an error (ERR_NO_DEVICE); with 'auto' the model falls back to the CPU with a log line.
+   * 'auto' never picks a device that runs on the CPU (Mesa's lavapipe); name it to use it.
+   * Default: the environment variable GPT2_NODE_DEVICE, else 'auto'.
    */
   device?: string;
   /** Transformer blocks to run on the GPU, counted from the last. Default: all. 0 keeps everything on the CPU. */
@@ -341,7 +344,8 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
     batchSize: v.optionalInteger('batchSize', o.batchSize, 1, 1 << 16),
     kvF32: v.optionalOneOf('kvCacheType', o.kvCacheType, ['f16', 'f32']) === 'f32',
     batchInvariant: v.optionalBoolean('batchInvariant', o.batchInvariant) ?? true,
-    device: v.optionalDevice('device', o.device),
+    // the environment's default, for an app run on another device without a code change
+    device: v.optionalDevice('device', o.device) ?? v.optionalDevice('GPT2_NODE_DEVICE', process.env.GPT2_NODE_DEVICE || undefined),
     gpuLayers: v.optionalInteger('gpuLayers', o.gpuLayers, 0, 1024),
   };
   // `hf:owner/repo[/file][@revision]`: fetched into the cache first (lib/hub), then loaded from there.

@@ -7,7 +7,8 @@
 //
 //   GPT2_NODE_GPU=cpu|cuda|vulkan|metal   which ggml GPU backend to build in (default: metal on
 //                                         Apple Silicon, cpu elsewhere); CMAKE_CUDA_ARCHITECTURES
-//                                         is passed through when set.
+//                                         is passed through when set; GPT2_NODE_VULKAN_INCLUDE names
+//                                         Vulkan headers other than the system's.
 //   --gpu <name>                          the same, as an argument (overrides the variable)
 //   --native-only                         skip the TypeScript step (used by binding.gyp)
 import { chmodSync, existsSync, lstatSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
 import { cmakeJs, defaultGpu, GPUS, gpuFlags, materializeVendor, root, step } from './lib/native-build.mjs';
+import { headersNewEnough } from './lib/vulkan.mjs';
 
 const require = createRequire(join(root, 'package.json'));
 const args = process.argv.slice(2);
@@ -25,6 +27,14 @@ const gpu = (gpuArg ?? process.env.GPT2_NODE_GPU ?? defaultGpu()).toLowerCase();
 const flags = gpuFlags(gpu);
 if (!flags) {
   console.error(`gpt2-node: the GPU backend must be one of ${GPUS.join(', ')} but is "${gpu}"`);
+  process.exit(1);
+}
+
+if (gpu === 'vulkan' && !process.env.GPT2_NODE_VULKAN_INCLUDE && process.platform === 'linux' && !headersNewEnough('/usr/include')) {
+  console.error('gpt2-node: the Vulkan headers in /usr/include are missing or older than 1.3.261 (no VK_EXT_layer_settings), ' +
+    'which ggml-vulkan needs. Install newer ones (the LunarG SDK, or Debian 13\'s libvulkan-dev: `npm run test:vulkan` ' +
+    'fetches its headers into build/vulkan-headers) and name their folder: GPT2_NODE_VULKAN_INCLUDE=<dir>/include. ' +
+    'The build also needs glslc and SPIR-V headers (Debian: glslc spirv-headers libvulkan-dev).');
   process.exit(1);
 }
 

@@ -15,6 +15,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { tapSummary } from './lib/check-helpers.mjs';
 import { cmakeJs, materializeVendor, root } from './lib/native-build.mjs';
 
 // --tsan: the engine tests under ThreadSanitizer instead (below).
@@ -83,11 +84,7 @@ const ava = join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
 const r = spawnSync(process.execPath, [ava, '--tap', '--timeout', '20m', ...files], { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 30 });
 process.stdout.write(r.stdout);
 process.stderr.write(r.stderr);
-// TAP, as .ci/run counts it: "ok N - title [# SKIP]" / "not ok N - title"
-const lines = r.stdout.split('\n');
-const passed = lines.filter((l) => /^ok \d+/.test(l) && !/# (SKIP|TODO)/.test(l)).length;
-let failed = lines.filter((l) => /^not ok \d+/.test(l) && !/# (SKIP|TODO)/.test(l)).length;
-if (r.status !== 0 && failed === 0) failed = 1;   // a worker that died outside any test
+const { passed, failed } = tapSummary(r.stdout, r.status);
 
 // The ASan run ends with LeakSanitizer over load/dispose loops (test/native/leak-loop.ts), also
 // after a subset of the suite.

@@ -7,9 +7,49 @@
 #include <algorithm>
 #include <cctype>
 
+#if defined(GPT2_NODE_VULKAN)
+#include <vulkan/vulkan.h>
+#endif
+
 namespace gpt2 {
 
 namespace {
+
+// The names of the Vulkan devices that run on the CPU (Mesa's lavapipe, SwiftShader), asked of
+// Vulkan once: ggml-vulkan lists such a device (when GGML_VK_VISIBLE_DEVICES names it) as a GPU,
+// but it is slower than our CPU path, and installed on many Linux desktops, so 'auto' must not
+// take it. ggml's description of a Vulkan device is its Vulkan device name.
+bool vulkan_device_runs_on_cpu(const std::string & description) {
+#if defined(GPT2_NODE_VULKAN)
+    static const std::vector<std::string> cpu_devices = [] {
+        std::vector<std::string> names;
+        VkApplicationInfo        app{};
+        app.sType      = VK_STRUCTURE_TYPE_APPLICATION_INFO;
+        app.apiVersion = VK_API_VERSION_1_0;
+        VkInstanceCreateInfo ci{};
+        ci.sType            = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO;
+        ci.pApplicationInfo = &app;
+        VkInstance inst     = VK_NULL_HANDLE;
+        if (vkCreateInstance(&ci, nullptr, &inst) != VK_SUCCESS) return names;
+        uint32_t n = 0;
+        vkEnumeratePhysicalDevices(inst, &n, nullptr);
+        std::vector<VkPhysicalDevice> devs(n);
+        if (n > 0 && vkEnumeratePhysicalDevices(inst, &n, devs.data()) >= VK_SUCCESS) {
+            for (uint32_t i = 0; i < n; ++i) {
+                VkPhysicalDeviceProperties p{};
+                vkGetPhysicalDeviceProperties(devs[i], &p);
+                if (p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) names.emplace_back(p.deviceName);
+            }
+        }
+        vkDestroyInstance(inst, nullptr);
+        return names;
+    }();
+    return std::find(cpu_devices.begin(), cpu_devices.end(), description) != cpu_devices.end();
+#else
+    (void) description;
+    return false;
+#endif
+}
 
 // Our lower-case backend name for a ggml registry name ("MTL" is Metal's).
 std::string backend_kind(ggml_backend_dev_t dev) {
@@ -48,7 +88,7 @@ std::vector<entry> enumerate() {
         ++it->second;
         d.name        = ggml_backend_dev_name(dev);
         d.description = ggml_backend_dev_description(dev);
-        d.type        = type_name(type);
+        d.type        = d.backend == "vulkan" && vulkan_device_runs_on_cpu(d.description) ? "cpu" : type_name(type);
         ggml_backend_dev_memory(dev, &d.memory_free, &d.memory_total);
         out.push_back({ dev, std::move(d) });
     }

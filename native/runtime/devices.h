@@ -16,7 +16,7 @@ struct device_info {
     std::string name;          // ggml's device name ("CPU", "CUDA0", "MTL0", "Vulkan0")
     std::string description;   // e.g. the GPU's model name
     std::string backend;       // "cpu", "cuda", "metal", "vulkan", ...
-    std::string type;          // "cpu", "gpu", "igpu" (integrated: shares host memory), "accel"
+    std::string type;          // "cpu" (also a device that runs on it: lavapipe), "gpu", "igpu" (integrated: shares host memory), "accel"
     size_t      memory_free  = 0;
     size_t      memory_total = 0;
 };
@@ -29,7 +29,8 @@ struct device_choice {
     bool                  requested = false;   // the user named this device (no silent fallback)
 };
 
-// spec: "auto" (the first GPU, else the first integrated GPU, else the CPU), "cpu", "<backend>"
+// spec: "auto" (the first GPU, else the first integrated GPU, else the CPU; never a device that
+// runs on the CPU), "cpu", "<backend>"
 // (its first device) or "<backend>:<index>". Throws range_error for a malformed spec and
 // ERR_NO_DEVICE, listing what is available, for a device this build or machine does not have.
 device_choice device_select(const std::string & spec);

@@ -74,6 +74,21 @@ void decoder::choose_kernels() {
                       "depend on its neighbours (model.info.batchInvariant is false)\n");
         }
     }
+    if (gpu_) {
+        // Batch invariance is CPU-only. A GPU backend picks its matmul kernels by the number of
+        // rows (ggml-vulkan: a matrix-vector kernel for a few rows, tiles of three sizes and a
+        // split of the sum for more), so a row's sums depend on the batch, and a padding row
+        // cannot mend that: measured on lavapipe, 31 of 32 prompts' logits differ alone and
+        // among 31 others (test/device/engine.test.ts). No padding, then, and no claim.
+        pad_              = false;
+        invariance_holds_ = false;
+        if (params_.batch_invariant) {
+            log_write(log_level::warn, "gpt2-node",
+                      "batch invariance holds on the CPU only: on " + device_id_ +
+                          " a request's numbers may depend on the requests beside it (model.info.batchInvariant is false; "
+                          "batchInvariant: false silences this)\n");
+        }
+    }
     log_write(log_level::debug, "gpt2-node",
               std::string("row-count invariant: LM head ") + (head_invariant_ ? "yes" : "no") + ", blocks " +
                   (blocks_invariant ? "yes" : "no") + (cpu_ops_.own_few_rows ? " (few rows through our kernel)" : "") +

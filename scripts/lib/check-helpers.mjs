@@ -49,3 +49,16 @@ export function buildRefTool(buildDir) {
   if (b.status !== 0) return undefined;
   return [join(buildDir, exe), join(buildDir, 'Release', exe)].find((p) => existsSync(p));
 }
+
+/**
+ * Counts of ava's TAP output as .ci/run counts them ("ok N - title [# SKIP]" / "not ok N -
+ * title"): a skip or todo is neither passed nor failed; a run that failed outside any test
+ * (a worker that died, an uncaught exception) counts as one failure.
+ */
+export function tapSummary(stdout, status) {
+  const lines = stdout.split('\n');
+  const passed = lines.filter((l) => /^ok \d+/.test(l) && !/# (SKIP|TODO)/.test(l)).length;
+  let failed = lines.filter((l) => /^not ok \d+/.test(l) && !/# (SKIP|TODO)/.test(l)).length;
+  if (status !== 0 && failed === 0) failed = 1;
+  return { passed, failed };
+}

@@ -20,6 +20,10 @@ export function gpuFlags(gpu) {
     metal: ['--CDGGML_METAL=ON', '--CDGGML_METAL_EMBED_LIBRARY=ON'],
   }[gpu];
   if (!flags) return null;
+  // Vulkan headers other than the system's (ggml-vulkan needs 1.3.261 or later; Debian 12 has 1.3.239)
+  if (gpu === 'vulkan' && process.env.GPT2_NODE_VULKAN_INCLUDE) {
+    flags.push(`--CDVulkan_INCLUDE_DIR=${process.env.GPT2_NODE_VULKAN_INCLUDE}`);
+  }
   if (gpu === 'cuda' && process.env.CMAKE_CUDA_ARCHITECTURES) {
     flags.push(`--CDCMAKE_CUDA_ARCHITECTURES=${process.env.CMAKE_CUDA_ARCHITECTURES}`);
   }

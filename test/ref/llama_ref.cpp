@@ -8,7 +8,7 @@
 //   gpt2-llama-ref --model PATH --tokens 1,2,3 --out FILE
 //                  [--all-logits] [--greedy N] [--threads N] [--ctx N]
 //                  [--kv-type f32|f16] [--flash-attn off|on|auto] [--repack on|off]
-//                  [--ubatch N] [--verbose]
+//                  [--ubatch N] [--gpu-layers N] [--verbose]
 //
 // --ubatch N splits the prompt's forward passes into micro-batches of N tokens (default: one for
 // the whole prompt), to match an engine that prefills in chunks.
@@ -52,6 +52,7 @@ struct ref_args {
     llama_flash_attn_type flash_attn = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     bool                  repack     = true;
     int32_t               ubatch     = 0;   // 0 = the whole prompt
+    int32_t               gpu_layers = 0;   // libllama's n_gpu_layers (a GPU build; 0: the CPU)
     bool                  verbose    = false;
 };
 
@@ -118,6 +119,8 @@ ref_args parse_args(int argc, char ** argv) {
             else fail("--flash-attn must be off, on or auto but is %s", v.c_str());
         } else if (opt == "--ubatch") {
             a.ubatch = (int32_t) parse_int("--ubatch", value(), 1, 1 << 20);
+        } else if (opt == "--gpu-layers") {
+            a.gpu_layers = (int32_t) parse_int("--gpu-layers", value(), 0, 1 << 20);
         } else if (opt == "--repack") {
             const std::string v = value();
             if (v == "on") a.repack = true;
@@ -176,7 +179,7 @@ int main(int argc, char ** argv) {
 
     llama_model_params mparams = llama_model_default_params();
     mparams.load_mode          = LLAMA_LOAD_MODE_MMAP;
-    mparams.n_gpu_layers       = 0;   // the CPU backend: the parity tests compare CPU results
+    mparams.n_gpu_layers       = args.gpu_layers;   // 0 (the default): the CPU backend, as the parity tests compare
     mparams.use_extra_bufts    = args.repack;
     llama_model * model        = llama_model_load_from_file(args.model.c_str(), mparams);
     if (model == nullptr) fail("cannot load model %s", args.model.c_str());

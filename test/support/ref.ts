@@ -38,6 +38,8 @@ export interface RefOptions {
   repack?: boolean;
   /** Micro-batch size of the prompt's forward passes (default: the whole prompt in one). */
   ubatch?: number;
+  /** Layers on the GPU of a build with one (libllama's n_gpu_layers; default 0: the CPU). */
+  gpuLayers?: number;
 }
 
 export interface RefResult {
@@ -59,6 +61,7 @@ export async function refLogits(model: string, tokens: ArrayLike<number>, opts: 
     if (opts.allLogits === true) args.push('--all-logits');
     if (opts.repack === false) args.push('--repack', 'off');
     if (opts.ubatch !== undefined) args.push('--ubatch', String(opts.ubatch));
+    if (opts.gpuLayers !== undefined) args.push('--gpu-layers', String(opts.gpuLayers));
     if (opts.greedy !== undefined && opts.greedy > 0) args.push('--greedy', String(opts.greedy));
     try {
       await execFileP(tool, args, { maxBuffer: 1 << 20 });
