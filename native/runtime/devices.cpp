@@ -132,7 +132,10 @@ device_choice device_select(const std::string & spec) {
     const bool built = std::any_of(all.begin(), all.end(), [&](const entry & e) { return e.info.backend == kind; });
     throw error(codes::no_device,
                 "device " + spec + " is not available: " +
-                    (built ? "this machine has no such " + kind + " device"
+                    (built ? "this machine has no such " + kind + " device" +
+                             (kind == "vulkan" ? " (ggml lists a Vulkan device that runs on the CPU, such as lavapipe, only when "
+                                                 "GGML_VK_VISIBLE_DEVICES names it)"
+                                               : "")
                            : "this build has no " + kind + " backend (rebuild with GPT2_NODE_GPU=" + kind + " npm install)") +
                     "; available: " + have);
 }
