@@ -46,10 +46,11 @@
 //
 // RSS and glibc: glibc's malloc raises its mmap threshold when a large block is freed (up to 32
 // MiB), so after the first dispose what a load allocates comes from the heap instead of
-// mappings of its own, and what the heap keeps after a dispose is not returned: RSS climbs over
-// the first reloads while malloc's bytes in use stay flat (about 13 MiB between models, measured
-// with mallinfo2). The KV cache and the compute buffers are mapped by whole pages (util/pages.cpp,
-// runtime/paged_buffer.cpp), which took the slope over 3,000 generations to 3.9 MiB per 1,000;
+// mappings of its own, and what the heap keeps is not returned unless asked: RSS climbed over
+// the first reloads while malloc's bytes in use stayed flat (about 13 MiB between models,
+// measured with mallinfo2). The KV cache and the compute buffers are mapped by whole pages
+// (util/pages.cpp, runtime/paged_buffer.cpp), a dispose trims the heap and the sampler's scratch
+// is per thread: with glibc's defaults, 10,000 generations give 1.0 MiB per 1,000 (it was 14.3);
 // fixed thresholds take the allocator out of the measurement entirely, leaving leaks:
 //   GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072 npx tsx bench/soak.ts
 // (10,000 generations: 0.3 MiB per 1,000, docs/reliability.md). The summary says which allocator
