@@ -124,11 +124,13 @@ async function ensureModel(spec: string): Promise<string> {
 if (values.prepare) {
   for (const spec of modelSpecs) await ensureModel(spec);
   if (values['test-models']) {
-    // the big model test/api/devices.test.ts's GPU tests use, into test/.models (its own cache)
+    // the test models of the device tests (test/device/, test/api/devices.test.ts), into test/.models (their own cache)
     const { testModel } = await import('../test/support/models.js');
     const t = now();
     await testModel('124M', 'f16');
-    log(`test model 124M f16 ready (${((now() - t) / 1000).toFixed(1)} s)`);
+    const deviceShape = { nLayer: 4, nEmbd: 256, nHead: 4, nCtx: 512 };   // test/device/'s SHAPE
+    for (const type of ['f32', 'f16', 'q8_0', 'q4_0'] as const) await testModel(deviceShape, type, { initScale: 4 });
+    log(`test models ready (${((now() - t) / 1000).toFixed(1)} s)`);
   }
   process.exit(0);
 }
