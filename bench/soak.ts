@@ -50,7 +50,7 @@
 // the first reloads while malloc's bytes in use stayed flat (about 13 MiB between models,
 // measured with mallinfo2). The KV cache and the compute buffers are mapped by whole pages
 // (util/pages.cpp, runtime/paged_buffer.cpp), a dispose trims the heap and the sampler's scratch
-// is per thread: with glibc's defaults, 10,000 generations give 1.0 MiB per 1,000 (it was 14.3);
+// is per thread: with glibc's defaults, 10,000 generations give 1.0-1.1 MiB per 1,000 (it was 14.3);
 // fixed thresholds take the allocator out of the measurement entirely, leaving leaks:
 //   GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072 npx tsx bench/soak.ts
 // (10,000 generations: 0.3 MiB per 1,000, docs/reliability.md). The summary says which allocator
@@ -465,7 +465,7 @@ function finish(): never | void {
   if (afterCheck) console.log(`after the soak: ${afterCheck}`);
   for (const f of failures) console.log(`FAIL ${f}`);
   console.log(`${ok ? 'PASS' : 'FAIL'}`);
-  console.log(`RSS slope ${s.toFixed(1)} MiB per 1000 generations, ${leaked < 0 ? '?' : leaked} leaked slots`);
+  console.log(`RSS slope ${s.toFixed(2)} MiB per 1000 generations, ${leaked < 0 ? '?' : leaked} leaked slots`);
   process.exit(ok ? 0 : 1);
 }
 

@@ -34,7 +34,7 @@ test('the short soak passes: tokens equal to solo runs, no leaked slot, nothing 
   if (code !== 0) t.log(stderr.trim().split('\n').slice(-20).join('\n'));
   t.is(code, 0);
   const lines = stdout.trim().split('\n');
-  t.regex(lines[lines.length - 1]!, /^RSS slope -?\d+\.\d MiB per 1000 generations, 0 leaked slots$/);
+  t.regex(lines[lines.length - 1]!, /^RSS slope -?\d+\.\d\d MiB per 1000 generations, 0 leaked slots$/);
   t.regex(stdout, /^generations: 300 of 300 in .*, 0 failed$/m);
   t.regex(stdout, /^disposes: [1-9]\d*; mismatches: 0; unsettled: 0$/m);
 });
