@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Builds the peers of the side-by-side benchmark (bench/compare.ts), none of which the project
 // itself needs:
-//   - llama.cpp's llama-bench and llama-batched-bench, from the vendored tree, in the build/ that
-//     `npm install` configured: reconfigured with -DGPT2_NODE_LLAMA_TOOLS=ON, the two targets
-//     built, then reconfigured with the option OFF again so build/ is left as npm install set it
+//   - llama.cpp's llama-bench, llama-batched-bench, llama-speculative and llama-lookup, from the
+//     vendored tree, in the build/ that `npm install` configured: reconfigured with
+//     -DGPT2_NODE_LLAMA_TOOLS=ON, the targets built, then reconfigured with the option OFF again so build/ is left as npm install set it
 //     up (the binaries stay; ninja finds them up to date next time);
 //   - node-llama-cpp 3.21.1 with its prebuilt CPU binary, into the git-ignored bench/peers/
 //     (never a dependency of the project).
@@ -44,12 +44,12 @@ if (!values['skip-llama']) {
   }
   let status = run('cmake', ['-S', root, '-B', build, '-DGPT2_NODE_LLAMA_TOOLS=ON']);
   if (status === 0) {
-    status = run('cmake', ['--build', build, '--config', 'Release', '--target', 'llama-bench', 'llama-batched-bench', '-j', values.jobs]);
+    status = run('cmake', ['--build', build, '--config', 'Release', '--target', 'llama-bench', 'llama-batched-bench', 'llama-speculative', 'llama-lookup', '-j', values.jobs]);
   }
   // back to the default configuration, whatever happened
   const back = run('cmake', ['-S', root, '-B', build, '-DGPT2_NODE_LLAMA_TOOLS=OFF'], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (status !== 0 || back !== 0) {
-    console.error('gpt2-node: building llama-bench / llama-batched-bench failed (see above)');
+    console.error('gpt2-node: building the llama.cpp peers failed (see above)');
     failed = true;
   }
 }

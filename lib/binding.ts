@@ -100,6 +100,18 @@ export interface NativeRequest {
   logprobs?: number;
   /** tokens the consumer can take before the engine must wait for a grant() */
   credit?: number;
+  speculation?: NativeSpeculation;
+}
+
+/** generate: speculative decoding (native/engine/request.h, speculation_params) */
+export interface NativeSpeculation {
+  predictor: 'lookup' | 'draft';
+  /** predictor 'draft': the draft Model's native object */
+  draft?: NativeModel;
+  maxDraft?: number;
+  ngramMin?: number;
+  ngramMax?: number;
+  minConfidence?: number;
 }
 
 /** One engine report about one request; the engine sends all of a step's reports at once. */
@@ -118,6 +130,9 @@ export interface NativeEvent {
   scores?: Float32Array;
   /** when done: prompt tokens whose KV was reused from an earlier request */
   cachedTokens?: number;
+  /** when done: tokens guessed by the speculation's predictor, and those the model kept */
+  draftedTokens?: number;
+  acceptedTokens?: number;
   logprobs?: NativeTokenLogprob[];
 }
 
@@ -135,6 +150,9 @@ export interface NativeStats {
   promptTokens: number;
   generatedTokens: number;
   cachedTokens: number;
+  /** speculative decoding: tokens guessed, and those kept */
+  draftedTokens: number;
+  acceptedTokens: number;
   steps: number;
   busySeconds: number;
 }

@@ -28,6 +28,29 @@ export function generateRequest(options: unknown, vocabSize: number) {
     logprobs: o.logprobs === undefined || o.logprobs === false ? -1 : o.logprobs === true ? 0 : v.integer('logprobs', o.logprobs, 0, 20),
     highWaterMark: v.optionalInteger('highWaterMark', o.highWaterMark, 1, 1 << 20) ?? 16,
     signal: v.optionalSignal('signal', o.signal),
+    speculation: o.speculation === undefined ? undefined : speculationRequest(o.speculation),
   };
   return { request, truncate };
+}
+
+/**
+ * @internal The `speculation` option checked and filled in; `draft` is passed on unchecked (the
+ * Model turns it into its native handle, this file imports no native code).
+ */
+export function speculationRequest(options: unknown) {
+  const o = v.object('speculation', options);
+  const predictor = v.oneOf('speculation.predictor', o.predictor, ['lookup', 'draft']);
+  if (predictor === 'draft' && (typeof o.draft !== 'object' || o.draft === null)) {
+    throw new TypeError(`Expected a loaded Model for speculation.draft but received ${v.describe(o.draft, true)}`);
+  }
+  if (predictor === 'lookup' && o.draft !== undefined) throw new RangeError("speculation.draft goes with predictor 'draft', not 'lookup'");
+  const ngramMin = v.optionalInteger('speculation.ngramMin', o.ngramMin, 1, 64) ?? 2;
+  return {
+    predictor,
+    draft: o.draft,
+    maxDraft: v.optionalInteger('speculation.maxDraft', o.maxDraft, 1, 64) ?? 8,
+    ngramMin,
+    ngramMax: v.optionalInteger('speculation.ngramMax', o.ngramMax, ngramMin, 64) ?? Math.max(ngramMin, 4),
+    minConfidence: v.optionalNumber('speculation.minConfidence', o.minConfidence, 0, 1) ?? 0.5,
+  };
 }

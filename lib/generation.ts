@@ -16,6 +16,9 @@ export interface Usage {
   promptTokens: number;
   completionTokens: number;
   totalTokens: number;
+  /** With `speculation`: tokens the predictor guessed, and how many of them the model kept. */
+  draftedTokens?: number;
+  acceptedTokens?: number;
 }
 
 /** Log-probability of a generated token, and of the most likely alternatives at its position. */
@@ -124,6 +127,7 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
   #onDone: ((tokens: number[], finishReason: FinishReason | 'error') => void) | undefined;
   #generated: number[] | undefined;
   #forwarder: Forwarder | undefined;
+  #speculating = false;
 
   constructor(native: NativeModel, registry: RequestRegistry, prompt: Uint32Array,
     options: Omit<NativeRequest, 'kind' | 'prompt' | 'credit'> & { highWaterMark: number; signal?: AbortSignal },
@@ -133,6 +137,7 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
     this.#registry = registry;
     this.#hwm = options.highWaterMark;
     this.#promptTokens = prompt.length;
+    this.#speculating = options.speculation !== undefined;
     this.#signal = options.signal;
     this.#onDone = onDone;
     if (onDone) this.#generated = [];
@@ -235,7 +240,9 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
     if (e.finishReason === 'error') {
       this.#end(undefined, new Gpt2Error(e.errorCode ?? 'ERR_INTERNAL', e.errorMessage ?? 'generation failed'));
     } else {
-      this.#end({ text: '', tokens: new Uint32Array(0), finishReason: e.finishReason as FinishReason, usage: this.#usage(e.completionTokens ?? 0) });
+      const usage = this.#usage(e.completionTokens ?? 0);
+      if (this.#speculating) { usage.draftedTokens = e.draftedTokens ?? 0; usage.acceptedTokens = e.acceptedTokens ?? 0; }
+      this.#end({ text: '', tokens: new Uint32Array(0), finishReason: e.finishReason as FinishReason, usage });
     }
   }
 

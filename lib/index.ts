@@ -2,7 +2,7 @@
 export { GPT2_ERROR_CODES, Gpt2Error } from './errors.js';
 export type { Gpt2ErrorCode } from './errors.js';
 export { loadModel, Model } from './model.js';
-export type { Completion, EvaluateOptions, GenerateOptions, LoadModelOptions, ModelInfo, ModelStats, PerplexityResult, Prompt, ScoreResult } from './model.js';
+export type { Completion, EvaluateOptions, GenerateOptions, LoadModelOptions, ModelInfo, ModelStats, PerplexityResult, Prompt, ScoreResult, SpeculationOptions } from './model.js';
 export { Generation } from './generation.js';
 export type { Chunk, FinishReason, TokenLogprob, Usage } from './generation.js';
 export { downloadModel } from './hub/index.js';

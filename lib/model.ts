@@ -79,6 +79,30 @@ export interface GenerateOptions {
   /** Tokens the engine may produce ahead of the consumer. Default 16. */
   highWaterMark?: number;
   signal?: AbortSignal;
+  /**
+   * Speculative decoding ([docs/speculative.md](../docs/speculative.md)): a cheap predictor guesses
+   * the next tokens and the model checks them all in one step. The output is the one without it:
+   * token for token when greedy, the same distribution when sampling.
+   */
+  speculation?: SpeculationOptions;
+}
+
+export interface SpeculationOptions {
+  /**
+   * 'lookup': the tokens that followed the latest earlier occurrence of the last few tokens, in
+   * the prompt and the output so far (no second model; pays off when the output quotes its input).
+   * 'draft': a smaller model with the same vocabulary (`draft`) guesses, a token at a time.
+   */
+  predictor: 'lookup' | 'draft';
+  /** predictor 'draft': a loaded Model with this model's vocabulary (else ERR_INCOMPATIBLE_MODEL). */
+  draft?: Model;
+  /** Tokens guessed per step at most (1–64). Default 8; fewer after a step whose guesses failed early. */
+  maxDraft?: number;
+  /** 'lookup': the shortest and longest run of last tokens matched. Default 2 and 4. */
+  ngramMin?: number;
+  ngramMax?: number;
+  /** 'draft': stop guessing when the draft's probability of its next guess is below this (0–1). Default 0.5. */
+  minConfidence?: number;
 }
 
 export interface EvaluateOptions {
@@ -196,7 +220,16 @@ export class Model implements AsyncDisposable {
     this.#alive();
     const { request, truncate } = generateRequest(options, this.#info.vocabSize);
     const ids = this.#prompt(prompt, truncate, request.maxTokens);
-    return new Generation(this.#native, this.#registry, ids, request, onDone);
+    const { speculation, ...rest } = request;
+    const native = speculation && { ...speculation, draft: speculation.draft === undefined ? undefined : Model.#nativeOf(speculation.draft) };
+    return new Generation(this.#native, this.#registry, ids, { ...rest, speculation: native }, onDone);
+  }
+
+  /** The native object of a draft model (speculation.draft). */
+  static #nativeOf(draft: unknown): NativeModel {
+    if (!(draft instanceof Model)) throw new TypeError(`Expected a loaded Model for speculation.draft but received ${v.describe(draft, true)}`);
+    draft.#alive();
+    return draft.#native;
   }
 
   /** Generates to the end and resolves with the whole text; an abort resolves with the partial text. */

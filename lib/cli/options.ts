@@ -1,6 +1,6 @@
 // Option parsing shared by the commands: numbers, the model to load, sampling options, stdin.
-import { generateRequest } from '../generate-request.js';
-import type { GenerateOptions, LoadModelOptions, Model } from '../model.js';
+import { generateRequest, speculationRequest } from '../generate-request.js';
+import type { GenerateOptions, LoadModelOptions, Model, SpeculationOptions } from '../model.js';
 import { UsageError, type OptionsConfig, type Values } from './command.js';
 
 /** A number option (`--key <x>`), or `fallback` when absent. */
@@ -111,6 +111,50 @@ export async function openModel(path: string, options: LoadModelOptions): Promis
   } finally {
     bar.end();
   }
+}
+
+// ---- speculative decoding (generate, serve) ----
+
+export const SPECULATION_OPTIONS: OptionsConfig = {
+  lookup: { type: 'boolean' },
+  'draft-model': { type: 'string' },
+  'draft-max': { type: 'string' },
+  'draft-p-min': { type: 'string' },
+};
+
+export const SPECULATION_HELP = `      --lookup                speculative decoding by prompt lookup (guesses copied from the prompt and the output)
+      --draft-model <path>    speculative decoding with this smaller model (same vocabulary) guessing ahead
+      --draft-max <n>         tokens guessed per step at most (default 8)
+      --draft-p-min <x>       --draft-model: stop guessing below this probability (default 0.5)`;
+
+/** The speculation the command line asks for, checked; the draft model is not loaded yet. */
+export function speculationArgs(values: Values): { lookup: boolean; draftPath: string | undefined; maxDraft?: number; minConfidence?: number } | undefined {
+  const lookup = values.lookup === true;
+  const draftPath = str(values, 'draft-model');
+  const maxDraft = int(values, 'draft-max');
+  const minConfidence = num(values, 'draft-p-min');
+  if (!lookup && draftPath === undefined) {
+    if (maxDraft !== undefined || minConfidence !== undefined) throw new UsageError('--draft-max and --draft-p-min go with --lookup or --draft-model');
+    return undefined;
+  }
+  if (lookup && draftPath !== undefined) throw new UsageError('--lookup and --draft-model exclude each other: pick one predictor');
+  if (minConfidence !== undefined && lookup) throw new UsageError('--draft-p-min goes with --draft-model');
+  try {
+    speculationRequest({ predictor: lookup ? 'lookup' : 'draft', draft: lookup ? undefined : {}, maxDraft, minConfidence });
+  } catch (e) {
+    if (e instanceof RangeError || e instanceof TypeError) throw new UsageError(e.message.replace('speculation.maxDraft', '--draft-max').replace('speculation.minConfidence', '--draft-p-min'));
+    throw e;
+  }
+  return { lookup, draftPath, ...(maxDraft !== undefined && { maxDraft }), ...(minConfidence !== undefined && { minConfidence }) };
+}
+
+/** Loads the draft model (if any) beside `model` and returns the generate() option. */
+export async function openSpeculation(args: ReturnType<typeof speculationArgs>, load: LoadModelOptions): Promise<{ speculation: SpeculationOptions | undefined; draft: Model | undefined }> {
+  if (!args) return { speculation: undefined, draft: undefined };
+  const tuning = { ...(args.maxDraft !== undefined && { maxDraft: args.maxDraft }), ...(args.minConfidence !== undefined && { minConfidence: args.minConfidence }) };
+  if (args.lookup) return { speculation: { predictor: 'lookup', ...tuning }, draft: undefined };
+  const draft = await openModel(args.draftPath!, load);
+  return { speculation: { predictor: 'draft', draft, ...tuning }, draft };
 }
 
 // ---- sampling (generate, chat) ----

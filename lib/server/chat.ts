@@ -2,7 +2,7 @@
 // through the server's chat format (DialoGPT's by default, see chat-format.ts); the reply is
 // generated n times; streamed as chat.completion.chunk events with stream: true.
 import type { ChatMessage, ChatRole } from './chat-format.js';
-import { checkContext, completionId, finishReason, runChoices, type ChoiceSpec, type RequestContext } from './choices.js';
+import { checkContext, type ChoiceSpec, completionId, finishReason, type RequestContext, runChoices, usageOf } from './choices.js';
 import { invalidParam, missingParam, toApiError, unsupported } from './errors.js';
 import { sendJson } from './http.js';
 import { chatLogprobs, type ChatTokenLogprob } from './logprobs.js';
@@ -40,7 +40,6 @@ export async function chatCompletions(ctx: RequestContext, body: Record<string, 
   ctx.metrics.promptTokens += prompt.length;
   const id = completionId('chatcmpl');
   const created = Math.floor(Date.now() / 1000);
-  const usage = (completionTokens: number) => ({ prompt_tokens: prompt.length, completion_tokens: completionTokens, total_tokens: prompt.length + completionTokens });
 
   if (!s.stream) {
     const texts = specs.map(() => '');
@@ -58,7 +57,7 @@ export async function chatCompletions(ctx: RequestContext, body: Record<string, 
         logprobs: lps[i] ? { content: lps[i], refusal: null } : null,
         finish_reason: finishReason(ends[i]!),
       })),
-      usage: usage(ends.reduce((n, e) => n + e.completionTokens, 0)),
+      usage: usageOf(prompt.length, ends),
     });
     return;
   }
@@ -76,7 +75,7 @@ export async function chatCompletions(ctx: RequestContext, body: Record<string, 
       if (chunk.finishReason && chunk.finishReason !== 'abort') await stream.send(event(spec.index, {}, null, chunk.finishReason));
     });
     ctx.signal.throwIfAborted();
-    if (s.includeUsage) await stream.send({ ...base, choices: [], usage: usage(ends.reduce((n, e) => n + e.completionTokens, 0)) });
+    if (s.includeUsage) await stream.send({ ...base, choices: [], usage: usageOf(prompt.length, ends) });
     stream.done();
   } catch (e) {
     stream.fail(toApiError(e).body());

@@ -6,7 +6,7 @@ import type { ServerResponse } from 'node:http';
 
 import { nodeCrypto } from '../builtins.js';
 import type { Chunk } from '../generation.js';
-import type { GenerateOptions, Model } from '../model.js';
+import type { GenerateOptions, Model, SpeculationOptions } from '../model.js';
 import type { ChatTemplate } from './chat-format.js';
 import { contextLengthExceeded } from './errors.js';
 import type { Pieces } from './logprobs.js';
@@ -18,6 +18,8 @@ export interface RequestContext {
   readonly modelId: string;
   readonly pieces: Pieces;
   readonly chat: ChatTemplate;
+  /** ServerOptions.speculation, for every generation */
+  readonly speculation?: SpeculationOptions;
   readonly metrics: Metrics;
   readonly res: ServerResponse;
   /** Aborted when the client disconnects or the server shuts down. */
@@ -38,6 +40,22 @@ export interface ChoiceSpec {
 export interface ChoiceEnd {
   finishReason: 'stop' | 'length' | 'abort';
   completionTokens: number;
+  /** with speculation: guesses kept and not */
+  acceptedTokens?: number;
+  rejectedTokens?: number;
+}
+
+/** OpenAI's usage object for choices that ended, with the prediction counts when speculating. */
+export function usageOf(promptTokens: number, ends: readonly ChoiceEnd[]) {
+  const completion = ends.reduce((n, e) => n + e.completionTokens, 0);
+  const usage: Record<string, unknown> = { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion };
+  if (ends.some((e) => e.acceptedTokens !== undefined)) {
+    usage.completion_tokens_details = {
+      accepted_prediction_tokens: ends.reduce((n, e) => n + (e.acceptedTokens ?? 0), 0),
+      rejected_prediction_tokens: ends.reduce((n, e) => n + (e.rejectedTokens ?? 0), 0),
+    };
+  }
+  return usage;
 }
 
 /**
@@ -54,11 +72,15 @@ export async function runChoices(ctx: RequestContext, specs: readonly ChoiceSpec
     try {
       let textStart = 0;
       let end: ChoiceEnd = { finishReason: 'abort', completionTokens: 0 };
-      for await (const chunk of ctx.model.generate(spec.prompt, { ...spec.options, signal })) {
+      for await (const chunk of ctx.model.generate(spec.prompt, { ...spec.options, speculation: ctx.speculation, signal })) {
         ctx.metrics.completionTokens += chunk.tokens.length;
         await onChunk(spec, chunk, textStart);
         textStart += chunk.text.length;
-        if (chunk.finishReason) end = { finishReason: chunk.finishReason, completionTokens: chunk.usage?.completionTokens ?? 0 };
+        if (chunk.finishReason) {
+          end = { finishReason: chunk.finishReason, completionTokens: chunk.usage?.completionTokens ?? 0 };
+          const u = chunk.usage;
+          if (u?.draftedTokens !== undefined) { end.acceptedTokens = u.acceptedTokens!; end.rejectedTokens = u.draftedTokens - u.acceptedTokens!; }
+        }
       }
       return end;
     } catch (e) {

@@ -1,7 +1,7 @@
 // POST /v1/completions in OpenAI's (legacy) completions format: a prompt (text, token ids, or a
 // list of either) continued n times each; streamed as text_completion chunks with stream: true.
 import type { Model } from '../model.js';
-import { checkContext, completionId, finishReason, runChoices, type ChoiceSpec, type RequestContext } from './choices.js';
+import { checkContext, type ChoiceSpec, completionId, finishReason, type RequestContext, runChoices, usageOf } from './choices.js';
 import { invalidParam, toApiError, unsupported } from './errors.js';
 import { sendJson } from './http.js';
 import { appendCompletionLogprobs, emptyCompletionLogprobs, type CompletionLogprobs } from './logprobs.js';
@@ -57,7 +57,6 @@ export async function completions(ctx: RequestContext, body: Record<string, unkn
   const id = completionId('cmpl');
   const created = Math.floor(Date.now() / 1000);
   const echoOf = (spec: ChoiceSpec) => (echo ? prompts[Math.floor(spec.index / s.n)]!.text : '');
-  const usage = (completionTokens: number) => ({ prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens });
 
   if (!s.stream) {
     const texts = specs.map(echoOf);
@@ -71,7 +70,7 @@ export async function completions(ctx: RequestContext, body: Record<string, unkn
     sendJson(ctx.res, 200, {
       id, object: 'text_completion', created, model: ctx.modelId,
       choices: specs.map((spec, i) => ({ text: texts[i], index: spec.index, logprobs: lps[i], finish_reason: finishReason(ends[i]!) })),
-      usage: usage(ends.reduce((n, e) => n + e.completionTokens, 0)),
+      usage: usageOf(promptTokens, ends),
     });
     return;
   }
@@ -93,7 +92,7 @@ export async function completions(ctx: RequestContext, body: Record<string, unkn
       if (chunk.finishReason && chunk.finishReason !== 'abort') await stream.send(event(spec.index, '', null, chunk.finishReason));
     });
     ctx.signal.throwIfAborted();
-    if (s.includeUsage) await stream.send({ ...base, choices: [], usage: usage(ends.reduce((n, e) => n + e.completionTokens, 0)) });
+    if (s.includeUsage) await stream.send({ ...base, choices: [], usage: usageOf(promptTokens, ends) });
     stream.done();
   } catch (e) {
     stream.fail(toApiError(e).body());

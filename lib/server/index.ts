@@ -12,7 +12,8 @@ import { basename } from 'node:path';
 
 import { nodeHttp } from '../builtins.js';
 import { Gpt2Error } from '../errors.js';
-import { Model } from '../model.js';
+import { speculationRequest } from '../generate-request.js';
+import { Model, type SpeculationOptions } from '../model.js';
 import * as v from '../validate.js';
 import { chatCompletions } from './chat.js';
 import { ChatTemplate, type ChatFormat } from './chat-format.js';
@@ -46,6 +47,25 @@ export interface ServerOptions {
    * accepts any. Not used on other addresses.
    */
   allowedHosts?: readonly string[];
+  /**
+   * Speculative decoding for every generation ([docs/speculative.md](../../docs/speculative.md)):
+   * the same responses, sooner for a lone stream. Usage then reports
+   * `completion_tokens_details.accepted_prediction_tokens` / `rejected_prediction_tokens`.
+   */
+  speculation?: SpeculationOptions;
+}
+
+/** ServerOptions.speculation checked up front: a mistake there is the server's, not a request's. */
+function readSpeculation(model: Model, value: unknown): SpeculationOptions | undefined {
+  if (value === undefined) return undefined;
+  const s = speculationRequest(value);
+  if (s.predictor === 'draft') {
+    if (!(s.draft instanceof Model)) throw new TypeError(`Expected a loaded Model for speculation.draft but received ${v.describe(s.draft, true)}`);
+    if (s.draft.info.vocabSize !== model.info.vocabSize || s.draft.info.eosTokenId !== model.info.eosTokenId) {
+      throw new Gpt2Error('ERR_INCOMPATIBLE_MODEL', "the draft model's vocabulary differs from this model's");
+    }
+  }
+  return { ...(value as SpeculationOptions) };
 }
 
 export interface CloseOptions {
@@ -86,6 +106,7 @@ export class ApiServer implements AsyncDisposable {
   /** The Host names accepted for the address listened on (null: no check), cached by that address. */
   #hostCheck: { address: string; allowed: ReadonlySet<string> | null } | undefined;
   readonly #chat: ChatTemplate;
+  readonly #speculation: SpeculationOptions | undefined;
   readonly #pieces: Pieces;
   readonly #metrics = new Metrics();
   readonly #routes: Readonly<Record<string, Route>>;
@@ -114,6 +135,7 @@ export class ApiServer implements AsyncDisposable {
     this.#allowedHosts = readAllowedHosts(o.allowedHosts);
     this.#chat = new ChatTemplate(model, o.chatFormat as ChatFormat | undefined);
     this.#pieces = new Pieces(model.tokenizer);
+    this.#speculation = readSpeculation(model, o.speculation);
     this.#routes = {
       '/v1/completions': { method: 'POST', auth: true, generates: true, run: completions },
       '/v1/chat/completions': { method: 'POST', auth: true, generates: true, run: chatCompletions },
@@ -268,6 +290,7 @@ export class ApiServer implements AsyncDisposable {
         modelId: this.#modelId,
         pieces: this.#pieces,
         chat: this.#chat,
+        ...(this.#speculation !== undefined ? { speculation: this.#speculation } : {}),
         metrics: this.#metrics,
         res,
         signal: controller.signal,

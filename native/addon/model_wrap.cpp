@@ -93,6 +93,8 @@ static bool events_to_js(napi_env env, const std::vector<event> & events, napi_v
             if (!e.logits.empty() && !set_typed(env, o, "logits", napi_float32_array, e.logits)) return false;
             if (!e.scores.empty() && !set_typed(env, o, "scores", napi_float32_array, e.scores)) return false;
             if (!set_u32(env, o, "cachedTokens", e.n_cached)) return false;
+            if (!set_u32(env, o, "draftedTokens", e.n_drafted)) return false;
+            if (!set_u32(env, o, "acceptedTokens", e.n_accepted)) return false;
         }
         if (!e.logprobs.empty()) {
             napi_value lps;
@@ -390,6 +392,45 @@ static bool read_kind(Napi::Env env, Napi::Object o, request_kind & out) {
     return true;
 }
 
+// speculation: { predictor: 'lookup' | 'draft', draft?: native model, maxDraft, ngramMin, ngramMax,
+// minConfidence } (lib/generate-request.ts checks the ranges). A draft model must be loaded and
+// have the target's vocabulary: its guesses are token ids the target reads.
+bool ModelWrap::read_speculation(Napi::Env env, Napi::Object o, speculation_params & sp) {
+    Napi::Value v = o.Get("speculation");
+    if (v.IsUndefined()) return true;
+    if (!v.IsObject()) return throw_type(env, "Expected object for speculation but received " + describe(v, true));
+    Napi::Object so   = v.As<Napi::Object>();
+    std::string  kind = "lookup";
+    if (!read_string(env, so, "predictor", kind) || !read_integer(env, so, "maxDraft", 1, 64, sp.max_draft) ||
+        !read_integer(env, so, "ngramMin", 1, 64, sp.ngram_min) || !read_integer(env, so, "ngramMax", 1, 64, sp.ngram_max) ||
+        !read_number(env, so, "minConfidence", sp.min_confidence)) {
+        return false;
+    }
+    if (sp.ngram_min > sp.ngram_max) return throw_range(env, "Expected speculation.ngramMin to be at most ngramMax");
+    if (kind == "lookup") {
+        sp.kind = speculation_params::predictor::lookup;
+        return true;
+    }
+    if (kind != "draft") return throw_range(env, "Expected 'lookup' or 'draft' for speculation.predictor but received " + describe(so.Get("predictor"), true));
+    sp.kind       = speculation_params::predictor::draft;
+    Napi::Value d = so.Get("draft");
+    if (!d.IsObject() || !d.As<Napi::Object>().InstanceOf(data_of(env).model_ctor.Value())) {
+        return throw_type(env, "Expected a loaded Model for speculation.draft but received " + describe(d, true));
+    }
+    ModelWrap * dw = ModelWrap::Unwrap(d.As<Napi::Object>());
+    if (!dw->check_alive(env)) return false;
+    const tokenizer & a = *state_->mdl->vocab;
+    const tokenizer & b = *dw->state_->mdl->vocab;
+    bool              same = a.n_vocab() == b.n_vocab() && a.eos_id() == b.eos_id() && state_->mdl->hp.n_vocab == dw->state_->mdl->hp.n_vocab;
+    for (uint32_t id = 0; same && id < a.n_vocab(); ++id) same = a.token_bytes(id) == b.token_bytes(id);
+    if (!same) {
+        to_js_error(env, codes::incompatible_model, "the draft model's vocabulary differs from this model's").ThrowAsJavaScriptException();
+        return false;
+    }
+    sp.draft = dw->state_->mdl;
+    return true;
+}
+
 // submit(request: NativeRequest) → request id. Reads typed values only (see the readers above):
 // engine::submit checks the prompt (non-empty, within the context, ids in the vocabulary), and
 // logitBias is checked here: ids in the vocabulary (they index the logits), no NaN bias (the
@@ -422,6 +463,7 @@ Napi::Value ModelWrap::Submit(const Napi::CallbackInfo & info) {
         !read_integer(env, o, "credit", 0, safe_max, credit)) {
         return Napi::Value();
     }
+    if (!read_speculation(env, o, r->speculation)) return Napi::Value();
     s.want_logprobs = logprobs >= 0;
     s.logprobs      = logprobs > 0 ? (uint32_t) logprobs : 0;
     r->credit.store((int64_t) credit);
@@ -529,6 +571,8 @@ Napi::Value ModelWrap::Stats(const Napi::CallbackInfo & info) {
     o.Set("promptTokens", (double) s.tokens_prompt);
     o.Set("generatedTokens", (double) s.tokens_generated);
     o.Set("cachedTokens", (double) s.tokens_cached);
+    o.Set("draftedTokens", (double) s.tokens_drafted);
+    o.Set("acceptedTokens", (double) s.tokens_accepted);
     o.Set("steps", (double) s.steps);
     o.Set("busySeconds", s.busy_seconds);
     return o;

@@ -51,6 +51,7 @@ private:
     Napi::Value        Dispose(const Napi::CallbackInfo & info);
 
     bool check_alive(Napi::Env env);
+    bool read_speculation(Napi::Env env, Napi::Object o, speculation_params & sp);
 
     friend class load_worker;
     friend class dispose_worker;

@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include "engine/verify.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -179,9 +180,11 @@ void engine::finish(sequence & s, finish_reason reason, const std::string & code
         std::string tail = s.held + s.text->flush();   // no stop string can complete any more
         e.text           = std::move(tail);
     }
-    e.logits   = std::move(s.logits);
-    e.scores   = std::move(s.scores);
-    e.n_cached = s.n_cached;
+    e.logits     = std::move(s.logits);
+    e.scores     = std::move(s.scores);
+    e.n_cached   = s.n_cached;
+    e.n_drafted  = s.n_drafted;
+    e.n_accepted = s.n_accepted;
     emit(std::move(e));
     // The slot keeps the prompt's whole prefilled chunks for the next request that shares them;
     // generated tokens went in one by one (another kernel path) and are not kept.
@@ -293,6 +296,7 @@ void engine::run() {
         }
         const double dt = run_step();
         drop_finished();
+        release_idle_drafters();
         publish_stats(dt, true);
         if (active_.empty()) decoder_->pause();
         notify();
@@ -325,6 +329,21 @@ bool engine::admit(std::vector<std::shared_ptr<request>> & unstarted) {
         s->smp = std::make_unique<sampler>(s->req->sampling);
         s->smp->prime(s->req->prompt.data(), s->req->prompt.size());
         if (s->req->kind == request_kind::generate) s->text = std::make_unique<stream_decoder>(model_->vocab);
+        const speculation_params & sp = s->req->speculation;
+        if (s->req->kind == request_kind::generate && sp.kind != speculation_params::predictor::none) {
+            s->history = s->req->prompt;
+            s->n_guess = sp.max_draft;
+            if (sp.kind == speculation_params::predictor::draft && !s->smp->greedy()) {
+                // the draft's guesses are drawn with the request's filters but no penalties (its
+                // distribution q is then known exactly), from a stream of its own
+                sampler_params dp     = s->req->sampling;
+                dp.repetition_penalty = 1.0f;
+                dp.presence_penalty = dp.frequency_penalty = 0.0f;
+                dp.want_logprobs                           = false;
+                dp.seed ^= 0x5851f42d4c957f2dull;
+                s->draft_smp = std::make_unique<sampler>(dp);
+            }
+        }
         active_.push_back(std::move(s));
     }
     stats_.queued = (uint32_t) queue_.size();
@@ -352,12 +371,28 @@ void engine::plan_step() {
     for (; k < n_active && step_.size() < decode_max; ++k) {
         sequence & s = *active_[(decode_from_ + k) % n_active];
         if (s.has_pending && s.req->credit.load() > 0) {
-            batch_.add_segment(s.slot, s.n_past, &s.pending, 1, batch::logits::last);
             step_.push_back({ &s, 1, false, batch::logits::last });
             --budget;
         }
     }
     decode_from_ = n_active > 0 ? (decode_from_ + k) % n_active : 0;
+    // Speculating sequences' guesses take the room a waiting prompt's chunk does not need. Each
+    // guess is a one-token segment of its own, as a step of its own would compute it (verify.h).
+    const bool prompt_pending = std::any_of(active_.begin(), active_.end(), [](const std::unique_ptr<sequence> & q) {
+        return q->req && q->n_prefilled < q->req->prompt.size();
+    });
+    predict(budget - (prompt_pending ? std::min(budget, chunk_) : 0));
+    step_.erase(std::remove_if(step_.begin(), step_.end(), [](const step_entry & e) { return !e.s->req; }), step_.end());   // failed drafting
+    for (step_entry & e : step_) {
+        sequence & s = *e.s;
+        batch_.add_segment(s.slot, s.n_past, &s.pending, 1, batch::logits::last);
+        for (uint32_t i = 0; i < s.guesses.size(); ++i) batch_.add_segment(s.slot, s.n_past + 1 + i, &s.guesses[i], 1, batch::logits::last);
+        if (s.guesses.empty()) continue;
+        e.n      = 1 + (uint32_t) s.guesses.size();
+        e.want   = batch::logits::all;
+        e.verify = true;
+        budget -= (uint32_t) s.guesses.size();
+    }
     // Prompts go in chunks that end at multiples of k_prefill_chunk positions, whatever else is in
     // the batch: a sequence's numbers then never depend on its neighbours (ggml's attention kernel
     // takes another path for many query rows than for few), and a long prompt delays the other
@@ -371,6 +406,7 @@ void engine::plan_step() {
     const bool     merge          = step_.empty();
     bool           prompt_waiting = false, prompt_in = false;
     for (auto & s : active_) {
+        if (!s->req) continue;
         const request & r = *s->req;
         if (s->n_prefilled >= r.prompt.size()) continue;
         uint32_t n = std::min<uint32_t>((uint32_t) r.prompt.size() - s->n_prefilled, chunk - s->n_prefilled % chunk);
@@ -438,8 +474,17 @@ void engine::apply_step() {
     const uint32_t n_vocab         = model_->hp.n_vocab;
     size_t         row             = 0;
     uint64_t       n_prompt_tokens = 0, n_gen_tokens = 0;
+    uint64_t       n_drafted = 0, n_accepted = 0;
     for (auto & e : step_) {
         sequence & s = *e.s;
+        if (e.verify) {
+            const uint32_t accepted = s.n_accepted;
+            n_gen_tokens += on_verify(s, e.n, logits_.data() + row * n_vocab);
+            row += e.n;
+            n_drafted += e.n - 1;
+            n_accepted += s.n_accepted - accepted;
+            continue;
+        }
         s.n_past += e.n;
         if (e.prefill) {
             s.n_prefilled += e.n;
@@ -463,6 +508,8 @@ void engine::apply_step() {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.tokens_prompt += n_prompt_tokens;
     stats_.tokens_generated += n_gen_tokens;
+    stats_.tokens_drafted += n_drafted;
+    stats_.tokens_accepted += n_accepted;
 }
 
 void engine::on_score(sequence & s, const step_entry & e, const float * rows) {
@@ -494,34 +541,170 @@ void engine::on_evaluate(sequence & s, size_t n_rows, const float * rows) {
 }
 
 void engine::on_generate(sequence & s, float * row) {
-    request &      r = *s.req;
-    token_logprob  lp;
-    const bool     want_lp = r.sampling.want_logprobs;
-    const uint32_t tok     = s.smp->sample(row, model_->hp.n_vocab, want_lp ? &lp : nullptr);
+    request &       r = *s.req;
+    token_logprob   lp;
+    token_logprob * lpp    = r.sampling.want_logprobs ? &lp : nullptr;
+    const uint32_t  tok    = s.smp->sample(row, model_->hp.n_vocab, lpp);
+    finish_reason   reason = finish_reason::stop;
+    event           ev;
+    ev.id           = r.id;
+    const bool more = push_token(s, tok, lpp, ev, s.n_past, reason);
+    end_tokens(s, std::move(ev), more, reason);
+}
+
+uint32_t engine::on_verify(sequence & s, uint32_t n_rows, float * rows) {
+    request &      r       = *s.req;
+    const uint32_t n_vocab = model_->hp.n_vocab;
+    const uint32_t k       = n_rows - 1;   // guesses
+    const uint32_t n_past  = s.n_past;     // the pending token's position
+    const uint32_t n_hist  = (uint32_t) s.history.size();
+    s.has_pending          = false;
+    event ev;
+    ev.id                = r.id;
+    finish_reason reason = finish_reason::stop;
+    bool          more   = true;
+    uint32_t      i = 0, kept_n = 0;
+    // Row i is the model's next-token distribution after the pending token and guesses 0..i-1:
+    // the tokens go out in order while the guesses are kept; the first one replaced, or the row
+    // after the last guess, gives the step's last token.
+    for (;; ++i) {
+        float *         row = rows + (size_t) i * n_vocab;
+        token_logprob   lp;
+        token_logprob * lpp  = r.sampling.want_logprobs ? &lp : nullptr;
+        bool            kept = false;
+        const uint32_t  tok  = i < k ? verify_guess(*s.smp, row, n_vocab, s.guesses[i], s.guess_q.empty() ? nullptr : &s.guess_q[i], lpp, kept)
+                                     : s.smp->sample(row, n_vocab, lpp);
+        kept_n += kept;
+        more = push_token(s, tok, lpp, ev, n_past + i + 1, reason);
+        if (!more || !kept) break;
+    }
+    s.n_past = n_past + i + 1;   // the pending token and the guesses kept
+    s.n_drafted += k;
+    s.n_accepted += kept_n;
+    // The draft's cache holds the guesses it was fed (all but its last): those kept stay valid.
+    if (s.drafter) s.draft_past = std::min(s.draft_past, n_hist + kept_n);
+    // Adapt: ask for more after a step that kept every guess, for one more than were kept after one that did not.
+    const uint32_t max_draft = r.speculation.max_draft;
+    s.n_guess                = kept_n == k ? std::min(max_draft, s.n_guess + 2) : std::min(max_draft, kept_n + 1);
+    const uint32_t emitted   = (uint32_t) ev.tokens.size();
+    end_tokens(s, std::move(ev), more, reason);
+    return emitted;
+}
+
+bool engine::push_token(sequence & s, uint32_t tok, token_logprob * lp, event & ev, uint32_t n_past, finish_reason & reason) {
+    request & r = *s.req;
     if (tok == (uint32_t) model_->vocab->eos_id() && !r.ignore_eos) {
-        finish(s, finish_reason::stop);
-        return;
+        reason = finish_reason::stop;
+        return false;
     }
     ++s.n_generated;
-    event ev;
-    ev.id = r.id;
+    if (r.speculation.kind != speculation_params::predictor::none) s.history.push_back(tok);
     ev.tokens.push_back(tok);
-    if (want_lp) ev.logprobs.push_back(std::move(lp));
+    if (lp) ev.logprobs.push_back(std::move(*lp));
     const bool stopped = filter_stop(s, s.text->push(tok), ev.text);
     r.credit.fetch_sub(1);
-    emit(std::move(ev));
     if (stopped) {
         s.held.clear();
         s.text.reset();
-        finish(s, finish_reason::stop);
-        return;
+        reason = finish_reason::stop;
+        return false;
     }
-    if (s.n_generated >= r.max_tokens || s.n_past >= decoder_->params().n_ctx) {
-        finish(s, finish_reason::length);
-        return;
+    if (s.n_generated >= r.max_tokens || n_past >= decoder_->params().n_ctx) {
+        reason = finish_reason::length;
+        return false;
     }
-    s.pending     = tok;
-    s.has_pending = true;
+    s.pending = tok;
+    return true;
+}
+
+void engine::end_tokens(sequence & s, event && ev, bool more, finish_reason reason) {
+    if (!ev.tokens.empty()) emit(std::move(ev));
+    if (more) s.has_pending = true;
+    else finish(s, reason);
+}
+
+void engine::predict(uint32_t room) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        abort_step_.store(stop_);   // a stale flag from a cancelled step must not stop the draft
+    }
+    std::vector<std::pair<draft_model *, std::vector<draft_job>>> groups;   // per draft model
+    for (step_entry & e : step_) {
+        sequence & s = *e.s;
+        s.guesses.clear();
+        s.guess_q.clear();
+        const request &            r  = *s.req;
+        const speculation_params & sp = r.speculation;
+        if (sp.kind == speculation_params::predictor::none) continue;
+        // never past the consumer's credit, max_tokens or the context, counting the step's own token
+        const int64_t cap = std::min<int64_t>({ (int64_t) s.n_guess, (int64_t) room, r.credit.load() - 1,
+                                                (int64_t) r.max_tokens - s.n_generated - 1,
+                                                (int64_t) decoder_->params().n_ctx - s.n_past - 1 });
+        if (cap <= 0) continue;
+        if (sp.kind == speculation_params::predictor::lookup) {
+            lookup_guesses(s.history.data(), s.history.size(), sp.ngram_min, sp.ngram_max, (uint32_t) cap, s.guesses);
+            room -= (uint32_t) s.guesses.size();
+            continue;
+        }
+        try {
+            if (!s.drafter) s.drafter = &drafter_for(sp.draft);
+        } catch (const error & err) {
+            finish(s, finish_reason::error, err.code(), err.what());
+            continue;
+        } catch (const std::exception & err) {
+            const bool oom = dynamic_cast<const std::bad_alloc *>(&err) != nullptr;
+            finish(s, finish_reason::error, oom ? codes::out_of_memory : codes::internal, err.what());
+            continue;
+        }
+        const uint32_t n_hist = (uint32_t) s.history.size();
+        if (n_hist > s.drafter->n_ctx()) continue;   // past the draft's context: no guesses
+        draft_job j;
+        j.slot           = s.slot;
+        j.hist           = s.history.data();
+        j.n_hist         = n_hist;
+        j.past           = &s.draft_past;
+        j.max_n          = (uint32_t) std::min<int64_t>(cap, s.drafter->n_ctx() - n_hist + 1);
+        j.min_confidence = sp.min_confidence;
+        j.smp            = s.draft_smp.get();
+        j.out            = &s.guesses;
+        j.q              = &s.guess_q;
+        room -= j.max_n;
+        auto g = std::find_if(groups.begin(), groups.end(), [&](const auto & x) { return x.first == s.drafter; });
+        if (g == groups.end()) groups.emplace_back(s.drafter, std::vector<draft_job>{ j });
+        else g->second.push_back(j);
+    }
+    for (auto & [d, jobs] : groups) {
+        try {
+            d->run(jobs, &abort_step_);
+        } catch (const std::exception & err) {
+            const error * ge  = dynamic_cast<const error *>(&err);
+            const bool    oom = dynamic_cast<const std::bad_alloc *>(&err) != nullptr;
+            for (step_entry & e : step_) {
+                if (e.s->req && e.s->drafter == d)
+                    finish(*e.s, finish_reason::error, ge ? ge->code() : oom ? codes::out_of_memory : codes::internal, err.what());
+            }
+        }
+        d->pause();   // its thread pool sleeps while the model's runs
+    }
+}
+
+draft_model & engine::drafter_for(const std::shared_ptr<const model> & m) {
+    for (auto & d : drafters_)
+        if (d->mdl() == m) return *d;
+    drafters_.push_back(std::make_unique<draft_model>(m, decoder_->params()));
+    return *drafters_.back();
+}
+
+void engine::release_idle_drafters() {
+    // A draft model's decoder (its KV cache, compute buffers and threads) lives while a running
+    // request uses it: a model that drafts for none costs nothing.
+    drafters_.erase(std::remove_if(drafters_.begin(), drafters_.end(),
+                                   [&](const std::unique_ptr<draft_model> & d) {
+                                       return std::none_of(active_.begin(), active_.end(), [&](const std::unique_ptr<sequence> & s) {
+                                           return s->drafter == d.get();
+                                       });
+                                   }),
+                    drafters_.end());
 }
 
 void engine::end_all_disposed() {

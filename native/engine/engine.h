@@ -6,6 +6,7 @@
 // all new tokens through one notification. Requests beyond the KV slots wait in FIFO order.
 #pragma once
 
+#include "engine/predictor.h"
 #include "engine/request.h"
 #include "runtime/decoder.h"
 #include "tokenizer/tokenizer.h"
@@ -26,6 +27,7 @@ struct engine_stats {
     uint64_t kv_used = 0, kv_capacity = 0;   // positions
     uint64_t tokens_prompt = 0, tokens_generated = 0, steps = 0;
     uint64_t tokens_cached = 0;   // prompt tokens not recomputed (prefix reuse)
+    uint64_t tokens_drafted = 0, tokens_accepted = 0;   // speculative decoding: guessed, and kept
     double   busy_seconds  = 0.0;
 };
 
@@ -66,6 +68,15 @@ private:
         std::vector<float>              scores;         // score: collected log-probabilities
         uint32_t                        n_cached = 0;   // prompt tokens reused from the slot's cache
         std::string                     held;           // text that may be the start of a stop string
+        // speculative decoding (request.speculation)
+        std::vector<uint32_t>           history;        // prompt, then output: what the predictors read
+        std::vector<uint32_t>           guesses;        // this step's
+        std::vector<token_distribution> guess_q;        // sampling with a draft model: each guess's distribution
+        std::unique_ptr<sampler>        draft_smp;      // sampling with a draft model: draws the guesses
+        draft_model *                   drafter    = nullptr;
+        uint32_t                        draft_past = 0;   // tokens of history in the draft's cache
+        uint32_t                        n_guess    = 0;   // guesses to ask for next (adapts)
+        uint32_t                        n_drafted = 0, n_accepted = 0;
     };
 
     // One segment of a step's batch: whose, how many tokens, prefill or decode, which logits.
@@ -74,6 +85,7 @@ private:
         uint32_t      n;
         bool          prefill;
         batch::logits want;
+        bool          verify = false;   // decoding with guesses: n one-token segments, a row each
     };
 
     // The engine thread's loop (run()), one step at a time:
@@ -86,6 +98,17 @@ private:
     void on_score(sequence & s, const step_entry & e, const float * rows);
     void on_evaluate(sequence & s, size_t n_rows, const float * rows);
     void on_generate(sequence & s, float * row);
+    uint32_t on_verify(sequence & s, uint32_t n_rows, float * rows);   // tokens given out
+    // Speculative decoding: guesses for this step's decoding sequences that speculate, within
+    // `room` batch rows (s.guesses). Runs the draft models; a draft that fails ends its requests.
+    void predict(uint32_t room);
+    draft_model & drafter_for(const std::shared_ptr<const model> & m);
+    void          release_idle_drafters();
+    // Hands one token to the consumer (into ev): false once the sequence is done (EOS, a stop
+    // string, max_tokens, the context: `reason`). n_past: the cache's positions after its step.
+    bool push_token(sequence & s, uint32_t tok, token_logprob * lp, event & ev, uint32_t n_past, finish_reason & reason);
+    // After the step's tokens: the event out, then the end, or the next pending token.
+    void end_tokens(sequence & s, event && ev, bool more, finish_reason reason);
     void drop_finished();
     void end_all_disposed();
 
@@ -124,6 +147,9 @@ private:
         uint64_t              last_used = 0;
     };
     std::vector<slot_cache> slot_cache_;
+    // draft models in use by speculating requests, with their decoders (kept while the draft
+    // model is loaded: release_idle_drafters())
+    std::vector<std::unique_ptr<draft_model>> drafters_;
     uint64_t                use_clock_ = 0;
     uint32_t                chunk_     = 128;   // prompt positions per prefill chunk
     uint32_t                take_slot(const request & r, uint32_t & n_reused);

@@ -5,10 +5,25 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace gpt2 {
+
+struct model;
+
+// Speculative decoding (engine/verify.h): tokens guessed by a cheap predictor, checked by the
+// model in the step that would have produced one token. The output is the same as without.
+struct speculation_params {
+    enum class predictor { none, lookup, draft };
+    predictor                    kind = predictor::none;
+    std::shared_ptr<const model> draft;                 // predictor::draft: same vocabulary
+    uint32_t                     max_draft      = 8;    // tokens guessed per step at most
+    uint32_t                     ngram_min      = 2;    // lookup: shortest suffix matched
+    uint32_t                     ngram_max      = 4;    // lookup: longest suffix matched
+    float                        min_confidence = 0.4f;  // draft: stops guessing below this probability
+};
 
 enum class request_kind {
     generate,   // prefill the prompt, then sample tokens until a stop condition
@@ -34,6 +49,7 @@ struct request {
     bool                     all_logits = false;   // evaluate: every row, not only the last
     std::vector<std::string> stop;                 // generate: stop strings (never emitted)
     uint32_t                 score_from = 1;       // score: first token scored (≥ 1)
+    speculation_params       speculation;          // generate
 
     // Shared with the JS thread.
     std::atomic<bool>    cancelled{ false };
@@ -55,6 +71,8 @@ struct event {
     std::vector<token_logprob> logprobs;       // generate with logprobs: one per token
     std::vector<float>         scores;         // score: one log-probability per scored token
     uint32_t                   n_cached = 0;   // when done: prompt tokens whose KV was reused
+    uint32_t                   n_drafted  = 0;   // when done: tokens the predictor guessed
+    uint32_t                   n_accepted = 0;   //   and how many of them the model kept
 };
 
 }   // namespace gpt2

@@ -51,9 +51,26 @@ public:
 
     static uint32_t argmax(const float * logits, uint32_t n_vocab);   // lowest id on ties
 
-private:
+    // The steps of sample(), for speculative decoding (engine/verify.h), which must know the
+    // distribution a token is drawn from rather than only draw one:
+    bool greedy() const { return p_.temperature <= 0.0f || p_.top_k == 1; }
+    // bias and penalties, in place
+    void prepare(float * logits, uint32_t n_vocab) const { apply_bias_and_penalties(logits, n_vocab); }
+    // The distribution sample() draws from, given prepared logits: (probability, id) of the kept
+    // candidates, normalized, in no particular order. Greedy: the one token, probability 1.
+    void distribution(const float * logits, uint32_t n_vocab, std::vector<std::pair<float, uint32_t>> & out);
+    // A token drawn from (weight, id) pairs (weights need not be normalized), with this sampler's RNG.
+    uint32_t draw(const std::pair<float, uint32_t> * cand, size_t n);
+    double   uniform() { return rng_.uniform(); }
+    // Log-probability of `chosen` (and the top alternatives) under prepared logits at temperature 1.
+    void logprob(const float * logits, uint32_t n_vocab, uint32_t chosen, token_logprob & lp) const;
+    // Adds a token to the penalty window (sample() does it for the token it returns).
     void accept(uint32_t id);
+
+private:
     void apply_bias_and_penalties(float * logits, uint32_t n_vocab) const;
+    // The kept candidates (unnormalized weight, id) into the thread's scratch; returns how many.
+    size_t filter(const float * logits, uint32_t n_vocab);
 
     sampler_params                         p_;
     rng                                    rng_;

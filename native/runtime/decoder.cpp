@@ -167,10 +167,16 @@ void decoder::check(const batch & b) const {
     }
     uint32_t          next = 0;
     std::vector<bool> seen(params_.n_seq, false);
+    // A slot's segments are adjacent and continue each other's positions (a speculating
+    // sequence's token and guesses, one-token segments each): then every row's attention sees the
+    // keys stored by the rows before it, as in steps of their own.
+    const batch_segment * prev = nullptr;
     for (const batch_segment & s : b.segments) {
         if (s.slot >= params_.n_seq) throw range_error("segment slot " + std::to_string(s.slot) + " out of range");
-        if (seen[s.slot]) throw range_error("two segments of one batch use slot " + std::to_string(s.slot));
+        const bool continues = prev && prev->slot == s.slot && prev->n_past + prev->n_tokens == s.n_past;
+        if (seen[s.slot] && !continues) throw range_error("two segments of one batch use slot " + std::to_string(s.slot) + " apart");
         seen[s.slot] = true;
+        prev         = &s;
         if (s.n_tokens == 0 || s.first != next) throw range_error("batch segments must be contiguous and non-empty");
         if ((uint64_t) s.n_past + s.n_tokens > params_.n_ctx) {
             throw error(codes::context_full,

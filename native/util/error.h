@@ -25,6 +25,7 @@ inline constexpr const char * concurrent_next = "ERR_CONCURRENT_NEXT";
 inline constexpr const char * context_full    = "ERR_CONTEXT_FULL";
 inline constexpr const char * disposed        = "ERR_DISPOSED";
 inline constexpr const char * download        = "ERR_DOWNLOAD";
+inline constexpr const char * incompatible_model = "ERR_INCOMPATIBLE_MODEL";
 inline constexpr const char * internal        = "ERR_INTERNAL";
 inline constexpr const char * io              = "ERR_IO";
 inline constexpr const char * not_found       = "ERR_NOT_FOUND";

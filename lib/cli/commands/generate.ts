@@ -1,7 +1,8 @@
 // gpt2-node generate: stream a continuation of a prompt to stdout (or one JSON result).
 import { EXIT_INTERRUPTED, type Command } from '../command.js';
-import { MODEL_HELP, MODEL_OPTIONS, SAMPLING_OPTIONS, asUsage, checkSampling, int, loadOptions, openModel, readStdin, requireModel, samplingHelp, samplingOptions } from '../options.js';
+import { MODEL_HELP, MODEL_OPTIONS, SAMPLING_OPTIONS, SPECULATION_HELP, SPECULATION_OPTIONS, asUsage, checkSampling, int, loadOptions, openModel, openSpeculation, readStdin, requireModel, samplingHelp, samplingOptions, speculationArgs } from '../options.js';
 import { onInterrupt } from '../signals.js';
+import type { Model } from '../../model.js';
 
 export const command: Command = {
   name: 'generate',
@@ -15,6 +16,7 @@ from stdin. Ctrl-C stops the generation (what was generated stays printed; exit 
 Options:
 ${MODEL_HELP}
 ${samplingHelp(128)}
+${SPECULATION_HELP}
       --logprobs <n>          with --json: each token's log-probability and its n best alternatives (0 to 20)
       --truncate              drop the beginning of a prompt longer than the context instead of failing
       --json                  print one JSON object (text, tokens, finishReason, usage[, logprobs]) instead of streaming
@@ -22,6 +24,7 @@ ${samplingHelp(128)}
   options: {
     ...MODEL_OPTIONS,
     ...SAMPLING_OPTIONS,
+    ...SPECULATION_OPTIONS,
     logprobs: { type: 'string' },
     truncate: { type: 'boolean' },
     json: { type: 'boolean' },
@@ -33,9 +36,17 @@ ${samplingHelp(128)}
     if (logprobs !== undefined) options.logprobs = logprobs;
     if (values.truncate) options.truncate = 'start';
     checkSampling(options);   // before the model loads: a bad value is a command-line mistake
+    const specArgs = speculationArgs(values);
     const loadOpts = loadOptions(values);
     const prompt = positionals.length > 0 ? positionals.join(' ') : process.stdin.isTTY ? '' : await readStdin();
     const model = await openModel(modelPath, loadOpts);
+    let draft: Model | undefined;
+    try {
+      ({ speculation: options.speculation, draft } = await openSpeculation(specArgs, loadOpts));
+    } catch (e) {
+      await model.dispose();
+      throw e;
+    }
     const controller = new AbortController();
     const stopInterrupt = onInterrupt(() => controller.abort());
     try {
@@ -58,6 +69,7 @@ ${samplingHelp(128)}
     } finally {
       stopInterrupt();
       await model.dispose();
+      await draft?.dispose();
     }
   },
 };

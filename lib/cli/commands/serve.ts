@@ -2,7 +2,7 @@
 // or SIGTERM; then it stops accepting, lets in-flight requests finish (--shutdown-timeout),
 // aborts the rest, and disposes the model.
 import { UsageError, type Command } from '../command.js';
-import { MODEL_HELP, MODEL_OPTIONS, int, list, loadOptions, openModel, requireModel, str, unescape } from '../options.js';
+import { MODEL_HELP, MODEL_OPTIONS, SPECULATION_HELP, SPECULATION_OPTIONS, int, list, loadOptions, openModel, openSpeculation, requireModel, speculationArgs, str, unescape } from '../options.js';
 import { onInterrupt } from '../signals.js';
 
 export const command: Command = {
@@ -35,6 +35,7 @@ ${MODEL_HELP}
       --chat-assistant-prefix <text>  text before assistant messages and the reply (default none)
       --shutdown-timeout <s>    seconds in-flight requests may take to finish at shutdown (default 10)
       --no-batch-invariant      decode a lone stream faster; results may then vary with the load
+${SPECULATION_HELP}
   -h, --help                    show this help`,
   options: {
     ...MODEL_OPTIONS,
@@ -53,6 +54,7 @@ ${MODEL_HELP}
     'chat-assistant-prefix': { type: 'string' },
     'shutdown-timeout': { type: 'string' },
     'no-batch-invariant': { type: 'boolean' },
+    ...SPECULATION_OPTIONS,
   },
   async run(values) {
     const modelPath = requireModel(values);
@@ -75,10 +77,16 @@ ${MODEL_HELP}
     const batchSize = int(values, 'batch-size');
     if (batchSize !== undefined) Object.assign(loadOpts, { batchSize });
 
+    const specArgs = speculationArgs(values);
+
     const { startServer } = await import('../../server/index.js');
     const model = await openModel(modelPath, loadOpts);
+    let draft: Awaited<ReturnType<typeof openSpeculation>>['draft'];
     try {
+      const spec = await openSpeculation(specArgs, { ...loadOptions(values), maxSequences: parallel });
+      draft = spec.draft;
       const server = await startServer(model, {
+        ...(spec.speculation !== undefined ? { speculation: spec.speculation } : {}),
         host: str(values, 'host') ?? '127.0.0.1',
         port,
         allowedHosts: list(values, 'allowed-host'),
@@ -107,6 +115,7 @@ ${MODEL_HELP}
       process.stderr.write('gpt2-node serve: stopped\n');
     } finally {
       await model.dispose();
+      await draft?.dispose();
     }
   },
 };
