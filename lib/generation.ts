@@ -7,7 +7,7 @@
 import type { NativeEvent, NativeModel, NativeRequest } from './binding.js';
 import type { Readable } from 'node:stream';
 
-import { Gpt2Error } from './errors.js';
+import { Gpt2Error, fromNative } from './errors.js';
 import { toReadable, toReadableStream } from './streams.js';
 
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -147,7 +147,12 @@ export class Generation implements AsyncIterableIterator<Chunk>, EventSink {
     }
     const { highWaterMark, signal, ...request } = options;
     void highWaterMark; void signal;
-    const id = native.submit({ ...request, kind: 'generate', prompt, credit: this.#hwm });
+    let id: number;
+    try {
+      id = native.submit({ ...request, kind: 'generate', prompt, credit: this.#hwm });
+    } catch (e) {
+      throw fromNative(e);   // a refused draft model (ERR_INCOMPATIBLE_MODEL, ERR_DISPOSED)
+    }
     this.#id = id;
     this.#forwarder = new Forwarder(this);
     registry.register(id, this.#forwarder);

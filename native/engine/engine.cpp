@@ -658,6 +658,9 @@ void engine::predict(uint32_t room) {
         }
         const uint32_t n_hist = (uint32_t) s.history.size();
         if (n_hist > s.drafter->n_ctx()) continue;   // past the draft's context: no guesses
+        // The draft's cache is good for the history it was fed; past it lie guesses (all of them
+        // after a step that was aborted). The last token is fed again in any case: its row guesses.
+        s.draft_past = std::min(s.draft_past, n_hist - 1);
         draft_job j;
         j.slot           = s.slot;
         j.hist           = s.history.data();
@@ -684,14 +687,13 @@ void engine::predict(uint32_t room) {
                     finish(*e.s, finish_reason::error, ge ? ge->code() : oom ? codes::out_of_memory : codes::internal, err.what());
             }
         }
-        d->pause();   // its thread pool sleeps while the model's runs
     }
 }
 
 draft_model & engine::drafter_for(const std::shared_ptr<const model> & m) {
     for (auto & d : drafters_)
         if (d->mdl() == m) return *d;
-    drafters_.push_back(std::make_unique<draft_model>(m, decoder_->params()));
+    drafters_.push_back(std::make_unique<draft_model>(m, *decoder_));
     return *drafters_.back();
 }
 

@@ -36,8 +36,8 @@ constexpr uint32_t k_catch_up_chunk = 128;
 
 }   // namespace
 
-draft_model::draft_model(std::shared_ptr<const model> m, const decoder_params & target)
-    : model_(m), dec_(std::move(m), draft_params(*model_, target)) {}
+draft_model::draft_model(std::shared_ptr<const model> m, const decoder & target)
+    : model_(m), dec_(std::move(m), draft_params(*model_, target.params()), target.threadpool()) {}
 
 bool draft_model::guess(draft_job & j, float * row) {
     const uint32_t n_vocab = model_->hp.n_vocab;

@@ -41,9 +41,10 @@ struct draft_job {
 
 class draft_model {
 public:
-    // Sized like the target's decoder (slots, batch, threads, device); its context is the shorter
-    // of the two models'.
-    draft_model(std::shared_ptr<const model> m, const decoder_params & target);
+    // Sized like the target's decoder (slots, batch, threads, device), sharing its thread pool
+    // (both run on the engine thread, one after the other); its context is the shorter of the
+    // two models'.
+    draft_model(std::shared_ptr<const model> m, const decoder & target);
 
     const std::shared_ptr<const model> & mdl() const { return model_; }
     uint32_t                             n_ctx() const { return dec_.params().n_ctx; }
@@ -53,7 +54,6 @@ public:
     // job's *past is n_hist + guesses − 1 (its last guess is not fed). False: aborted (guesses
     // cleared, caches consistent). Errors throw, as decoder::decode.
     bool run(std::vector<draft_job> & jobs, const std::atomic<bool> * abort);
-    void pause() { dec_.pause(); }
 
 private:
     // The job's guess from its row of logits; false when it falls below min_confidence.

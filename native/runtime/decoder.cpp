@@ -37,7 +37,8 @@ static bool abort_cb(void * data) {
     return flag && flag->load(std::memory_order_relaxed);
 }
 
-decoder::decoder(std::shared_ptr<const model> m, const decoder_params & p) : model_(std::move(m)), params_(p) {
+decoder::decoder(std::shared_ptr<const model> m, const decoder_params & p, ggml_threadpool * shared_pool)
+    : model_(std::move(m)), params_(p), pool_(shared_pool) {
     try {
         init();
     } catch (...) {
@@ -62,10 +63,13 @@ void decoder::init() {
     backend_.reset(ggml_backend_cpu_init());
     if (!backend_) throw error(codes::backend, "cannot initialize the CPU backend");
 
-    ggml_threadpool_params tpp = ggml_threadpool_params_default((int) params_.n_threads);
-    threadpool_.reset(ggml_threadpool_new(&tpp));
-    if (!threadpool_) throw error(codes::backend, "cannot create a thread pool of " + std::to_string(params_.n_threads) + " threads");
-    ggml_backend_cpu_set_threadpool(backend_.get(), threadpool_.get());
+    if (!pool_) {
+        ggml_threadpool_params tpp = ggml_threadpool_params_default((int) params_.n_threads);
+        threadpool_.reset(ggml_threadpool_new(&tpp));
+        if (!threadpool_) throw error(codes::backend, "cannot create a thread pool of " + std::to_string(params_.n_threads) + " threads");
+        pool_ = threadpool_.get();
+    }
+    ggml_backend_cpu_set_threadpool(backend_.get(), pool_);
     ggml_backend_cpu_set_n_threads(backend_.get(), (int) params_.n_threads);
     ggml_backend_cpu_set_abort_callback(backend_.get(), abort_cb, nullptr);
 
@@ -147,7 +151,7 @@ size_t decoder::compute_bytes() const {
 }
 
 void decoder::pause() {
-    if (threadpool_ && !paused_) {
+    if (threadpool_ && !paused_) {   // a shared pool is paused by its owner (a compute resumes it)
         ggml_threadpool_pause(threadpool_.get());
         paused_ = true;
     }

@@ -62,7 +62,9 @@ enum class decode_status { ok, aborted };
 
 class decoder {
 public:
-    decoder(std::shared_ptr<const model> m, const decoder_params & p);
+    // shared_pool: another decoder's thread pool, for a decoder driven by the same thread (a draft
+    // model's, engine/predictor.h): one set of workers, none spinning while the other computes.
+    decoder(std::shared_ptr<const model> m, const decoder_params & p, ggml_threadpool * shared_pool = nullptr);
     ~decoder();
     decoder(const decoder &)             = delete;
     decoder & operator=(const decoder &) = delete;
@@ -73,8 +75,9 @@ public:
     // Checked between graph nodes; set it to stop a long forward pass.
     void set_abort_flag(const std::atomic<bool> * flag) { abort_flag_ = flag; }
 
-    // Let the thread pool's workers sleep while there is nothing to do.
+    // Let the thread pool's workers sleep while there is nothing to do (its owner's call).
     void pause();
+    ggml_threadpool * threadpool() const { return pool_; }
 
     const model &          mdl() const { return *model_; }
     const std::string &    device_id() const { return device_id_; }      // "cpu", "cuda:0", ...
@@ -147,7 +150,8 @@ private:
     ggml_context_ptr own_ctx_;          // our interleaved copies' tensors
     ggml_backend_buffer_ptr                              own_buf_;   // and their memory
     ggml_backend_ptr                                     backend_;
-    std::unique_ptr<ggml_threadpool, threadpool_deleter> threadpool_;
+    std::unique_ptr<ggml_threadpool, threadpool_deleter> threadpool_;   // own, unless shared
+    ggml_threadpool *                                    pool_ = nullptr;   // the one used
     bool                                                 paused_ = false;
     std::unique_ptr<kv_cache>                            kv_;
     ggml_gallocr_ptr                                     galloc_;

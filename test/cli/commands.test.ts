@@ -204,6 +204,20 @@ test('generate: stop strings, logit bias, penalties and logprobs', async (t) => 
   t.is(badRange.stderr, 'gpt2-node generate: Expected integer between 0 and 20 for logprobs but received 30\n');
 });
 
+test('generate with --lookup or --draft-model: the output without them, and the guesses counted', async (t) => {
+  const base = ['generate', '-m', modelPath, '-t', '0', '--ignore-eos', '--json', '-n', '24'];
+  const plain = JSON.parse((await cli([...base, 'one two three one two three one two'])).stdout);
+  for (const extra of [['--lookup', '--draft-max', '4'], ['--draft-model', modelPath, '--draft-p-min', '0']]) {
+    const r = await cli([...base, ...extra, 'one two three one two three one two']);
+    t.is(r.code, 0, r.stderr);
+    const spec = JSON.parse(r.stdout);
+    t.deepEqual(spec.tokens, plain.tokens, extra.join(' '));
+    t.is(spec.text, plain.text);
+    t.is(typeof spec.usage.draftedTokens, 'number');
+  }
+  t.true(JSON.parse((await cli([...base, '--draft-model', modelPath, '--draft-p-min', '0', 'x'])).stdout).usage.acceptedTokens > 0, 'the model drafting for itself is right');
+});
+
 test('serve: listens, answers, and stops on SIGTERM', async (t) => {
   const s = start(['serve', '-m', modelPath, '--port', '0', '--parallel', '2', '--threads', '1', '--model-id', 'cli-model', '--allowed-host', 'api.example'], { GPT2_NODE_API_KEY: 'k' });
   try {
@@ -249,6 +263,10 @@ test('usage errors are one line, exit code 2, before any model is loaded', async
     [['chat', '-m', 'x.gguf', '--separator', ''], 'gpt2-node chat: --separator must not be empty'],
     [['tokenize', 'text'], 'gpt2-node tokenize: missing -m <model.gguf>'],
     [['generate', '-m', 'x.gguf', '--top-p', 'high', 'x'], 'gpt2-node generate: --top-p expects a number but got "high"'],
+    [['generate', '-m', 'x.gguf', '--lookup', '--draft-model', 'd.gguf', 'x'], 'gpt2-node generate: --lookup and --draft-model exclude each other: pick one predictor'],
+    [['generate', '-m', 'x.gguf', '--draft-max', '4', 'x'], 'gpt2-node generate: --draft-max and --draft-p-min go with --lookup or --draft-model'],
+    [['generate', '-m', 'x.gguf', '--lookup', '--draft-max', '0', 'x'], 'gpt2-node generate: Expected integer between 1 and 64 for --draft-max but received 0'],
+    [['serve', '-m', 'x.gguf', '--draft-model', 'd.gguf', '--draft-p-min', '1.5'], 'gpt2-node serve: Expected number between 0 and 1 for --draft-p-min but received 1.5'],
     [['generate', '-m', 'x.gguf', '--device', 'tpu', 'x'],
       'gpt2-node generate: Expected \'auto\', \'cpu\', \'cuda\', \'cuda:N\', \'metal\' or \'vulkan\' for device but received "tpu" of type string'],
   ];

@@ -281,3 +281,26 @@ test('a configured chat format: role prefixes and a newline separator, which als
     await custom.close();
   }
 });
+
+test('a server with speculation gives the same responses, with the prediction counts in usage', async (t) => {
+  const draft = await loadModel(model.info.path, { threads: 1 });
+  const spec = await startServer(model, { port: 0, modelId: 'tiny', speculation: { predictor: 'draft', draft, minConfidence: 0 } });
+  try {
+    const body = { prompt: 'one two three one two three', max_tokens: 20, ...greedy };
+    const plain = await post(target, '/v1/completions', body);
+    const r = await post({ url: spec.url }, '/v1/completions', body);
+    t.is(r.status, 200, r.text);
+    t.deepEqual(r.json.choices, plain.json.choices);
+    const details = r.json.usage.completion_tokens_details;
+    t.true(details.accepted_prediction_tokens > 0, 'the model drafting for itself is always right');
+    t.is(details.rejected_prediction_tokens, 0);
+    t.is(plain.json.usage.completion_tokens_details, undefined);
+    const chat = await post({ url: spec.url }, '/v1/chat/completions', { messages: [{ role: 'user', content: 'Hi there' }], max_tokens: 8, ...greedy });
+    t.is(chat.status, 200, chat.text);
+    t.is(typeof chat.json.usage.completion_tokens_details.accepted_prediction_tokens, 'number');
+  } finally {
+    await spec.close();
+    await draft.dispose();
+  }
+  await t.throwsAsync(startServer(model, { speculation: { predictor: 'draft' } } as never), { instanceOf: TypeError, message: /speculation\.draft/ });
+});

@@ -83,7 +83,7 @@ ${SPECULATION_HELP}
     const model = await openModel(modelPath, loadOpts);
     let draft: Awaited<ReturnType<typeof openSpeculation>>['draft'];
     try {
-      const spec = await openSpeculation(specArgs, { ...loadOptions(values), maxSequences: parallel });
+      const spec = await openSpeculation(specArgs, loadOptions(values));   // its decoder for the requests is the model's; its own engine stays idle
       draft = spec.draft;
       const server = await startServer(model, {
         ...(spec.speculation !== undefined ? { speculation: spec.speculation } : {}),
