@@ -411,7 +411,9 @@ bool ModelWrap::read_speculation(Napi::Env env, Napi::Object o, speculation_para
         sp.kind = speculation_params::predictor::lookup;
         return true;
     }
-    if (kind != "draft") return throw_range(env, "Expected 'lookup' or 'draft' for speculation.predictor but received " + describe(so.Get("predictor"), true));
+    if (kind != "draft")
+        return throw_range(env,
+                           "Expected 'lookup' or 'draft' for speculation.predictor but received " + describe(so.Get("predictor"), true));
     sp.kind       = speculation_params::predictor::draft;
     Napi::Value d = so.Get("draft");
     if (!d.IsObject() || !d.As<Napi::Object>().InstanceOf(data_of(env).model_ctor.Value())) {
@@ -421,7 +423,7 @@ bool ModelWrap::read_speculation(Napi::Env env, Napi::Object o, speculation_para
     if (!dw->check_alive(env)) return false;
     const tokenizer & a = *state_->mdl->vocab;
     const tokenizer & b = *dw->state_->mdl->vocab;
-    bool              same = a.n_vocab() == b.n_vocab() && a.eos_id() == b.eos_id() && state_->mdl->hp.n_vocab == dw->state_->mdl->hp.n_vocab;
+    bool same           = a.n_vocab() == b.n_vocab() && a.eos_id() == b.eos_id() && state_->mdl->hp.n_vocab == dw->state_->mdl->hp.n_vocab;
     for (uint32_t id = 0; same && id < a.n_vocab(); ++id) same = a.token_bytes(id) == b.token_bytes(id);
     if (!same) {
         to_js_error(env, codes::incompatible_model, "the draft model's vocabulary differs from this model's").ThrowAsJavaScriptException();

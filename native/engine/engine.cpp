@@ -382,7 +382,8 @@ void engine::plan_step() {
         return q->req && q->n_prefilled < q->req->prompt.size();
     });
     predict(budget - (prompt_pending ? std::min(budget, chunk_) : 0));
-    step_.erase(std::remove_if(step_.begin(), step_.end(), [](const step_entry & e) { return !e.s->req; }), step_.end());   // failed drafting
+    step_.erase(std::remove_if(step_.begin(), step_.end(), [](const step_entry & e) { return !e.s->req; }),
+                step_.end());   // failed drafting
     for (step_entry & e : step_) {
         sequence & s = *e.s;
         batch_.add_segment(s.slot, s.n_past, &s.pending, 1, batch::logits::last);
@@ -572,8 +573,9 @@ uint32_t engine::on_verify(sequence & s, uint32_t n_rows, float * rows) {
         token_logprob   lp;
         token_logprob * lpp  = r.sampling.want_logprobs ? &lp : nullptr;
         bool            kept = false;
-        const uint32_t  tok  = i < k ? verify_guess(*s.smp, row, n_vocab, s.guesses[i], s.guess_q.empty() ? nullptr : &s.guess_q[i], lpp, kept)
-                                     : s.smp->sample(row, n_vocab, lpp);
+        const uint32_t  tok  = i < k
+            ? verify_guess(*s.smp, row, n_vocab, s.guesses[i], s.guess_q.empty() ? nullptr : &s.guess_q[i], lpp, kept)
+            : s.smp->sample(row, n_vocab, lpp);
         kept_n += kept;
         more = push_token(s, tok, lpp, ev, n_past + i + 1, reason);
         if (!more || !kept) break;
@@ -702,9 +704,8 @@ void engine::release_idle_drafters() {
     // request uses it: a model that drafts for none costs nothing.
     drafters_.erase(std::remove_if(drafters_.begin(), drafters_.end(),
                                    [&](const std::unique_ptr<draft_model> & d) {
-                                       return std::none_of(active_.begin(), active_.end(), [&](const std::unique_ptr<sequence> & s) {
-                                           return s->drafter == d.get();
-                                       });
+                                       return std::none_of(active_.begin(), active_.end(),
+                                                           [&](const std::unique_ptr<sequence> & s) { return s->drafter == d.get(); });
                                    }),
                     drafters_.end());
 }

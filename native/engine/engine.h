@@ -26,9 +26,9 @@ struct engine_stats {
     uint32_t active = 0, queued = 0, slots = 0;
     uint64_t kv_used = 0, kv_capacity = 0;   // positions
     uint64_t tokens_prompt = 0, tokens_generated = 0, steps = 0;
-    uint64_t tokens_cached = 0;   // prompt tokens not recomputed (prefix reuse)
+    uint64_t tokens_cached  = 0;                        // prompt tokens not recomputed (prefix reuse)
     uint64_t tokens_drafted = 0, tokens_accepted = 0;   // speculative decoding: guessed, and kept
-    double   busy_seconds  = 0.0;
+    double   busy_seconds = 0.0;
 };
 
 class engine {
@@ -69,10 +69,10 @@ private:
         uint32_t                        n_cached = 0;   // prompt tokens reused from the slot's cache
         std::string                     held;           // text that may be the start of a stop string
         // speculative decoding (request.speculation)
-        std::vector<uint32_t>           history;        // prompt, then output: what the predictors read
-        std::vector<uint32_t>           guesses;        // this step's
-        std::vector<token_distribution> guess_q;        // sampling with a draft model: each guess's distribution
-        std::unique_ptr<sampler>        draft_smp;      // sampling with a draft model: draws the guesses
+        std::vector<uint32_t>           history;     // prompt, then output: what the predictors read
+        std::vector<uint32_t>           guesses;     // this step's
+        std::vector<token_distribution> guess_q;     // sampling with a draft model: each guess's distribution
+        std::unique_ptr<sampler>        draft_smp;   // sampling with a draft model: draws the guesses
         draft_model *                   drafter    = nullptr;
         uint32_t                        draft_past = 0;   // tokens of history in the draft's cache
         uint32_t                        n_guess    = 0;   // guesses to ask for next (adapts)
@@ -95,13 +95,13 @@ private:
     double run_step();                                                 // decodes, hands out the results; seconds
     void   apply_step();                                               // after a successful decode
     // What each request kind does with its rows of logits.
-    void on_score(sequence & s, const step_entry & e, const float * rows);
-    void on_evaluate(sequence & s, size_t n_rows, const float * rows);
-    void on_generate(sequence & s, float * row);
+    void     on_score(sequence & s, const step_entry & e, const float * rows);
+    void     on_evaluate(sequence & s, size_t n_rows, const float * rows);
+    void     on_generate(sequence & s, float * row);
     uint32_t on_verify(sequence & s, uint32_t n_rows, float * rows);   // tokens given out
     // Speculative decoding: guesses for this step's decoding sequences that speculate, within
     // `room` batch rows (s.guesses). Runs the draft models; a draft that fails ends its requests.
-    void predict(uint32_t room);
+    void          predict(uint32_t room);
     draft_model & drafter_for(const std::shared_ptr<const model> & m);
     void          release_idle_drafters();
     // Hands one token to the consumer (into ev): false once the sequence is done (EOS, a stop
@@ -150,9 +150,9 @@ private:
     // draft models in use by speculating requests, with their decoders (kept while the draft
     // model is loaded: release_idle_drafters())
     std::vector<std::unique_ptr<draft_model>> drafters_;
-    uint64_t                use_clock_ = 0;
-    uint32_t                chunk_     = 128;   // prompt positions per prefill chunk
-    uint32_t                take_slot(const request & r, uint32_t & n_reused);
+    uint64_t                                  use_clock_ = 0;
+    uint32_t                                  chunk_     = 128;   // prompt positions per prefill chunk
+    uint32_t                                  take_slot(const request & r, uint32_t & n_reused);
     // the step being planned or run
     batch                   batch_;
     std::vector<step_entry> step_;

@@ -44,8 +44,8 @@ bool draft_model::guess(draft_job & j, float * row) {
     uint32_t       tok     = 0;
     float          p       = 1.0f;
     if (!j.smp) {
-        tok         = sampler::argmax(row, n_vocab);
-        double sum  = 0.0;   // softmax at temperature 1: the guess's probability
+        tok        = sampler::argmax(row, n_vocab);
+        double sum = 0.0;   // softmax at temperature 1: the guess's probability
         for (uint32_t v = 0; v < n_vocab; ++v) sum += std::exp((double) (row[v] - row[tok]));
         p = (float) (1.0 / sum);
     } else {
@@ -63,12 +63,12 @@ bool draft_model::guess(draft_job & j, float * row) {
 
 bool draft_model::run(std::vector<draft_job> & jobs, const std::atomic<bool> * abort) {
     dec_.set_abort_flag(abort);
-    const uint32_t     n_vocab = model_->hp.n_vocab;
-    const uint32_t     n_ctx   = dec_.params().n_ctx;
-    std::vector<bool>  going(jobs.size(), true);   // still guessing
-    std::vector<uint32_t> fed;                      // per segment of the batch: tokens fed
-    std::vector<size_t>   owner;                    // per segment: its job
-    auto fail = [&] {
+    const uint32_t        n_vocab = model_->hp.n_vocab;
+    const uint32_t        n_ctx   = dec_.params().n_ctx;
+    std::vector<bool>     going(jobs.size(), true);   // still guessing
+    std::vector<uint32_t> fed;                        // per segment of the batch: tokens fed
+    std::vector<size_t>   owner;                      // per segment: its job
+    auto                  fail = [&] {
         for (draft_job & j : jobs) {
             j.out->clear();
             if (j.q) j.q->clear();

@@ -28,11 +28,11 @@ using token_distribution = std::vector<std::pair<float, uint32_t>>;   // (probab
 
 // What one sequence asks of the draft model in a step.
 struct draft_job {
-    uint32_t                          slot   = 0;         // the target's slot: the draft uses the same one
-    const uint32_t *                  hist   = nullptr;   // the sequence's tokens, prompt then output
-    uint32_t                          n_hist = 0;
-    uint32_t *                        past   = nullptr;   // in/out: how many of hist the draft's cache holds
-    uint32_t                          max_n  = 0;         // guesses wanted at most (≥ 1)
+    uint32_t                          slot           = 0;         // the target's slot: the draft uses the same one
+    const uint32_t *                  hist           = nullptr;   // the sequence's tokens, prompt then output
+    uint32_t                          n_hist         = 0;
+    uint32_t *                        past           = nullptr;   // in/out: how many of hist the draft's cache holds
+    uint32_t                          max_n          = 0;         // guesses wanted at most (≥ 1)
     float                             min_confidence = 0.0f;
     sampler *                         smp            = nullptr;   // null: greedy guesses; else drawn from its distribution
     std::vector<uint32_t> *           out            = nullptr;   // the guesses

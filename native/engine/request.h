@@ -18,11 +18,11 @@ struct model;
 struct speculation_params {
     enum class predictor { none, lookup, draft };
     predictor                    kind = predictor::none;
-    std::shared_ptr<const model> draft;                 // predictor::draft: same vocabulary
-    uint32_t                     max_draft      = 8;    // tokens guessed per step at most
-    uint32_t                     ngram_min      = 2;    // lookup: shortest suffix matched
-    uint32_t                     ngram_max      = 4;    // lookup: longest suffix matched
-    float                        min_confidence = 0.4f;  // draft: stops guessing below this probability
+    std::shared_ptr<const model> draft;                   // predictor::draft: same vocabulary
+    uint32_t                     max_draft      = 8;      // tokens guessed per step at most
+    uint32_t                     ngram_min      = 2;      // lookup: shortest suffix matched
+    uint32_t                     ngram_max      = 4;      // lookup: longest suffix matched
+    float                        min_confidence = 0.4f;   // draft: stops guessing below this probability
 };
 
 enum class request_kind {
@@ -67,10 +67,10 @@ struct event {
     std::string                error_message;
     uint32_t                   n_prompt    = 0;   // when done: usage
     uint32_t                   n_generated = 0;
-    std::vector<float>         logits;         // evaluate: rows × n_vocab
-    std::vector<token_logprob> logprobs;       // generate with logprobs: one per token
-    std::vector<float>         scores;         // score: one log-probability per scored token
-    uint32_t                   n_cached = 0;   // when done: prompt tokens whose KV was reused
+    std::vector<float>         logits;           // evaluate: rows × n_vocab
+    std::vector<token_logprob> logprobs;         // generate with logprobs: one per token
+    std::vector<float>         scores;           // score: one log-probability per scored token
+    uint32_t                   n_cached   = 0;   // when done: prompt tokens whose KV was reused
     uint32_t                   n_drafted  = 0;   // when done: tokens the predictor guessed
     uint32_t                   n_accepted = 0;   //   and how many of them the model kept
 };

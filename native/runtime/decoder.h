@@ -76,7 +76,7 @@ public:
     void set_abort_flag(const std::atomic<bool> * flag) { abort_flag_ = flag; }
 
     // Let the thread pool's workers sleep while there is nothing to do (its owner's call).
-    void pause();
+    void              pause();
     ggml_threadpool * threadpool() const { return pool_; }
 
     const model &          mdl() const { return *model_; }
@@ -150,8 +150,8 @@ private:
     ggml_context_ptr own_ctx_;          // our interleaved copies' tensors
     ggml_backend_buffer_ptr                              own_buf_;   // and their memory
     ggml_backend_ptr                                     backend_;
-    std::unique_ptr<ggml_threadpool, threadpool_deleter> threadpool_;   // own, unless shared
-    ggml_threadpool *                                    pool_ = nullptr;   // the one used
+    std::unique_ptr<ggml_threadpool, threadpool_deleter> threadpool_;         // own, unless shared
+    ggml_threadpool *                                    pool_   = nullptr;   // the one used
     bool                                                 paused_ = false;
     std::unique_ptr<kv_cache>                            kv_;
     ggml_gallocr_ptr                                     galloc_;

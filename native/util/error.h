@@ -13,27 +13,27 @@ namespace gpt2 {
 // these, never a string literal. Some are used by lib/ only (the hub, the server, the binding's
 // loader); they are listed here so that the two lists stay one.
 namespace codes {
-inline constexpr const char * aborted         = "ERR_ABORTED";
-inline constexpr const char * ambiguous       = "ERR_AMBIGUOUS";
-inline constexpr const char * auth            = "ERR_AUTH";
-inline constexpr const char * backend         = "ERR_BACKEND";
-inline constexpr const char * bad_model       = "ERR_BAD_MODEL";
-inline constexpr const char * busy            = "ERR_BUSY";
-inline constexpr const char * checksum        = "ERR_CHECKSUM";
-inline constexpr const char * compute         = "ERR_COMPUTE";
-inline constexpr const char * concurrent_next = "ERR_CONCURRENT_NEXT";
-inline constexpr const char * context_full    = "ERR_CONTEXT_FULL";
-inline constexpr const char * disposed        = "ERR_DISPOSED";
-inline constexpr const char * download        = "ERR_DOWNLOAD";
+inline constexpr const char * aborted            = "ERR_ABORTED";
+inline constexpr const char * ambiguous          = "ERR_AMBIGUOUS";
+inline constexpr const char * auth               = "ERR_AUTH";
+inline constexpr const char * backend            = "ERR_BACKEND";
+inline constexpr const char * bad_model          = "ERR_BAD_MODEL";
+inline constexpr const char * busy               = "ERR_BUSY";
+inline constexpr const char * checksum           = "ERR_CHECKSUM";
+inline constexpr const char * compute            = "ERR_COMPUTE";
+inline constexpr const char * concurrent_next    = "ERR_CONCURRENT_NEXT";
+inline constexpr const char * context_full       = "ERR_CONTEXT_FULL";
+inline constexpr const char * disposed           = "ERR_DISPOSED";
+inline constexpr const char * download           = "ERR_DOWNLOAD";
 inline constexpr const char * incompatible_model = "ERR_INCOMPATIBLE_MODEL";
-inline constexpr const char * internal        = "ERR_INTERNAL";
-inline constexpr const char * io              = "ERR_IO";
-inline constexpr const char * not_found       = "ERR_NOT_FOUND";
-inline constexpr const char * not_listening   = "ERR_NOT_LISTENING";
-inline constexpr const char * no_binary       = "ERR_NO_BINARY";
-inline constexpr const char * no_device       = "ERR_NO_DEVICE";
-inline constexpr const char * out_of_memory   = "ERR_OUT_OF_MEMORY";
-inline constexpr const char * out_of_range    = "ERR_OUT_OF_RANGE";   // the code of a native RangeError
+inline constexpr const char * internal           = "ERR_INTERNAL";
+inline constexpr const char * io                 = "ERR_IO";
+inline constexpr const char * not_found          = "ERR_NOT_FOUND";
+inline constexpr const char * not_listening      = "ERR_NOT_LISTENING";
+inline constexpr const char * no_binary          = "ERR_NO_BINARY";
+inline constexpr const char * no_device          = "ERR_NO_DEVICE";
+inline constexpr const char * out_of_memory      = "ERR_OUT_OF_MEMORY";
+inline constexpr const char * out_of_range       = "ERR_OUT_OF_RANGE";   // the code of a native RangeError
 }   // namespace codes
 
 enum class error_kind { coded, type, range };
