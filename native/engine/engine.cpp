@@ -700,13 +700,14 @@ draft_model & engine::drafter_for(const std::shared_ptr<const model> & m) {
 }
 
 void engine::release_idle_drafters() {
-    // A draft model's decoder (its KV cache, compute buffers and threads) lives while a running
-    // request uses it: a model that drafts for none costs nothing.
+    // A draft model's decoder (its KV cache and compute buffers) is made the first time a request
+    // drafts with that model (its setup takes a good part of a second) and kept while the draft's
+    // Model is loaded; once that is disposed and no running request uses it, it goes.
+    auto in_use = [&](const draft_model * d) {
+        return std::any_of(active_.begin(), active_.end(), [&](const std::unique_ptr<sequence> & s) { return s->drafter == d; });
+    };
     drafters_.erase(std::remove_if(drafters_.begin(), drafters_.end(),
-                                   [&](const std::unique_ptr<draft_model> & d) {
-                                       return std::none_of(active_.begin(), active_.end(),
-                                                           [&](const std::unique_ptr<sequence> & s) { return s->drafter == d.get(); });
-                                   }),
+                                   [&](const std::unique_ptr<draft_model> & d) { return d->orphaned() && !in_use(d.get()); }),
                     drafters_.end());
 }
 

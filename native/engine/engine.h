@@ -147,7 +147,7 @@ private:
         uint64_t              last_used = 0;
     };
     std::vector<slot_cache> slot_cache_;
-    // draft models in use by speculating requests, with their decoders (kept while the draft
+    // the draft models speculating requests used, with their decoders (kept while the draft
     // model is loaded: release_idle_drafters())
     std::vector<std::unique_ptr<draft_model>> drafters_;
     uint64_t                                  use_clock_ = 0;

@@ -47,7 +47,10 @@ public:
     draft_model(std::shared_ptr<const model> m, const decoder & target);
 
     const std::shared_ptr<const model> & mdl() const { return model_; }
-    uint32_t                             n_ctx() const { return dec_.params().n_ctx; }
+    // Whether nothing else holds the model (this object and its decoder hold one reference each):
+    // its Model was disposed and no request names it any more.
+    bool     orphaned() const { return model_.use_count() <= 2; }
+    uint32_t n_ctx() const { return dec_.params().n_ctx; }
 
     // Feeds each job the tokens of hist its cache lacks, then guesses until max_n guesses, a guess
     // less likely than min_confidence (not kept), or the draft's context is full. On return a
