@@ -55,7 +55,7 @@ for (const f of [targetPath, draftPath, join(dir, 'heldout-passages.json')]) {
 const held = JSON.parse(readFileSync(join(dir, 'heldout-passages.json'), 'utf8')) as { separatorId: number; passages: { ids: number[] }[] };
 const passages = held.passages.slice(0, nPrompts).map((p) => p.ids);
 
-const target = await loadModel(targetPath, { threads, contextSize: 512 });
+const target = await loadModel(targetPath, { threads });
 const draft = await loadModel(draftPath, { threads });
 
 // prompts as text (llama.cpp's tools take text), and our tokens of that text
@@ -89,9 +89,9 @@ function llama(tool: 'llama-lookup' | 'llama-speculative', prompts: string[]): {
   if (values['skip-llama'] || !existsSync(exe)) return undefined;
   let n = 0, seconds = 0, drafted = 0, accepted = 0;
   for (const prompt of prompts) {
-    const args = ['-m', targetPath, '-p', prompt, '-n', String(nTokens), '--temp', '0', '-t', String(threads), '-c', '512', '--draft-max', String(maxDraft),
+    const args = ['-m', targetPath, '-p', prompt, '-n', String(nTokens), '--temp', '0', '-t', String(threads), '-c', String(target.info.contextSize), '--spec-draft-n-max', String(maxDraft),
       '--ignore-eos', '--seed', '1'];
-    if (tool === 'llama-speculative') args.push('-md', draftPath, '--draft-p-min', String(pMin));
+    if (tool === 'llama-speculative') args.push('-md', draftPath, '--spec-draft-p-min', String(pMin));
     const r = spawnSync(exe, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
     const out = `${r.stdout}\n${r.stderr}`;
     const m = /decoded\s+(\d+) tokens in\s+([\d.]+) seconds/.exec(out);
