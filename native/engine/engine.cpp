@@ -631,6 +631,7 @@ void engine::predict(uint32_t room) {
         abort_step_.store(stop_);   // a stale flag from a cancelled step must not stop the draft
     }
     std::vector<std::pair<draft_model *, std::vector<draft_job>>> groups;   // per draft model
+    std::vector<sequence *>                                       asked;    // the sequences with a job
     for (step_entry & e : step_) {
         sequence & s = *e.s;
         s.guesses.clear();
@@ -660,6 +661,10 @@ void engine::predict(uint32_t room) {
         }
         const uint32_t n_hist = (uint32_t) s.history.size();
         if (n_hist > s.drafter->n_ctx()) continue;   // past the draft's context: no guesses
+        if (s.draft_rest > 0) {                      // a draft that had nothing to say rests; it catches up in one pass later
+            --s.draft_rest;
+            continue;
+        }
         // The draft's cache is good for the history it was fed; past it lie guesses (all of them
         // after a step that was aborted). The last token is fed again in any case: its row guesses.
         s.draft_past = std::min(s.draft_past, n_hist - 1);
@@ -674,6 +679,7 @@ void engine::predict(uint32_t room) {
         j.out            = &s.guesses;
         j.q              = &s.guess_q;
         room -= j.max_n;
+        asked.push_back(&s);
         auto g = std::find_if(groups.begin(), groups.end(), [&](const auto & x) { return x.first == s.drafter; });
         if (g == groups.end()) groups.emplace_back(s.drafter, std::vector<draft_job>{ j });
         else g->second.push_back(j);
@@ -689,6 +695,12 @@ void engine::predict(uint32_t room) {
                     finish(*e.s, finish_reason::error, ge ? ge->code() : oom ? codes::out_of_memory : codes::internal, err.what());
             }
         }
+    }
+    // A draft without a confident guess cost a forward pass for nothing: it sits out 1, 2, 4, ...
+    // up to 16 steps while that lasts.
+    for (sequence * s : asked) {
+        s->draft_idle = s->guesses.empty() ? std::min<uint32_t>(16, std::max<uint32_t>(1, s->draft_idle * 2)) : 0;
+        s->draft_rest = s->draft_idle;
     }
 }
 

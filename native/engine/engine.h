@@ -76,6 +76,8 @@ private:
         draft_model *                   drafter    = nullptr;
         uint32_t                        draft_past = 0;   // tokens of history in the draft's cache
         uint32_t                        n_guess    = 0;   // guesses to ask for next (adapts)
+        uint32_t                        draft_rest = 0;   // steps to skip the draft model (it had no confident guess)
+        uint32_t                        draft_idle = 0;   //   and how many it skips next time (doubles while it stays unsure)
         uint32_t                        n_drafted = 0, n_accepted = 0;
     };
 
