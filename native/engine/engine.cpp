@@ -294,7 +294,9 @@ void engine::run() {
             notify();
             continue;   // nothing runnable after all (credit withdrawn meanwhile): wait again
         }
-        const double dt = run_step();
+        const bool   decoding_only = std::none_of(step_.begin(), step_.end(), [](const step_entry & e) { return e.prefill; });
+        const double dt            = run_step();
+        if (decoding_only) cost_.add((uint32_t) batch_.tokens.size(), dt);
         drop_finished();
         release_idle_drafters();
         publish_stats(dt, true);
@@ -332,7 +334,6 @@ bool engine::admit(std::vector<std::shared_ptr<request>> & unstarted) {
         const speculation_params & sp = s->req->speculation;
         if (s->req->kind == request_kind::generate && sp.kind != speculation_params::predictor::none) {
             s->history = s->req->prompt;
-            s->n_guess = sp.max_draft;
             if (sp.kind == speculation_params::predictor::draft && !s->smp->greedy()) {
                 // the draft's guesses are drawn with the request's filters but no penalties (its
                 // distribution q is then known exactly), from a stream of its own
@@ -585,10 +586,10 @@ uint32_t engine::on_verify(sequence & s, uint32_t n_rows, float * rows) {
     s.n_accepted += kept_n;
     // The draft's cache holds the guesses it was fed (all but its last): those kept stay valid.
     if (s.drafter) s.draft_past = std::min(s.draft_past, n_hist + kept_n);
-    // Adapt: ask for more after a step that kept every guess, for one more than were kept after one that did not.
-    const uint32_t max_draft = r.speculation.max_draft;
-    s.n_guess                = kept_n == k ? std::min(max_draft, s.n_guess + 2) : std::min(max_draft, kept_n + 1);
-    const uint32_t emitted   = (uint32_t) ev.tokens.size();
+    // how often a guess is kept: each kept one a success, the first one not kept a failure
+    for (uint32_t j = 0; j < kept_n; ++j) s.keep_rate += 0.1 * (1.0 - s.keep_rate);
+    if (kept_n < k) s.keep_rate -= 0.1 * s.keep_rate;
+    const uint32_t emitted = (uint32_t) ev.tokens.size();
     end_tokens(s, std::move(ev), more, reason);
     return emitted;
 }
@@ -640,7 +641,19 @@ void engine::predict(uint32_t room) {
         const speculation_params & sp = r.speculation;
         if (sp.kind == speculation_params::predictor::none) continue;
         // never past the consumer's credit, max_tokens or the context, counting the step's own token
-        const int64_t cap = std::min<int64_t>({ (int64_t) s.n_guess, (int64_t) room, r.credit.load() - 1,
+        // As many guesses as pay for themselves (verify.h), by how often they were kept and what a
+        // guess costs next to a step; when none would, one every fourth step keeps the rate
+        // current. Measured costs are timings: with sampling, where the count decides which
+        // random numbers are drawn, a fixed cost keeps the same seed giving the same tokens.
+        double cost = step_cost::assumed_row_ratio;
+        if (s.smp->greedy()) {
+            cost = cost_.row_ratio();
+            if (sp.kind == speculation_params::predictor::draft && s.drafter && cost_.one_row() > 0.0)
+                cost += s.drafter->seconds_per_guess() / cost_.one_row();
+        }
+        uint32_t want = best_guess_count(s.keep_rate, cost, sp.max_draft);
+        if (want == 0 && ++s.n_unsure % 4 == 0) want = 1;
+        const int64_t cap = std::min<int64_t>({ (int64_t) want, (int64_t) room, r.credit.load() - 1,
                                                 (int64_t) r.max_tokens - s.n_generated - 1,
                                                 (int64_t) decoder_->params().n_ctx - s.n_past - 1 });
         if (cap <= 0) continue;
@@ -686,7 +699,11 @@ void engine::predict(uint32_t room) {
     }
     for (auto & [d, jobs] : groups) {
         try {
+            const auto t0 = std::chrono::steady_clock::now();
             d->run(jobs, &abort_step_);
+            size_t guesses = 0;
+            for (const draft_job & j : jobs) guesses += j.out->size();
+            d->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), guesses);
         } catch (const std::exception & err) {
             const error * ge  = dynamic_cast<const error *>(&err);
             const bool    oom = dynamic_cast<const std::bad_alloc *>(&err) != nullptr;

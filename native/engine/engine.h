@@ -8,6 +8,7 @@
 
 #include "engine/predictor.h"
 #include "engine/request.h"
+#include "engine/step_cost.h"
 #include "runtime/decoder.h"
 #include "tokenizer/tokenizer.h"
 
@@ -74,10 +75,11 @@ private:
         std::vector<token_distribution> guess_q;     // sampling with a draft model: each guess's distribution
         std::unique_ptr<sampler>        draft_smp;   // sampling with a draft model: draws the guesses
         draft_model *                   drafter    = nullptr;
-        uint32_t                        draft_past = 0;   // tokens of history in the draft's cache
-        uint32_t                        n_guess    = 0;   // guesses to ask for next (adapts)
-        uint32_t                        draft_rest = 0;   // steps to skip the draft model (it had no confident guess)
-        uint32_t                        draft_idle = 0;   //   and how many it skips next time (doubles while it stays unsure)
+        uint32_t                        draft_past = 0;     // tokens of history in the draft's cache
+        double                          keep_rate  = 0.7;   // how often a guess is kept (moving average)
+        uint32_t                        n_unsure   = 0;     // steps the guess count came out 0: every 4th guesses one anyway
+        uint32_t                        draft_rest = 0;     // steps to skip the draft model (it had no confident guess)
+        uint32_t                        draft_idle = 0;     //   and how many it skips next time (doubles while it stays unsure)
         uint32_t                        n_drafted = 0, n_accepted = 0;
     };
 
@@ -153,7 +155,8 @@ private:
     // model is loaded: release_idle_drafters())
     std::vector<std::unique_ptr<draft_model>> drafters_;
     uint64_t                                  use_clock_ = 0;
-    uint32_t                                  chunk_     = 128;   // prompt positions per prefill chunk
+    step_cost                                 cost_;   // decoding steps' time against their rows (speculation sizes its guesses by it)
+    uint32_t                                  chunk_ = 128;   // prompt positions per prefill chunk
     uint32_t                                  take_slot(const request & r, uint32_t & n_reused);
     // the step being planned or run
     batch                   batch_;

@@ -58,6 +58,14 @@ public:
     // cleared, caches consistent). Errors throw, as decoder::decode.
     bool run(std::vector<draft_job> & jobs, const std::atomic<bool> * abort);
 
+    // Seconds the draft spends per guess (a moving average of run()'s time over its guesses).
+    double seconds_per_guess() const { return seconds_per_guess_; }
+    void   observe(double seconds, size_t guesses) {
+        if (guesses == 0) return;
+        const double x     = seconds / (double) guesses;
+        seconds_per_guess_ = seconds_per_guess_ == 0.0 ? x : 0.8 * seconds_per_guess_ + 0.2 * x;
+    }
+
 private:
     // The job's guess from its row of logits; false when it falls below min_confidence.
     bool guess(draft_job & j, float * row);
@@ -67,6 +75,7 @@ private:
     batch                        batch_;
     std::vector<float>           logits_;
     token_distribution           dist_;
+    double                       seconds_per_guess_ = 0.0;
 };
 
 }   // namespace gpt2

@@ -60,4 +60,20 @@ uint32_t verify_guess(sampler & smp, float * row, uint32_t n_vocab, uint32_t gue
     return tok;
 }
 
+uint32_t best_guess_count(double p, double cost, uint32_t max_n) {
+    uint32_t best       = 0;
+    double   best_value = 1.0;   // no guess: one token per step
+    double   expected = 1.0, p_k = 1.0;
+    for (uint32_t k = 1; k <= max_n; ++k) {
+        p_k *= p;
+        expected += p_k;   // tokens a step yields: 1 + p + p² + ... + p^k
+        const double value = expected / (1.0 + cost * k);
+        if (value > best_value * (1.0 + 1e-9)) {
+            best       = k;
+            best_value = value;
+        }
+    }
+    return best;
+}
+
 }   // namespace gpt2

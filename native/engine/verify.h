@@ -21,4 +21,9 @@ namespace gpt2 {
 uint32_t verify_guess(sampler & smp, float * row, uint32_t n_vocab, uint32_t guess, const token_distribution * q, token_logprob * lp,
                       bool & kept);
 
+// How many tokens to guess (0 to max_n) for the most tokens per unit of time, when each guess is
+// kept with probability p (until the first one that is not) and costs `cost` of a one-token step
+// (its verification row, plus the draft's forward pass when a draft model guesses).
+uint32_t best_guess_count(double p, double cost, uint32_t max_n);
+
 }   // namespace gpt2
